@@ -1,0 +1,1 @@
+"""HTTP: the RunPod-compatible client API, the worker protocol, and the admin API."""

@@ -1,0 +1,94 @@
+"""The admin API used by the CLI: deploy and list endpoints, see workers and jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from runq.api.responses import json_response, read_json
+from runq.core.spec import load_spec, loads_spec
+from runq.errors import BadRequest, NotFound
+from runq.fleet.controlplane import ControlPlane
+
+router = APIRouter(prefix="/admin", tags=["admin"])
+
+
+def _plane(request: Request) -> ControlPlane:
+    request.app.state.keys.require(request)
+    plane: ControlPlane = request.app.state.plane
+    return plane
+
+
+@router.get("/endpoints", summary="Deployed endpoints with job and worker counts")
+async def list_endpoints(request: Request) -> Response:
+    plane = _plane(request)
+    rows: list[dict[str, Any]] = []
+    for name, spec in sorted(plane.specs.items()):
+        health = await plane.health(name)
+        rows.append(
+            {
+                "name": name,
+                "type": spec.type,
+                "path": str(spec.source_path or ""),
+                "active_workers": spec.scaling.active_workers,
+                "max_workers": spec.scaling.max_workers,
+                **health,
+            }
+        )
+    return json_response(rows)
+
+
+@router.post("/endpoints", summary="Deploy an endpoint file (or replace one)")
+async def deploy(request: Request) -> Response:
+    plane = _plane(request)
+    body = await read_json(request, 1024 * 1024)
+    if not isinstance(body, dict) or not isinstance(body.get("path"), str):
+        raise BadRequest('expected {"path": "/abs/path/endpoint.toml", "toml"?: "..."}')
+    path = Path(body["path"])
+    toml = body.get("toml")
+    spec = loads_spec(toml, path) if isinstance(toml, str) else load_spec(path)
+    await plane.deploy(spec)
+    return json_response({"name": spec.name, "status": "deployed"})
+
+
+@router.get("/workers", summary="Workers and their state")
+async def workers(request: Request) -> Response:
+    plane = _plane(request)
+    endpoint = request.query_params.get("endpoint")
+    now = plane.clock()
+    rows = [
+        {
+            "id": w.id,
+            "endpoint": w.endpoint,
+            "state": w.state.value,
+            "managed": w.managed,
+            "pid": plane.provisioner.pid(w.id),
+            "jobs": sorted(w.jobs),
+            "uptime_s": round(now - w.started_at, 3),
+            "last_seen_s_ago": None if w.last_seen is None else round(now - w.last_seen, 3),
+            "runpod_version": w.runpod_version,
+        }
+        for w in plane.registry.all(endpoint)
+    ]
+    return json_response(rows)
+
+
+@router.get("/jobs/{job_id}", summary="A job by id alone")
+async def job(job_id: str, request: Request) -> Response:
+    plane = _plane(request)
+    found = await plane.store.get(job_id)
+    if found is None:
+        raise NotFound(f"job '{job_id}' not found (or past retention)")
+    return json_response({"endpoint": found.endpoint, **found.to_wire(now=plane.clock())})
+
+
+@router.post("/jobs/{job_id}/cancel", summary="Cancel a job by id alone")
+async def cancel(job_id: str, request: Request) -> Response:
+    plane = _plane(request)
+    found = await plane.cancel(job_id)
+    if found is None:
+        raise NotFound(f"job '{job_id}' not found (or past retention)")
+    return json_response({"endpoint": found.endpoint, **found.to_wire()})

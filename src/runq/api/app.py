@@ -1,0 +1,89 @@
+"""The FastAPI application: routers, error mapping, and the control plane's lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from runq import __version__
+from runq.api import admin, client, worker
+from runq.api.auth import ApiKeys
+from runq.api.responses import error_response
+from runq.core.spec import EndpointSpec
+from runq.errors import (
+    BadRequest,
+    Conflict,
+    IllegalTransition,
+    NotFound,
+    PayloadTooLarge,
+    RunqError,
+    SpecError,
+    Unauthorized,
+)
+from runq.fleet.controlplane import ControlPlane
+
+log = logging.getLogger("runq.api")
+
+# One place maps errors to HTTP statuses (starlette's exception-handler lookup walks the MRO).
+_STATUS: dict[type[RunqError], int] = {
+    BadRequest: 400,
+    Conflict: 400,
+    SpecError: 400,
+    IllegalTransition: 400,
+    Unauthorized: 401,
+    NotFound: 404,
+    PayloadTooLarge: 413,
+}
+
+
+async def _runq_error(request: Request, exc: Exception) -> Response:
+    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
+    return error_response(str(exc), status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(str(exc.detail), exc.status_code)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    return error_response(f"invalid request: {exc.errors()}", 400)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response("internal error (see the server log)", 500)
+
+
+def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await plane.start(specs)
+        try:
+            yield
+        finally:
+            await plane.stop()
+
+    app = FastAPI(
+        title="runq",
+        version=__version__,
+        description="Self-hosted serverless endpoints, wire-compatible with RunPod.",
+        lifespan=lifespan,
+    )
+    app.state.plane = plane
+    app.state.keys = keys
+    app.include_router(client.router)
+    app.include_router(worker.router)
+    app.include_router(admin.router)
+    app.add_exception_handler(RunqError, _runq_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)
+    return app

@@ -1,0 +1,40 @@
+"""Fast JSON in and out. Every reply is JSON with application/json (spec 1.1, 6.14)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from runq.errors import BadRequest, PayloadTooLarge
+
+
+def json_response(body: Any, status_code: int = 200) -> Response:
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(content=content, status_code=status_code, media_type="application/json")
+
+
+def error_response(message: str, status_code: int) -> Response:
+    return json_response({"error": message}, status_code)
+
+
+NO_CONTENT = Response(status_code=204)
+
+
+async def read_json(request: Request, limit: int, what: str = "body") -> Any:
+    """Parse the raw body as JSON whatever the Content-Type says (curl -d sends a form type,
+    the runpod worker SDK sends x-www-form-urlencoded over JSON text: spec 6.4)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"{what} is {int(declared)} bytes; the limit is {limit} bytes")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise PayloadTooLarge(f"{what} is {len(raw)} bytes; the limit is {limit} bytes")
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON in the request {what}: {exc}") from None

@@ -1,0 +1,61 @@
+"""Run the control plane: store, fleet and API in one asyncio process under uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import FrameType
+
+import uvicorn
+
+from runq.api.app import create_app
+from runq.api.auth import ApiKeys, load_or_create_secret
+from runq.core.config import ServerConfig
+from runq.core.spec import EndpointSpec
+from runq.errors import SpecError
+from runq.fleet.controlplane import ControlPlane
+from runq.store.sqlite import SqliteJobStore
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn waits for open requests before it shuts down; held long-polls would make it
+    wait their full hold, so release them first."""
+
+    plane: ControlPlane | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.plane is not None:
+            plane = self.plane
+            plane.draining = True
+            loop = asyncio.get_event_loop()
+            loop.call_soon_threadsafe(plane.signals.close)
+        super().handle_exit(sig, frame)
+
+
+def build(config: ServerConfig) -> tuple[ControlPlane, ApiKeys, str]:
+    if config.store != "sqlite":
+        raise SpecError(f"server.store: only 'sqlite' is supported so far, got {config.store!r}")
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    api_key = load_or_create_secret(config.data_dir, "api_key", "RUNQ_API_KEY")
+    secret = config.webhook_secret or load_or_create_secret(config.data_dir, "webhook_secret")
+    store = SqliteJobStore(config.database_path)
+    return ControlPlane(config, store, secret), ApiKeys(api_key), api_key
+
+
+def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "info") -> None:
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+    plane, keys, _ = build(config)
+    app = create_app(plane, keys, specs)
+    uv_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level="warning" if log_level != "debug" else "info",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    server = _Server(uv_config)
+    server.plane = plane
+    server.run()

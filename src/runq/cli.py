@@ -1,0 +1,233 @@
+"""The `runq` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from runq.core.config import DEFAULT_DATA_DIR, load_config
+from runq.core.spec import EndpointSpec, load_spec, resolve_spec_path
+from runq.errors import SpecError
+
+app = typer.Typer(
+    help="runq: self-hosted serverless GPU endpoints, wire-compatible with RunPod.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+UrlOpt = Annotated[
+    str, typer.Option("--url", envvar="RUNQ_URL", help="Control plane URL (env RUNQ_URL).")
+]
+KeyOpt = Annotated[
+    str, typer.Option("--api-key", envvar="RUNQ_API_KEY", help="API key (env RUNQ_API_KEY).")
+]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def _key(api_key: str) -> str:
+    """The key given, else the one a local `runq serve` keeps in its default data dir."""
+    if api_key:
+        return api_key
+    stored = Path(DEFAULT_DATA_DIR).expanduser() / "api_key"
+    if stored.exists():
+        return stored.read_text().strip()
+    _fail("no API key: set RUNQ_API_KEY or pass --api-key", 2)
+    return ""
+
+
+def _call(
+    method: str, url: str, api_key: str, path: str, body: Any = None, timeout: float = 30
+) -> Any:
+    headers = {"Authorization": f"Bearer {_key(api_key)}"}
+    try:
+        response = httpx.request(
+            method, url.rstrip("/") + path, json=body, headers=headers, timeout=timeout
+        )
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach runq at {url}: {exc}")
+    try:
+        data = response.json()
+    except ValueError:
+        data = {"error": response.text}
+    if response.status_code >= 400:
+        message = data.get("error", data) if isinstance(data, dict) else data
+        _fail(f"{response.status_code}: {message}")
+    return data
+
+
+@app.command()
+def serve(
+    endpoints: Annotated[
+        list[Path] | None, typer.Argument(help="Endpoint files or folders holding endpoint.toml.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", envvar="RUNQ_CONFIG", help="Server config TOML (env RUNQ_CONFIG)."
+        ),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option("--host", envvar="RUNQ_HOST", help="Bind address (env RUNQ_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", envvar="RUNQ_PORT", help="Port (env RUNQ_PORT).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", envvar="RUNQ_DATA_DIR", help="Store, logs and keys (env RUNQ_DATA_DIR)."
+        ),
+    ] = None,
+    log_level: Annotated[
+        str,
+        typer.Option(
+            "--log-level", envvar="RUNQ_LOG_LEVEL", help="debug|info|warning (env RUNQ_LOG_LEVEL)."
+        ),
+    ] = "info",
+) -> None:
+    """Start the control plane and the workers of the given endpoints."""
+    from runq.api.serve import build
+    from runq.api.serve import serve as run_server
+
+    try:
+        overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None}
+        server_config = load_config(config, overrides)
+        specs: list[EndpointSpec] = [load_spec(path) for path in endpoints or []]
+    except SpecError as exc:
+        _fail(str(exc), 2)
+        return
+    _, _, api_key = build(server_config)
+    base = server_config.base_url
+    console.print(f"runq serving on [bold]{base}[/bold] (data in {server_config.data_dir})")
+    for spec in specs:
+        console.print(f"  endpoint [bold]{spec.name}[/bold]: {base}/v2/{spec.name}/run")
+    if not os.environ.get("RUNQ_API_KEY"):
+        console.print(f"  API key: {api_key}  (also in {server_config.data_dir / 'api_key'})")
+    console.print(f"  docs: {base}/docs")
+    run_server(server_config, specs, log_level)
+
+
+@app.command()
+def deploy(
+    file: Annotated[Path, typer.Argument(help="Endpoint file or folder.")],
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
+) -> None:
+    """Deploy (or replace) an endpoint on a running control plane."""
+    try:
+        spec = load_spec(file)
+    except SpecError as exc:
+        _fail(str(exc), 2)
+        return
+    path = resolve_spec_path(file).resolve()
+    _call("POST", url, api_key, "/admin/endpoints", {"path": str(path), "toml": path.read_text()})
+    console.print(f"deployed [bold]{spec.name}[/bold]")
+
+
+@app.command()
+def run(
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
+    payload: Annotated[str, typer.Argument(help="JSON input, or @file holding it.")],
+    sync: Annotated[bool, typer.Option("--sync", help="Wait for the result (runsync).")] = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
+) -> None:
+    """Submit a job. The JSON is the job's input, or a whole body with an 'input' key."""
+    text = payload
+    if payload.startswith("@"):
+        try:
+            text = Path(payload[1:]).read_text()
+        except OSError as exc:
+            _fail(f"{payload[1:]}: cannot read: {exc.strerror}", 2)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _fail(f"payload is not valid JSON: {exc}", 2)
+        return
+    body = value if isinstance(value, dict) and "input" in value else {"input": value}
+    route = "runsync" if sync else "run"
+    result = _call(
+        "POST", url, api_key, f"/v2/{endpoint}/{route}", body, timeout=330 if sync else 30
+    )
+    console.print_json(json.dumps(result))
+
+
+@app.command()
+def status(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
+) -> None:
+    """Show a job."""
+    console.print_json(json.dumps(_call("GET", url, api_key, f"/admin/jobs/{job}")))
+
+
+@app.command()
+def cancel(
+    job: Annotated[str, typer.Argument(help="Job id.")],
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
+) -> None:
+    """Cancel a queued or running job."""
+    console.print_json(json.dumps(_call("POST", url, api_key, f"/admin/jobs/{job}/cancel")))
+
+
+@app.command()
+def endpoints(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = "") -> None:
+    """List deployed endpoints."""
+    rows = _call("GET", url, api_key, "/admin/endpoints")
+    table = Table(
+        "endpoint", "type", "queued", "running", "completed", "failed", "workers idle/running/init"
+    )
+    for row in rows:
+        jobs, workers = row["jobs"], row["workers"]
+        table.add_row(
+            row["name"],
+            row["type"],
+            str(jobs["inQueue"]),
+            str(jobs["inProgress"]),
+            str(jobs["completed"]),
+            str(jobs["failed"]),
+            f"{workers['idle']}/{workers['running']}/{workers['initializing']}",
+        )
+    console.print(table)
+
+
+@app.command()
+def workers(
+    endpoint: Annotated[str | None, typer.Argument(help="Only this endpoint.")] = None,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
+) -> None:
+    """List workers and their state."""
+    path = "/admin/workers" + (f"?endpoint={endpoint}" if endpoint else "")
+    table = Table("worker", "endpoint", "state", "pid", "jobs", "uptime s", "last seen s ago")
+    for row in _call("GET", url, api_key, path):
+        table.add_row(
+            row["id"],
+            row["endpoint"],
+            row["state"],
+            str(row["pid"] or "-"),
+            ",".join(row["jobs"]) or "-",
+            f"{row['uptime_s']:.0f}",
+            str(row["last_seen_s_ago"]),
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,1 @@
+"""Domain types: endpoint specs, jobs, workers. Standard library only."""

@@ -1,0 +1,98 @@
+"""Server configuration (`runq.toml`): read once into a frozen object; unknown keys are errors."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from runq.core.durations import parse_duration
+from runq.errors import SpecError
+
+DEFAULT_DATA_DIR = "~/.local/share/runq"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR).expanduser())
+    store: str = "sqlite"
+    # Worker protocol timing. The SDK pings every RUNPOD_PING_INTERVAL (whole seconds).
+    ping_interval_s: float = 5.0
+    heartbeat_timeout_s: float = 15.0  # three missed pings: the worker is lost
+    take_hold_s: float = 30.0  # long-poll hold of job-take and job-stop (SDK gives up at 90 s)
+    stop_grace_s: float = 10.0  # after a stop signal, kill a worker that still runs the job
+    tick_s: float = 0.25  # reaper and supervisor period
+    webhook_attempts: int = 3  # RunPod: the first try and 2 retries
+    webhook_backoff_s: float = 10.0  # first retry delay; doubles each retry
+    webhook_timeout_s: float = 10.0
+    webhook_secret: str = ""  # empty: made once and kept in data_dir
+
+    @property
+    def base_url(self) -> str:
+        """Where workers reach the control plane (a wildcard bind is reached on loopback)."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "runq.db"
+
+
+_DURATIONS = {
+    "ping_interval": "ping_interval_s",
+    "heartbeat_timeout": "heartbeat_timeout_s",
+    "take_hold": "take_hold_s",
+    "stop_grace": "stop_grace_s",
+    "tick": "tick_s",
+    "webhook_backoff": "webhook_backoff_s",
+    "webhook_timeout": "webhook_timeout_s",
+}
+_PLAIN = {"host": str, "port": int, "store": str, "webhook_attempts": int, "webhook_secret": str}
+_TOP_LEVEL = {"server", "hosts", "prices"}  # hosts and prices: the fleet issue reads them
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> ServerConfig:
+    """Read `path` (or nothing) and apply `overrides` (CLI flags), in that order."""
+    config = ServerConfig()
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SpecError(f"{path}: no such config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError(f"{path}: not valid TOML: {exc}") from None
+        unknown = sorted(set(data) - _TOP_LEVEL)
+        if unknown:
+            raise SpecError(f"{path}: unknown table or key '{unknown[0]}'")
+        config = _apply(config, data.get("server", {}), str(path))
+    if overrides:
+        config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "flags")
+    return config
+
+
+def _apply(config: ServerConfig, table: dict[str, Any], where: str) -> ServerConfig:
+    changes: dict[str, Any] = {}
+    known = {f.name for f in fields(ServerConfig)}
+    for key, value in table.items():
+        if key in _DURATIONS:
+            try:
+                changes[_DURATIONS[key]] = parse_duration(value)
+            except ValueError as exc:
+                raise SpecError(f"{where}: field 'server.{key}': {exc}") from None
+        elif key == "data_dir":
+            changes["data_dir"] = Path(os.path.expanduser(str(value))).resolve()
+        elif key in _PLAIN:
+            if not isinstance(value, _PLAIN[key]) or isinstance(value, bool):
+                raise SpecError(
+                    f"{where}: field 'server.{key}': expected {_PLAIN[key].__name__}, got {value!r}"
+                )
+            changes[key] = value
+        elif key in known:
+            changes[key] = value
+        else:
+            raise SpecError(f"{where}: field 'server.{key}': unknown key")
+    return replace(config, **changes)

@@ -1,0 +1,284 @@
+"""Endpoint specs: loaded from TOML, validated with errors that name the file and the field."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from runq.core.durations import parse_duration
+from runq.errors import SpecError
+
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+ENDPOINT_TYPES = ("queue", "load_balancer")
+SCALERS = ("queue_delay", "request_count")
+MAX_EXECUTION_TIMEOUT_S = 24 * 3600.0
+MIN_TTL_S = 10.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WorkerSection:
+    command: tuple[str, ...]
+    dir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    requirements: str | None = None
+    port: int | None = None
+    health_port: int | None = None
+
+
+@dataclass(frozen=True)
+class ComputeSection:
+    gpu: tuple[str, ...] = ("cpu",)
+    gpu_types: tuple[str, ...] = ()
+    gpus_per_worker: int = 1
+    data_centers: tuple[str, ...] = ()
+    cuda_versions: tuple[str, ...] = ()
+    network_volume: str = ""
+
+
+@dataclass(frozen=True)
+class ScalingSection:
+    active_workers: int = 0
+    max_workers: int = 3
+    idle_timeout_s: float = 5.0
+    scaler: str = "queue_delay"
+    queue_delay_s: float = 4.0
+    requests_per_worker: int = 4
+    flashboot: bool = True
+    init_timeout_s: float = 420.0
+
+
+@dataclass(frozen=True)
+class JobsSection:
+    execution_timeout_s: float | None = 600.0  # None: off
+    ttl_s: float = 86400.0
+    max_retries: int = 3
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    source: str = ""
+    revision: str = ""
+    sha256: str = ""
+    preload: bool = False
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    """One endpoint, as its TOML file describes it."""
+
+    name: str
+    worker: WorkerSection
+    type: str = "queue"
+    compute: ComputeSection = field(default_factory=ComputeSection)
+    scaling: ScalingSection = field(default_factory=ScalingSection)
+    jobs: JobsSection = field(default_factory=JobsSection)
+    model: ModelSection | None = None
+    source_path: Path | None = None
+
+
+class _Reader:
+    """Reads one TOML table, remembering the file and section for error messages."""
+
+    def __init__(self, where: str, section: str, table: Mapping[str, Any]) -> None:
+        self.where = where
+        self.section = section
+        self.table = dict(table)
+        self.seen: set[str] = set()
+
+    def error(self, key: str, message: str) -> SpecError:
+        dotted = f"{self.section}.{key}" if self.section else key
+        return SpecError(f"{self.where}: field '{dotted}': {message}")
+
+    def get(self, key: str, kind: type[T], default: T) -> T:
+        self.seen.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)  # type: ignore[return-value]
+        if not ok:
+            raise self.error(key, f"expected {kind.__name__}, got {value!r}")
+        return value  # type: ignore[no-any-return]
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.get(key, list, list(default))
+        if not all(isinstance(item, str) for item in value):
+            raise self.error(key, f"expected a list of strings, got {value!r}")
+        return tuple(value)
+
+    def duration(self, key: str, default: float) -> float:
+        self.seen.add(key)
+        if key not in self.table:
+            return default
+        try:
+            return parse_duration(self.table[key])
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
+
+    def check(self, key: str, ok: bool, message: str) -> None:
+        if not ok:
+            raise self.error(key, message)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.seen)
+        if unknown:
+            raise self.error(unknown[0], "unknown key (check the spelling; see docs)")
+
+    def sub(self, key: str) -> _Reader:
+        self.seen.add(key)
+        value = self.table.get(key, {})
+        if not isinstance(value, dict):
+            raise self.error(key, f"expected a table, got {value!r}")
+        return _Reader(self.where, key, value)
+
+
+def _positive_int(reader: _Reader, key: str, default: int, minimum: int = 0) -> int:
+    value = reader.get(key, int, default)
+    reader.check(key, value >= minimum, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> WorkerSection:
+    raw_command = reader.table.get("command")
+    reader.seen.add("command")
+    if isinstance(raw_command, str):
+        command: tuple[str, ...] = tuple(raw_command.split())
+    elif isinstance(raw_command, list) and all(isinstance(c, str) for c in raw_command):
+        command = tuple(raw_command)
+    else:
+        raise reader.error("command", f"expected a list of strings, got {raw_command!r}")
+    reader.check("command", len(command) > 0, "must not be empty")
+    directory = (base_dir / reader.get("dir", str, ".")).resolve()
+    env = reader.get("env", dict, {})
+    for key, value in env.items():
+        reader.check("env", isinstance(value, str), f"value of {key!r} must be a string")
+    requirements = reader.get("requirements", str, "") or None
+    port = reader.get("port", int, 0) or None
+    health_port = reader.get("health_port", int, 0) or None
+    if endpoint_type == "load_balancer":
+        reader.check("port", port is not None, "a load_balancer endpoint needs a worker port")
+    reader.finish()
+    return WorkerSection(command, directory, dict(env), requirements, port, health_port or port)
+
+
+def _parse_scaling(reader: _Reader) -> ScalingSection:
+    active = _positive_int(reader, "active_workers", 0)
+    maximum = _positive_int(reader, "max_workers", 3)
+    reader.check("max_workers", maximum >= max(active, 1), "must be at least active_workers and 1")
+    scaler = reader.get("scaler", str, "queue_delay")
+    reader.check("scaler", scaler in SCALERS, f"must be one of {', '.join(SCALERS)}")
+    section = ScalingSection(
+        active_workers=active,
+        max_workers=maximum,
+        idle_timeout_s=reader.duration("idle_timeout", 5.0),
+        scaler=scaler,
+        queue_delay_s=reader.duration("queue_delay", 4.0),
+        requests_per_worker=_positive_int(reader, "requests_per_worker", 4, minimum=1),
+        flashboot=reader.get("flashboot", bool, True),
+        init_timeout_s=reader.duration("init_timeout", 420.0),
+    )
+    reader.finish()
+    return section
+
+
+def _parse_jobs(reader: _Reader) -> JobsSection:
+    timeout: float | None = reader.duration("execution_timeout", 600.0)
+    reader.check(
+        "execution_timeout", timeout is None or timeout <= MAX_EXECUTION_TIMEOUT_S, "at most 24h"
+    )
+    if timeout == 0:
+        timeout = None
+    ttl = reader.duration("ttl", 86400.0)
+    reader.check("ttl", ttl >= MIN_TTL_S, f"must be at least 10s, got {ttl:g}s")
+    section = JobsSection(timeout, ttl, _positive_int(reader, "max_retries", 3))
+    reader.finish()
+    return section
+
+
+def _parse_compute(reader: _Reader) -> ComputeSection:
+    section = ComputeSection(
+        gpu=reader.strings("gpu", ("cpu",)),
+        gpu_types=reader.strings("gpu_types", ()),
+        gpus_per_worker=_positive_int(reader, "gpus_per_worker", 1, minimum=1),
+        data_centers=reader.strings("data_centers", ()),
+        cuda_versions=reader.strings("cuda_versions", ()),
+        network_volume=reader.get("network_volume", str, ""),
+    )
+    reader.finish()
+    return section
+
+
+def _parse_model(reader: _Reader) -> ModelSection:
+    section = ModelSection(
+        source=reader.get("source", str, ""),
+        revision=reader.get("revision", str, ""),
+        sha256=reader.get("sha256", str, ""),
+        preload=reader.get("preload", bool, False),
+    )
+    reader.finish()
+    return section
+
+
+def parse_spec(data: Mapping[str, Any], base_dir: Path, where: str) -> EndpointSpec:
+    """Build a spec from parsed TOML. `where` names the file in error messages."""
+    top = _Reader(where, "", data)
+    name = top.get("name", str, "")
+    top.check("name", bool(NAME_PATTERN.match(name)), f"must match [a-z0-9-]{{1,64}}, got {name!r}")
+    endpoint_type = top.get("type", str, "queue")
+    top.check("type", endpoint_type in ENDPOINT_TYPES, f"must be one of {ENDPOINT_TYPES}")
+    if "worker" not in data:
+        raise top.error("worker", "missing: an endpoint needs a [worker] table with a command")
+    sections: dict[str, Callable[[_Reader], Any]] = {
+        "compute": _parse_compute,
+        "scaling": _parse_scaling,
+        "jobs": _parse_jobs,
+    }
+    parsed = {key: parse(top.sub(key)) for key, parse in sections.items()}
+    model = _parse_model(top.sub("model")) if "model" in data else None
+    worker = _parse_worker(top.sub("worker"), base_dir, endpoint_type)
+    top.finish()
+    return EndpointSpec(
+        name=name,
+        type=endpoint_type,
+        worker=worker,
+        model=model,
+        **parsed,
+    )
+
+
+def resolve_spec_path(path: Path) -> Path:
+    """A directory means the `endpoint.toml` inside it (spec: CLI)."""
+    return path / "endpoint.toml" if path.is_dir() else path
+
+
+def load_spec(path: Path | str) -> EndpointSpec:
+    """Load and validate an endpoint file.
+
+    Raises:
+        SpecError: the file is missing, not TOML, or a field is wrong; the message names it.
+    """
+    file = resolve_spec_path(Path(path)).resolve()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{file}: no such endpoint file") from None
+    except OSError as exc:
+        raise SpecError(f"{file}: cannot read: {exc.strerror}") from None
+    return loads_spec(text, file)
+
+
+def loads_spec(text: str, file: Path) -> EndpointSpec:
+    """Validate endpoint TOML text that came from `file` (used for paths and messages)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{file}: not valid TOML: {exc}") from None
+    spec = parse_spec(data, file.parent, str(file))
+    return EndpointSpec(**{**spec.__dict__, "source_path": file})

@@ -1,0 +1,33 @@
+"""One exception class per condition, under one root. `runq.api.app` maps them to HTTP."""
+
+
+class RunqError(Exception):
+    """Root of every error runq raises on purpose."""
+
+
+class SpecError(RunqError):
+    """An endpoint file or server config is invalid; the message names the file and field."""
+
+
+class BadRequest(RunqError):
+    """The client sent something we cannot accept (HTTP 400)."""
+
+
+class Unauthorized(RunqError):
+    """No valid key (HTTP 401)."""
+
+
+class NotFound(RunqError):
+    """Unknown endpoint, job or worker (HTTP 404)."""
+
+
+class Conflict(RunqError):
+    """The request is valid but not in the job's current state (HTTP 400, RunPod's shape)."""
+
+
+class PayloadTooLarge(RunqError):
+    """A body or result over its limit (HTTP 413 for clients, 400 for worker results)."""
+
+
+class IllegalTransition(RunqError):
+    """A state machine was asked to make a move it does not allow."""

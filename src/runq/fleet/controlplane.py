@@ -1,0 +1,303 @@
+"""The control plane's operations: what clients and workers can ask, over store and fleet.
+
+The API layer is a thin HTTP skin over this class. Every state change goes through the store
+first; wake-ups (signals) and side effects (webhooks, stops, kills) follow the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runq.core.config import ServerConfig
+from runq.core.job import Job, JobRequest, JobStatus, parse_worker_result
+from runq.core.spec import EndpointSpec, loads_spec
+from runq.core.worker import Worker, WorkerState
+from runq.errors import NotFound, SpecError
+from runq.fleet.local import LocalProvisioner, kill_leftovers
+from runq.fleet.reaper import Reaper
+from runq.fleet.registry import WorkerRegistry
+from runq.fleet.signals import Signals, wait_any
+from runq.fleet.webhooks import WebhookSender
+from runq.policy.retry import LostJobAction, decide_lost_job
+from runq.store.base import JobStore, StreamRead
+
+log = logging.getLogger("runq")
+
+Clock = Callable[[], float]
+
+
+def workers_for(spec: EndpointSpec) -> int:
+    """How many local workers an endpoint runs until the fleet issue brings autoscaling."""
+    return min(spec.scaling.max_workers, max(1, spec.scaling.active_workers))
+
+
+class ControlPlane:
+    def __init__(
+        self, config: ServerConfig, store: JobStore, webhook_secret: str, clock: Clock = time.time
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.signals = Signals()
+        self.registry = WorkerRegistry(clock)
+        self.provisioner = LocalProvisioner(config, self.registry, self._worker_exited)
+        self.webhooks = WebhookSender(config, store, webhook_secret, clock)
+        self.reaper = Reaper(self)
+        self.specs: dict[str, EndpointSpec] = {}
+        self.draining = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle ----------------------------------------------------------------------
+    async def start(self, specs: list[EndpointSpec]) -> None:
+        kill_leftovers(self.config.data_dir)
+        await self.store.open()
+        for name, path, toml in await self.store.endpoints():
+            try:
+                self.specs[name] = loads_spec(toml, Path(path))
+            except SpecError as exc:
+                log.error("not serving stored endpoint %s: %s", name, exc)
+        for spec in specs:
+            await self._remember(spec)
+        await self._adopt_running_jobs()
+        for spec in self.specs.values():
+            self.provisioner.start_endpoint(spec, workers_for(spec))
+        self._tasks = [
+            asyncio.create_task(self.reaper.run(), name="runq-reaper"),
+            asyncio.create_task(self.webhooks.run(), name="runq-webhooks"),
+        ]
+
+    async def stop(self) -> None:
+        self.draining = True
+        self.signals.close()
+        await self.provisioner.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.store.close()
+
+    async def deploy(self, spec: EndpointSpec) -> None:
+        """Serve `spec`, replacing an endpoint of that name (its workers restart)."""
+        if spec.name in self.specs:
+            await self.provisioner.stop_endpoint(spec.name)
+        await self._remember(spec)
+        self.provisioner.start_endpoint(spec, workers_for(spec))
+
+    async def _remember(self, spec: EndpointSpec) -> None:
+        path = spec.source_path
+        text = path.read_text(encoding="utf-8") if path is not None else ""
+        await self.store.save_endpoint(spec.name, str(path or ""), text)
+        self.specs[spec.name] = spec
+
+    async def _adopt_running_jobs(self) -> None:
+        """Jobs running when the last control plane died belong to workers we do not know.
+        Remote ones may ping again; until then they count as silent since now."""
+        for job in await self.store.running():
+            if job.worker_id and self.registry.get(job.worker_id) is None:
+                worker = self.registry.register(
+                    job.endpoint, job.worker_id, token=secrets.token_urlsafe(24), managed=False
+                )
+                worker.last_seen = self.clock()
+            holder = self.registry.get(job.worker_id) if job.worker_id else None
+            if holder is not None:
+                self.registry.took(holder, [job.id])
+
+    def spec(self, endpoint: str) -> EndpointSpec:
+        spec = self.specs.get(endpoint)
+        if spec is None:
+            raise NotFound(f"endpoint '{endpoint}' is not deployed")
+        return spec
+
+    # --- clients ------------------------------------------------------------------------
+    async def submit(self, request: JobRequest) -> Job:
+        job = await self.store.enqueue(request)
+        self.signals.work_available(request.endpoint)
+        return job
+
+    async def wait_for(
+        self,
+        job_id: str,
+        timeout: float,
+        done: Callable[[Job], bool] = lambda j: j.status.is_terminal,
+    ) -> Job | None:
+        """The job once `done(job)` holds, or as it is when `timeout` runs out."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            gate = self.signals.job_gate(job_id)
+            try:
+                job = await self.store.get(job_id)
+                remaining = deadline - loop.time()
+                if job is None or done(job) or remaining <= 0 or self.signals.closed.is_set():
+                    return job
+                await wait_any(remaining, gate.event, self.signals.closed)
+            finally:
+                self.signals.release(job_id, gate)
+
+    async def read_stream(self, job_id: str, wait: float) -> StreamRead | None:
+        """Chunks since the last read; waits up to `wait` for a first chunk or the end."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            gate = self.signals.job_gate(job_id)
+            try:
+                read = await self.store.read_stream(job_id)
+                remaining = deadline - loop.time()
+                if read is None or read.chunks or read.job.status.is_terminal or remaining <= 0:
+                    return read
+                await wait_any(remaining, gate.event, self.signals.closed)
+                if self.signals.closed.is_set():
+                    return await self.store.read_stream(job_id)
+            finally:
+                self.signals.release(job_id, gate)
+
+    async def cancel(self, job_id: str) -> Job | None:
+        job, worker_id = await self.store.cancel(job_id)
+        if job is not None:
+            self.signals.job_changed(job_id)
+            if worker_id is not None:
+                self.stop_on_worker(worker_id, job_id)
+        return job
+
+    async def retry(self, job_id: str) -> Job | None:
+        job = await self.store.retry(job_id)
+        if job is not None:
+            self.signals.work_available(job.endpoint)
+            self.signals.job_changed(job_id)
+        return job
+
+    async def health(self, endpoint: str) -> dict[str, Any]:
+        counts = await self.store.counts(endpoint)
+        return {
+            "jobs": {
+                "completed": counts[JobStatus.COMPLETED],
+                "failed": counts[JobStatus.FAILED] + counts[JobStatus.TIMED_OUT],
+                "inProgress": counts[JobStatus.IN_PROGRESS],
+                "inQueue": counts[JobStatus.IN_QUEUE],
+                "retried": counts["retried"],
+            },
+            "workers": self.registry.counts(endpoint),
+        }
+
+    # --- workers ------------------------------------------------------------------------
+    async def take(self, worker: Worker, limit: int, job_in_progress: bool) -> list[Job]:
+        """Long-poll: jobs for `worker`, or [] after the hold time or on shutdown."""
+        self.registry.seen(worker)
+        if not job_in_progress and worker.jobs:
+            # It says it holds nothing, yet we handed it jobs it never reported on: their
+            # results were lost (a crash, or a job-done that failed). Spec 2.5.
+            await self._lose_jobs(worker, "the worker lost the job before reporting a result")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.take_hold_s
+        while True:
+            if self.draining or worker.draining or self.signals.closed.is_set():
+                return []
+            event = self.signals.queue_event(worker.endpoint)
+            jobs = await self.store.take(worker.endpoint, worker.id, limit)
+            if jobs:
+                self.registry.took(worker, [job.id for job in jobs])
+                for job in jobs:
+                    self.signals.job_changed(job.id)
+                return jobs
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            await wait_any(remaining, event, self.signals.closed)
+
+    async def wait_stops(self, worker: Worker) -> list[str]:
+        self.registry.seen(worker)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.take_hold_s
+        while True:
+            stops = self.signals.pop_stops(worker.id)
+            remaining = deadline - loop.time()
+            if stops or remaining <= 0 or self.signals.closed.is_set() or worker.draining:
+                return stops
+            await wait_any(remaining, self.signals.stop_event(worker.id), self.signals.closed)
+
+    async def report(self, worker: Worker, job_id: str, body: Any) -> None:
+        """A job-done body: progress or a final result. Duplicates and late reports are no-ops."""
+        self.registry.seen(worker)
+        result = parse_worker_result(body)
+        if result.is_progress:
+            if await self.store.progress(job_id, worker.id, result.output):
+                self.signals.job_changed(job_id)
+            return
+        outcome = await self.store.finish(job_id, worker.id, result)
+        self.registry.released(worker.id, job_id)
+        if outcome.applied:
+            self.signals.job_changed(job_id)
+            if outcome.job is not None and outcome.job.webhook:
+                self.webhooks.poke()
+        if result.stop_pod:
+            self.recycle(worker)
+
+    async def fail_oversized(self, worker: Worker, job_id: str, error: str) -> None:
+        job = await self.store.fail(job_id, worker.id, error)
+        self.registry.released(worker.id, job_id)
+        if job is not None:
+            self.signals.job_changed(job_id)
+            self.webhooks.poke()
+
+    async def stream_chunk(self, worker: Worker, job_id: str, chunk: Any) -> None:
+        self.registry.seen(worker)
+        if await self.store.append_stream(job_id, worker.id, chunk):
+            self.signals.job_changed(job_id)
+
+    async def ping(self, worker: Worker, job_ids: frozenset[str], query: dict[str, str]) -> None:
+        self.registry.seen(worker)
+        worker.runpod_version = query.get("runpod_version", worker.runpod_version)
+        worker.pinged_jobs = job_ids
+        if query.get("status") == "unhealthy":
+            worker.state = WorkerState.UNHEALTHY
+            worker.unhealthy_reason = f"{query.get('check', '')}: {query.get('reason', '')}"
+            log.warning("worker %s reports unhealthy: %s", worker.id, worker.unhealthy_reason)
+            return
+        await self.reaper.reconcile_ping(worker)
+
+    def recycle(self, worker: Worker) -> None:
+        """Replace a worker with a fresh process (stopPod, or a stuck job)."""
+        worker.draining = True
+        self.signals.forget_worker(worker.id)
+        if not self.provisioner.kill(worker.id):
+            log.info("worker %s asked to be recycled but runq did not start it", worker.id)
+
+    def stop_on_worker(self, worker_id: str, job_id: str) -> None:
+        """Tell a worker to stop a job; kill it if it still runs the job after the grace."""
+        self.signals.stop_job(worker_id, job_id)
+        self.reaper.watch_stop(worker_id, job_id)
+
+    # --- lost work ----------------------------------------------------------------------
+    async def _worker_exited(self, worker: Worker, code: int) -> None:
+        self.signals.forget_worker(worker.id)
+        await self._lose_jobs(worker, f"worker {worker.id} exited with code {code}")
+
+    async def _lose_jobs(self, worker: Worker, cause: str) -> None:
+        held = [
+            job for job in await self.store.running(worker.endpoint) if job.worker_id == worker.id
+        ]
+        worker.jobs.clear()
+        for job in held:
+            await self.lose_job(job, cause)
+
+    async def lose_job(self, job: Job, cause: str) -> None:
+        """Requeue or fail a running job whose worker let it go (policy decides)."""
+        spec = self.specs.get(job.endpoint)
+        max_retries = spec.jobs.max_retries if spec is not None else 0
+        decision = decide_lost_job(job.retries, max_retries, cause)
+        if job.worker_id is None:
+            return
+        if decision.action is LostJobAction.REQUEUE:
+            if await self.store.requeue(job.id, job.worker_id) is not None:
+                log.info("job %s requeued: %s", job.id, cause)
+                self.signals.work_available(job.endpoint)
+        elif await self.store.fail(job.id, job.worker_id, decision.reason) is not None:
+            log.warning("job %s failed: %s", job.id, decision.reason)
+            self.webhooks.poke()
+        self.registry.released(job.worker_id, job.id)
+        self.signals.job_changed(job.id)

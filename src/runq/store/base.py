@@ -1,0 +1,122 @@
+"""The job store contract. Every backend passes `tests/store/test_contract.py`.
+
+Every state change is one atomic statement guarded by the state it expects, so that racing
+callers (two workers taking, a cancel against a job-done) cannot both win. Methods are async;
+a method returns only once its change is durable (committed and synced).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runq.core.job import Job, JobRequest, JobStatus, WorkerResult
+
+
+@dataclass(frozen=True)
+class FinishOutcome:
+    """What `finish` did. `applied` is False for a duplicate or late report (nothing changed)."""
+
+    job: Job | None
+    applied: bool
+
+
+@dataclass(frozen=True)
+class StreamRead:
+    job: Job
+    chunks: list[Any]
+
+
+@dataclass(frozen=True)
+class Webhook:
+    id: int
+    job_id: str
+    url: str
+    body: str
+    attempts: int
+
+
+class JobStore(Protocol):
+    async def open(self) -> None:
+        """Create or migrate the schema. Must be called once before any other method."""
+
+    async def close(self) -> None:
+        """Flush and release the database."""
+
+    async def enqueue(self, request: JobRequest) -> Job:
+        """Store a new IN_QUEUE job and return it once durable. A given `id` is idempotent:
+        enqueueing it again returns the stored job unchanged."""
+
+    async def get(self, job_id: str) -> Job | None:
+        """The job, or None if unknown or deleted after its retention."""
+
+    async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
+        """Move up to `limit` queued jobs of `endpoint` to IN_PROGRESS for `worker_id`, normal
+        priority before low priority, oldest first, skipping jobs past their TTL. One job is
+        taken by exactly one caller."""
+
+    async def finish(self, job_id: str, worker_id: str, result: WorkerResult) -> FinishOutcome:
+        """Record a final result from the worker that holds the job. Applied only if the job is
+        IN_PROGRESS on that worker; otherwise nothing changes (duplicate, late or stale report).
+        COMPLETED and FAILED with a webhook queue a delivery in the same transaction."""
+
+    async def progress(self, job_id: str, worker_id: str, output: Any) -> bool:
+        """Store a progress update as the job's output; ignored unless IN_PROGRESS there."""
+
+    async def append_stream(self, job_id: str, worker_id: str, chunk: Any) -> bool:
+        """Append one streamed chunk; ignored unless the job is IN_PROGRESS on that worker."""
+
+    async def read_stream(self, job_id: str) -> StreamRead | None:
+        """Chunks that arrived since the previous read (a draining cursor), with the job."""
+
+    async def cancel(self, job_id: str) -> tuple[Job | None, str | None]:
+        """CANCEL a queued or running job. Returns the job and, if it was running, the worker
+        that must be told to stop. A terminal job is returned unchanged."""
+
+    async def retry(self, job_id: str) -> Job | None:
+        """Requeue a FAILED or TIMED_OUT job with its id and input; raises Conflict otherwise."""
+
+    async def purge_queue(self, endpoint: str) -> int:
+        """Cancel every IN_QUEUE job of the endpoint; running jobs go on. Returns the count."""
+
+    async def requeue(self, job_id: str, worker_id: str) -> Job | None:
+        """Put a job its worker lost back in the queue (retries + 1)."""
+
+    async def fail(
+        self, job_id: str, worker_id: str | None, error: str, status: JobStatus = JobStatus.FAILED
+    ) -> Job | None:
+        """End a running job with `status` (FAILED or TIMED_OUT) and an error, if it is still
+        IN_PROGRESS (on `worker_id`, when given)."""
+
+    async def running(self, endpoint: str | None = None) -> list[Job]:
+        """Every IN_PROGRESS job."""
+
+    async def overdue(self, now: float) -> list[Job]:
+        """IN_PROGRESS jobs past their execution timeout or TTL at `now`."""
+
+    async def expire_queued(self, now: float) -> list[Job]:
+        """End every IN_QUEUE job past its TTL as TIMED_OUT; returns them."""
+
+    async def delete_expired(self, now: float) -> int:
+        """Delete ended jobs past their retention window. Returns the count."""
+
+    async def keep_async(self, job_id: str) -> None:
+        """A runsync whose wait ran out: keep its result as long as an async job's."""
+
+    async def counts(self, endpoint: str) -> dict[str, int]:
+        """Jobs by status, plus `retried` (requeues after lost workers) for /health."""
+
+    async def queue_depth(self, endpoint: str) -> int:
+        """Number of IN_QUEUE jobs of the endpoint."""
+
+    async def due_webhooks(self, now: float, limit: int) -> list[Webhook]:
+        """Pending webhook deliveries whose time has come."""
+
+    async def webhook_result(self, hook_id: int, delivered: bool, next_at: float | None) -> None:
+        """Delivered, retry at `next_at`, or give up (`next_at` None)."""
+
+    async def save_endpoint(self, name: str, path: str, toml: str) -> None:
+        """Remember a deployed endpoint so that a restart serves it again."""
+
+    async def endpoints(self) -> list[tuple[str, str, str]]:
+        """Deployed endpoints as (name, path, toml)."""

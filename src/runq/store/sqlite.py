@@ -1,0 +1,490 @@
+"""The default JobStore: one SQLite file in WAL mode, written by one thread with group commit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runq.core.job import (
+    RETENTION_ASYNC_S,
+    RETENTION_SYNC_S,
+    WEBHOOK_STATUSES,
+    Job,
+    JobRequest,
+    JobStatus,
+    WorkerResult,
+)
+from runq.errors import Conflict
+from runq.store.base import FinishOutcome, StreamRead, Webhook
+from runq.store.sqlite_executor import SqliteExecutor
+from runq.store.sqlite_schema import MIGRATIONS
+
+Clock = Callable[[], float]
+
+_INSERT = """
+INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
+                  execution_timeout_s, ttl_s, sync, created_at)
+VALUES (?, ?, 'IN_QUEUE', ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO NOTHING
+"""
+_TAKE = """
+UPDATE jobs SET status = 'IN_PROGRESS', started_at = :now, worker_id = :worker
+WHERE rowid IN (
+    SELECT rowid FROM jobs
+    WHERE endpoint = :endpoint AND status = 'IN_QUEUE' AND created_at + ttl_s > :now
+    ORDER BY low_priority, rowid LIMIT :limit)
+RETURNING rowid AS seq, *
+"""
+_FINISH = """
+UPDATE jobs SET status = :status, finished_at = :now, has_output = :has_output,
+       output = :output, error = :error, expires_at = :now + CASE sync WHEN 1 THEN :sync_keep
+                                                                  ELSE :async_keep END
+WHERE id = :id AND status = 'IN_PROGRESS' AND worker_id = :worker
+RETURNING *
+"""
+_END = """
+UPDATE jobs SET status = :status, finished_at = :now, error = coalesce(:error, error),
+       expires_at = :now + CASE sync WHEN 1 THEN :sync_keep ELSE :async_keep END
+WHERE id = :id AND status IN ({states}) {worker_guard}
+RETURNING *
+"""
+_REQUEUE = """
+UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, worker_id = NULL,
+       retries = retries + 1, has_output = 0, output = NULL
+WHERE id = ? AND status = 'IN_PROGRESS' AND worker_id = ?
+RETURNING *
+"""
+_RETRY = """
+UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, finished_at = NULL, worker_id = NULL,
+       has_output = 0, output = NULL, error = NULL, expires_at = NULL, stream_read = 0,
+       created_at = :now
+WHERE id = :id AND status IN ('FAILED', 'TIMED_OUT')
+RETURNING *
+"""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        endpoint=row["endpoint"],
+        status=JobStatus(row["status"]),
+        input=json.loads(row["input"]),
+        created_at=row["created_at"],
+        webhook=row["webhook"],
+        s3_config=json.loads(row["s3_config"]) if row["s3_config"] is not None else None,
+        low_priority=bool(row["low_priority"]),
+        execution_timeout_s=row["execution_timeout_s"],
+        ttl_s=row["ttl_s"],
+        sync=bool(row["sync"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        worker_id=row["worker_id"],
+        has_output=bool(row["has_output"]),
+        output=json.loads(row["output"]) if row["output"] is not None else None,
+        error=row["error"],
+        retries=row["retries"],
+    )
+
+
+def new_job_id(sync: bool) -> str:
+    """RunPod's shape: a uuid4 with a region suffix; `sync-` in front for /runsync (spec 1.3)."""
+    return f"{'sync-' if sync else ''}{uuid.uuid4()}-u1"
+
+
+class SqliteJobStore:
+    """JobStore on one SQLite file. See `runq.store.base.JobStore` for each method's contract."""
+
+    def __init__(self, path: Path | str, clock: Clock = time.time) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._db = SqliteExecutor(self.path)
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db.start()
+        await self._db.run(_migrate)
+
+    async def close(self) -> None:
+        self._db.stop()
+
+    # --- clients ------------------------------------------------------------------------
+    async def enqueue(self, request: JobRequest) -> Job:
+        job_id = request.id or new_job_id(request.sync)
+        now = self._clock()
+        params = (
+            job_id,
+            request.endpoint,
+            _dumps(request.input),
+            request.webhook,
+            _dumps(request.s3_config) if request.s3_config is not None else None,
+            int(request.low_priority),
+            request.execution_timeout_s,
+            request.ttl_s,
+            int(request.sync),
+            now,
+        )
+
+        def op(conn: sqlite3.Connection) -> Job:
+            conn.execute(_INSERT, params)
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return _row_to_job(row)
+
+        return await self._db.run(op)
+
+    async def get(self, job_id: str) -> Job | None:
+        def op(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return _row_to_job(row) if row is not None else None
+
+        return await self._db.run(op)
+
+    async def cancel(self, job_id: str) -> tuple[Job | None, str | None]:
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> tuple[Job | None, str | None]:
+            before = conn.execute(
+                "SELECT status, worker_id FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
+            if before is None:
+                return None, None
+            row = _end(conn, job_id, JobStatus.CANCELLED, now, None, ("IN_QUEUE", "IN_PROGRESS"))
+            if row is None:
+                current = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                return _row_to_job(current), None
+            was_running = before["status"] == "IN_PROGRESS"
+            return _row_to_job(row), before["worker_id"] if was_running else None
+
+        return await self._db.run(op)
+
+    async def retry(self, job_id: str) -> Job | None:
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> Job | None:
+            current = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if current is None:
+                return None
+            row = conn.execute(_RETRY, {"id": job_id, "now": now}).fetchone()
+            if row is None:
+                raise Conflict(
+                    f"job {job_id} is {current['status']}: only FAILED or TIMED_OUT jobs "
+                    "can be retried"
+                )
+            conn.execute("DELETE FROM stream_chunks WHERE job_id = ?", (job_id,))
+            return _row_to_job(row)
+
+        return await self._db.run(op)
+
+    async def purge_queue(self, endpoint: str) -> int:
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "UPDATE jobs SET status = 'CANCELLED', finished_at = ?, error = 'purged', "
+                "expires_at = ? + CASE sync WHEN 1 THEN ? ELSE ? END "
+                "WHERE endpoint = ? AND status = 'IN_QUEUE'",
+                (now, now, RETENTION_SYNC_S, RETENTION_ASYNC_S, endpoint),
+            )
+            return cursor.rowcount
+
+        return await self._db.run(op)
+
+    async def keep_async(self, job_id: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE jobs SET sync = 0, expires_at = CASE WHEN finished_at IS NULL THEN NULL "
+                "ELSE finished_at + ? END WHERE id = ?",
+                (RETENTION_ASYNC_S, job_id),
+            )
+
+        await self._db.run(op)
+
+    async def read_stream(self, job_id: str) -> StreamRead | None:
+        def op(conn: sqlite3.Connection) -> StreamRead | None:
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return None
+            chunks = conn.execute(
+                "SELECT seq, output FROM stream_chunks WHERE job_id = ? AND seq > ? ORDER BY seq",
+                (job_id, row["stream_read"]),
+            ).fetchall()
+            if chunks:
+                conn.execute(
+                    "UPDATE jobs SET stream_read = ? WHERE id = ?", (chunks[-1]["seq"], job_id)
+                )
+            return StreamRead(_row_to_job(row), [json.loads(c["output"]) for c in chunks])
+
+        return await self._db.run(op)
+
+    async def counts(self, endpoint: str) -> dict[str, int]:
+        def op(conn: sqlite3.Connection) -> dict[str, int]:
+            result = {status.value: 0 for status in JobStatus}
+            for row in conn.execute(
+                "SELECT status, count(*) AS n FROM jobs WHERE endpoint = ? GROUP BY status",
+                (endpoint,),
+            ):
+                result[row["status"]] = row["n"]
+            retried = conn.execute(
+                "SELECT value FROM counters WHERE endpoint = ? AND name = 'retried'", (endpoint,)
+            ).fetchone()
+            result["retried"] = retried["value"] if retried else 0
+            return result
+
+        return await self._db.run(op)
+
+    async def queue_depth(self, endpoint: str) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT count(*) FROM jobs WHERE endpoint = ? AND status = 'IN_QUEUE'", (endpoint,)
+            ).fetchone()
+            return int(row[0])
+
+        return await self._db.run(op)
+
+    # --- workers ------------------------------------------------------------------------
+    async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
+        now = self._clock()
+        params = {"now": now, "worker": worker_id, "endpoint": endpoint, "limit": limit}
+
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(_TAKE, params).fetchall()
+            rows.sort(key=lambda row: row["seq"])  # RETURNING has no order: restore FIFO
+            return [_row_to_job(row) for row in rows]
+
+        return await self._db.run(op)
+
+    async def finish(self, job_id: str, worker_id: str, result: WorkerResult) -> FinishOutcome:
+        now = self._clock()
+        params = {
+            "id": job_id,
+            "worker": worker_id,
+            "now": now,
+            "status": result.status.value,
+            "has_output": int(result.has_output),
+            "output": _dumps(result.output) if result.has_output else None,
+            "error": result.error,
+            "sync_keep": RETENTION_SYNC_S,
+            "async_keep": RETENTION_ASYNC_S,
+        }
+
+        def op(conn: sqlite3.Connection) -> FinishOutcome:
+            row = conn.execute(_FINISH, params).fetchone()
+            if row is None:
+                current = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                return FinishOutcome(_row_to_job(current) if current else None, applied=False)
+            job = _row_to_job(row)
+            _queue_webhook(conn, job, now)
+            return FinishOutcome(job, applied=True)
+
+        return await self._db.run(op)
+
+    async def progress(self, job_id: str, worker_id: str, output: Any) -> bool:
+        encoded = _dumps(output)
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE jobs SET has_output = 1, output = ? "
+                "WHERE id = ? AND status = 'IN_PROGRESS' AND worker_id = ?",
+                (encoded, job_id, worker_id),
+            )
+            return cursor.rowcount == 1
+
+        return await self._db.run(op)
+
+    async def append_stream(self, job_id: str, worker_id: str, chunk: Any) -> bool:
+        encoded = _dumps(chunk)
+
+        def op(conn: sqlite3.Connection) -> bool:
+            holder = conn.execute(
+                "SELECT 1 FROM jobs WHERE id = ? AND status = 'IN_PROGRESS' AND worker_id = ?",
+                (job_id, worker_id),
+            ).fetchone()
+            if holder is None:
+                return False
+            conn.execute(
+                "INSERT INTO stream_chunks (job_id, seq, output) SELECT ?, coalesce(max(seq), 0) "
+                "+ 1, ? FROM stream_chunks WHERE job_id = ?",
+                (job_id, encoded, job_id),
+            )
+            return True
+
+        return await self._db.run(op)
+
+    # --- fleet and reaper ---------------------------------------------------------------
+    async def requeue(self, job_id: str, worker_id: str) -> Job | None:
+        def op(conn: sqlite3.Connection) -> Job | None:
+            row = conn.execute(_REQUEUE, (job_id, worker_id)).fetchone()
+            if row is None:
+                return None
+            _bump(conn, row["endpoint"], "retried")
+            return _row_to_job(row)
+
+        return await self._db.run(op)
+
+    async def fail(
+        self, job_id: str, worker_id: str | None, error: str, status: JobStatus = JobStatus.FAILED
+    ) -> Job | None:
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> Job | None:
+            row = _end(conn, job_id, status, now, error, ("IN_PROGRESS",), worker_id)
+            if row is None:
+                return None
+            job = _row_to_job(row)
+            _queue_webhook(conn, job, now)
+            return job
+
+        return await self._db.run(op)
+
+    async def running(self, endpoint: str | None = None) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            if endpoint is None:
+                rows = conn.execute("SELECT * FROM jobs WHERE status = 'IN_PROGRESS'").fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT * FROM jobs WHERE status = 'IN_PROGRESS' AND endpoint = ?",
+                    (endpoint,),
+                ).fetchall()
+            return [_row_to_job(row) for row in rows]
+
+        return await self._db.run(op)
+
+    async def overdue(self, now: float) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "SELECT * FROM jobs WHERE status = 'IN_PROGRESS' AND ("
+                "(execution_timeout_s IS NOT NULL AND started_at + execution_timeout_s <= ?) "
+                "OR created_at + ttl_s <= ?)",
+                (now, now),
+            ).fetchall()
+            return [_row_to_job(row) for row in rows]
+
+        return await self._db.run(op)
+
+    async def expire_queued(self, now: float) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(
+                "UPDATE jobs SET status = 'TIMED_OUT', finished_at = :now, "
+                "error = 'ttl expired before a worker took the job', "
+                "expires_at = :now + CASE sync WHEN 1 THEN :sync_keep ELSE :async_keep END "
+                "WHERE status = 'IN_QUEUE' AND created_at + ttl_s <= :now RETURNING *",
+                {"now": now, "sync_keep": RETENTION_SYNC_S, "async_keep": RETENTION_ASYNC_S},
+            ).fetchall()
+            return [_row_to_job(row) for row in rows]
+
+        return await self._db.run(op)
+
+    async def delete_expired(self, now: float) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            conn.execute(
+                "DELETE FROM stream_chunks WHERE job_id IN "
+                "(SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?)",
+                (now,),
+            )
+            cursor = conn.execute(
+                "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+            )
+            return cursor.rowcount
+
+        return await self._db.run(op)
+
+    # --- webhooks -----------------------------------------------------------------------
+    async def due_webhooks(self, now: float, limit: int) -> list[Webhook]:
+        def op(conn: sqlite3.Connection) -> list[Webhook]:
+            rows = conn.execute(
+                "SELECT id, job_id, url, body, attempts FROM webhook_outbox WHERE next_at <= ? "
+                "ORDER BY next_at LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            return [Webhook(r["id"], r["job_id"], r["url"], r["body"], r["attempts"]) for r in rows]
+
+        return await self._db.run(op)
+
+    async def webhook_result(self, hook_id: int, delivered: bool, next_at: float | None) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            if delivered or next_at is None:
+                conn.execute("DELETE FROM webhook_outbox WHERE id = ?", (hook_id,))
+            else:
+                conn.execute(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = ? WHERE id = ?",
+                    (next_at, hook_id),
+                )
+
+        await self._db.run(op)
+
+    # --- endpoints ----------------------------------------------------------------------
+    async def save_endpoint(self, name: str, path: str, toml: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO endpoints (name, path, toml) VALUES (?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET path = excluded.path, toml = excluded.toml",
+                (name, path, toml),
+            )
+
+        await self._db.run(op)
+
+    async def endpoints(self) -> list[tuple[str, str, str]]:
+        def op(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+            rows = conn.execute("SELECT name, path, toml FROM endpoints ORDER BY name").fetchall()
+            return [(r["name"], r["path"], r["toml"]) for r in rows]
+
+        return await self._db.run(op)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+
+
+def _end(
+    conn: sqlite3.Connection,
+    job_id: str,
+    status: JobStatus,
+    now: float,
+    error: str | None,
+    from_states: tuple[str, ...],
+    worker_id: str | None = None,
+) -> sqlite3.Row | None:
+    states = ", ".join(f"'{state}'" for state in from_states)
+    guard = "AND worker_id = :worker" if worker_id is not None else ""
+    params = {
+        "id": job_id,
+        "status": status.value,
+        "now": now,
+        "error": error,
+        "worker": worker_id,
+        "sync_keep": RETENTION_SYNC_S,
+        "async_keep": RETENTION_ASYNC_S,
+    }
+    row: sqlite3.Row | None = conn.execute(
+        _END.format(states=states, worker_guard=guard), params
+    ).fetchone()
+    return row
+
+
+def _queue_webhook(conn: sqlite3.Connection, job: Job, now: float) -> None:
+    if job.webhook and job.status in WEBHOOK_STATUSES:
+        conn.execute(
+            "INSERT INTO webhook_outbox (job_id, url, body, next_at) VALUES (?, ?, ?, ?)",
+            (job.id, job.webhook, _dumps(job.to_webhook()), now),
+        )
+
+
+def _bump(conn: sqlite3.Connection, endpoint: str, name: str) -> None:
+    conn.execute(
+        "INSERT INTO counters (endpoint, name, value) VALUES (?, ?, 1) "
+        "ON CONFLICT (endpoint, name) DO UPDATE SET value = value + 1",
+        (endpoint, name),
+    )

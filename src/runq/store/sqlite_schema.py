@@ -1,0 +1,60 @@
+"""The SQLite schema, as numbered migrations applied in order (PRAGMA user_version)."""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: jobs, stream chunks, webhook outbox, deployed endpoints, counters.
+    """
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input TEXT NOT NULL,
+        webhook TEXT,
+        s3_config TEXT,
+        low_priority INTEGER NOT NULL DEFAULT 0,
+        execution_timeout_s REAL,
+        ttl_s REAL NOT NULL,
+        sync INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        worker_id TEXT,
+        has_output INTEGER NOT NULL DEFAULT 0,
+        output TEXT,
+        error TEXT,
+        retries INTEGER NOT NULL DEFAULT 0,
+        stream_read INTEGER NOT NULL DEFAULT 0,
+        expires_at REAL
+    );
+    -- rowid is implicitly the last column, so (endpoint, low_priority, rowid) is FIFO order.
+    CREATE INDEX jobs_queue ON jobs (endpoint, low_priority) WHERE status = 'IN_QUEUE';
+    CREATE INDEX jobs_running ON jobs (endpoint) WHERE status = 'IN_PROGRESS';
+    CREATE INDEX jobs_by_status ON jobs (endpoint, status);
+    CREATE INDEX jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE TABLE stream_chunks (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        output TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE webhook_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at REAL NOT NULL
+    );
+    CREATE INDEX webhook_due ON webhook_outbox (next_at);
+    CREATE TABLE endpoints (
+        name TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        toml TEXT NOT NULL
+    );
+    CREATE TABLE counters (
+        endpoint TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        PRIMARY KEY (endpoint, name)
+    ) WITHOUT ROWID;
+    """,
+)
