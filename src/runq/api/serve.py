@@ -30,6 +30,9 @@ class _Server(uvicorn.Server):
             loop = asyncio.get_event_loop()
             loop.call_soon_threadsafe(plane.signals.close)
         super().handle_exit(sig, frame)
+        # Uvicorn re-raises the signal after its shutdown, so the process would die by it; a
+        # graceful stop on SIGTERM is a success, and exits 0.
+        self._captured_signals.clear()
 
 
 def build(config: ServerConfig) -> tuple[ControlPlane, ApiKeys, str]:

@@ -1,0 +1,14 @@
+"""A handler that takes its worker down with it (SIGKILL), every time."""
+
+import os
+import signal
+
+from runq import worker
+
+
+def handler(job):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    worker.start({"handler": handler})

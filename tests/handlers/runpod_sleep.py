@@ -1,0 +1,13 @@
+"""An unmodified RunPod worker with a sync handler that sleeps input["seconds"]."""
+
+import time
+
+import runpod
+
+
+def handler(job):
+    time.sleep(job["input"].get("seconds", 0))
+    return {"slept": job["input"].get("seconds", 0)}
+
+
+runpod.serverless.start({"handler": handler})
