@@ -21,16 +21,15 @@ from runq.fleet.local import kill_leftovers
 HANDLERS = Path(__file__).parent / "handlers"
 
 # Fast timings so that failure paths resolve in seconds, not minutes.
-FAST_SERVER = """
-[server]
-ping_interval = 1
-heartbeat_timeout = 4
-take_hold = 5
-stop_grace = 3
-tick = 0.1
-webhook_backoff = 0.3
-webhook_timeout = 2
-"""
+FAST_SERVER: dict[str, float] = {
+    "ping_interval": 1,
+    "heartbeat_timeout": 4,
+    "take_hold": 5,
+    "stop_grace": 3,
+    "tick": 0.1,
+    "webhook_backoff": 0.3,
+    "webhook_timeout": 2,
+}
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
@@ -67,6 +66,7 @@ class Server:
     port: int
     key: str = "test-key"
     endpoints: list[Path] = field(default_factory=list)
+    settings: dict[str, float] = field(default_factory=dict)  # [server] over FAST_SERVER
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -89,7 +89,8 @@ class Server:
 
     def start(self, wait_workers: bool = True) -> Server:
         config = self.root / "runq.toml"
-        config.write_text(FAST_SERVER)
+        lines = [f"{k} = {v}" for k, v in {**FAST_SERVER, **self.settings}.items()]
+        config.write_text("[server]\n" + "\n".join(lines) + "\n")
         env = {**os.environ, "RUNQ_API_KEY": self.key}
         with open(self.root / "serve.log", "ab") as log:
             self.process = self._spawn(config, env, log)

@@ -1,0 +1,12 @@
+"""Reports progress {"step": 1} through progress_update, then returns {"done": True}."""
+
+from runq import worker
+
+
+def handler(job):
+    worker.progress_update(job, {"step": 1})
+    return {"done": True}
+
+
+if __name__ == "__main__":
+    worker.start({"handler": handler})

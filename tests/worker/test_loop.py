@@ -1,0 +1,200 @@
+"""The worker loop against a fake control plane: real worker processes, real HTTP."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fakeplane import API_KEY, HANDLERS, FakePlane, WorkerProc, worker_env
+
+from runq.worker.settings import VERSION
+
+Start = Callable[..., WorkerProc]
+pytestmark = pytest.mark.timeout(60)
+
+
+def _write_handler(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "handler.py"
+    path.write_text("from runq import worker\n" + textwrap.dedent(body))
+    return path
+
+
+def test_echo_round_trip(plane: FakePlane, start_worker: Start) -> None:
+    start_worker("native_echo.py")
+    plane.submit("j1", {"x": 1})
+    done = plane.done("j1")
+    assert done.body == {"output": {"echo": {"x": 1}}}
+    assert done.query == {"gpu": "cpu", "isStream": "false"}
+    assert done.headers["Authorization"] == API_KEY
+    take = plane.of_kind("job-take")[0]
+    assert take.query == {"gpu": "cpu", "job_in_progress": "0"}
+    assert take.headers["Authorization"] == API_KEY
+
+
+def test_pings_list_running_jobs(plane: FakePlane, start_worker: Start) -> None:
+    start_worker("native_sleep.py")
+    plane.submit("slow", {"seconds": 1})
+    ping = plane.wait_for(lambda calls: [c for c in calls if c.query.get("job_id") == "slow"])
+    assert ping[0].path == "/v2/ep/ping/w1"
+    assert ping[0].query["runpod_version"] == VERSION
+    assert plane.done("slow").body == {"output": {"slept": 1}}
+
+
+def test_stream_posts_chunks_in_order(plane: FakePlane, start_worker: Start) -> None:
+    start_worker("native_stream.py")
+    plane.submit("s1", {"n": 3})
+    done = plane.done("s1")
+    chunks = plane.of_kind("job-stream")
+    assert [c.body for c in chunks] == [{"output": {"i": i}} for i in range(3)]
+    assert {c.query["isStream"] for c in chunks} == {"false"}
+    assert done.query["isStream"] == "true"
+    assert done.body == {"output": [{"i": 0}, {"i": 1}, {"i": 2}]}
+
+
+def test_handler_exception_is_reported(plane: FakePlane, start_worker: Start) -> None:
+    start_worker("native_fail.py", RUNPOD_POD_HOSTNAME="host-9")
+    plane.submit("f1", {})
+    report = json.loads(plane.done("f1").body["error"])
+    assert report["error_type"] == "<class 'ValueError'>"
+    assert report["error_message"] == "boom"
+    assert (report["hostname"], report["worker_id"]) == ("host-9", "w1")
+
+
+def test_progress_arrives_before_the_result(plane: FakePlane, start_worker: Start) -> None:
+    start_worker("native_progress.py")
+    plane.submit("p1", {})
+    plane.done("p1")
+    posts = [c for c in plane.of_kind("job-done") if c.job_id == "p1"]
+    assert [c.body for c in posts] == [
+        {"status": "IN_PROGRESS", "output": {"step": 1}},
+        {"output": {"done": True}},
+    ]
+    assert posts[0].query["isStream"] == "false"
+
+
+def test_concurrent_async_jobs_use_batch_take(plane: FakePlane, start_worker: Start) -> None:
+    for i in range(3):
+        plane.submit(f"c{i}", {"seconds": 1})
+    start_worker("native_async_sleep.py", NATIVE_CONCURRENCY="3")
+    dones = [plane.done(f"c{i}") for i in range(3)]
+    batch = plane.of_kind("job-take-batch")[0]
+    assert batch.query["batch_size"] == "3"
+    # the three one-second sleeps overlapped
+    assert max(d.at for d in dones) - min(d.at for d in dones) < 0.9
+
+
+def test_stop_cancels_an_async_job_without_a_result(plane: FakePlane, start_worker: Start) -> None:
+    start_worker("native_async_sleep.py")
+    plane.submit("long", {"seconds": 60})
+    plane.wait_for(lambda calls: [c for c in calls if c.query.get("job_id") == "long"])
+    plane.stops.put("long")
+    # the slot frees at once (a stopped job posts nothing) and the next job runs
+    plane.submit("next", {"seconds": 0})
+    assert plane.done("next").body == {"output": {"slept": 0}}
+    assert [c for c in plane.of_kind("job-done") if c.job_id == "long"] == []
+
+
+def test_stopped_sync_job_result_is_dropped(plane: FakePlane, start_worker: Start) -> None:
+    start_worker("native_sleep.py")
+    plane.submit("sync", {"seconds": 1})
+    plane.wait_for(lambda calls: [c for c in calls if c.query.get("job_id") == "sync"])
+    plane.stops.put("sync")
+    plane.submit("after", {"seconds": 0})
+    plane.done("after")
+    assert [c for c in plane.of_kind("job-done") if c.job_id == "sync"] == []
+
+
+def test_sigterm_lets_the_running_job_finish(plane: FakePlane, start_worker: Start) -> None:
+    worker = start_worker("native_sleep.py")
+    plane.submit("t1", {"seconds": 1})
+    plane.wait_for(lambda calls: [c for c in calls if c.query.get("job_id") == "t1"])
+    worker.proc.send_signal(signal.SIGTERM)
+    rc, out = worker.wait()
+    assert rc == 0, out
+    assert plane.done("t1", timeout=0).body == {"output": {"slept": 1}}
+
+
+def test_sigterm_when_idle_exits_at_once(plane: FakePlane, start_worker: Start) -> None:
+    worker = start_worker("native_echo.py")
+    plane.wait_for(lambda calls: [c for c in calls if c.kind == "job-take"])
+    worker.proc.send_signal(signal.SIGINT)
+    rc, out = worker.wait(timeout=5)
+    assert rc == 0, out
+
+
+def test_job_done_retried_on_5xx(plane: FakePlane, start_worker: Start) -> None:
+    plane.done_failures = 2
+    start_worker("native_echo.py")
+    plane.submit("r1", "x")
+    plane.wait_for(lambda calls: len([c for c in calls if c.kind == "job-done"]) == 3)
+    assert [c.body for c in plane.of_kind("job-done")] == [{"output": {"echo": "x"}}] * 3
+
+
+def test_worker_waits_for_the_control_plane() -> None:
+    with socket.socket() as sock:  # a port nobody listens on yet
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    worker = WorkerProc(HANDLERS / "native_echo.py", worker_env(port))
+    try:
+        plane = FakePlane(port=port)  # comes up after the worker started polling
+        try:
+            plane.submit("late", 1)
+            assert plane.done("late").body == {"output": {"echo": 1}}
+        finally:
+            plane.close()
+    finally:
+        worker.kill()
+
+
+def test_config_refresh_worker_exits_after_one_job(
+    plane: FakePlane, start_worker: Start, tmp_path: Path
+) -> None:
+    script = _write_handler(
+        tmp_path,
+        """
+        worker.start({"handler": lambda job: job["input"], "refresh_worker": True})
+        """,
+    )
+    worker = start_worker(script)
+    plane.submit("once", 5)
+    rc, out = worker.wait()
+    assert rc == 0, out
+    assert plane.done("once", timeout=0).body == {"output": 5, "stopPod": True}
+
+
+def test_handler_refresh_worker_exits_too(
+    plane: FakePlane, start_worker: Start, tmp_path: Path
+) -> None:
+    script = _write_handler(
+        tmp_path,
+        """
+        worker.start({"handler": lambda job: {"ok": 1, "refresh_worker": True}})
+        """,
+    )
+    worker = start_worker(script)
+    plane.submit("once", 5)
+    rc, out = worker.wait()
+    assert rc == 0, out
+    assert plane.done("once", timeout=0).body == {"output": {"ok": 1}, "stopPod": True}
+
+
+def test_json_logs_with_endpoint_id(plane: FakePlane, tmp_path: Path) -> None:
+    env = {**plane.env(), "RUNPOD_ENDPOINT_ID": "ep", "RUNPOD_LOG_LEVEL": "INFO"}
+    script = _write_handler(
+        tmp_path,
+        """
+        worker.start({"handler": lambda job: 1, "refresh_worker": True})
+        """,
+    )
+    worker = WorkerProc(script, env)
+    plane.submit("lg", 1)
+    rc, out = worker.wait()
+    assert rc == 0, out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert {"requestId": "lg", "message": "Started.", "level": "INFO"} in lines
+    assert {"requestId": "lg", "message": "Finished.", "level": "INFO"} in lines
