@@ -145,7 +145,7 @@ class SqliteJobStore:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             return _row_to_job(row) if row is not None else None
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     async def cancel(self, job_id: str) -> tuple[Job | None, str | None]:
         now = self._clock()
@@ -222,7 +222,7 @@ class SqliteJobStore:
                 )
             return StreamRead(_row_to_job(row), [json.loads(c["output"]) for c in chunks])
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     async def counts(self, endpoint: str) -> dict[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
@@ -238,7 +238,7 @@ class SqliteJobStore:
             result["retried"] = retried["value"] if retried else 0
             return result
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     async def queue_depth(self, endpoint: str) -> int:
         def op(conn: sqlite3.Connection) -> int:
@@ -247,7 +247,7 @@ class SqliteJobStore:
             ).fetchone()
             return int(row[0])
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     # --- workers ------------------------------------------------------------------------
     async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
@@ -259,7 +259,7 @@ class SqliteJobStore:
             rows.sort(key=lambda row: row["seq"])  # RETURNING has no order: restore FIFO
             return [_row_to_job(row) for row in rows]
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     async def finish(self, job_id: str, worker_id: str, result: WorkerResult) -> FinishOutcome:
         now = self._clock()
@@ -355,7 +355,7 @@ class SqliteJobStore:
                 ).fetchall()
             return [_row_to_job(row) for row in rows]
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     async def overdue(self, now: float) -> list[Job]:
         def op(conn: sqlite3.Connection) -> list[Job]:
@@ -367,7 +367,7 @@ class SqliteJobStore:
             ).fetchall()
             return [_row_to_job(row) for row in rows]
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     async def expire_queued(self, now: float) -> list[Job]:
         def op(conn: sqlite3.Connection) -> list[Job]:
@@ -406,7 +406,7 @@ class SqliteJobStore:
             ).fetchall()
             return [Webhook(r["id"], r["job_id"], r["url"], r["body"], r["attempts"]) for r in rows]
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     async def webhook_result(self, hook_id: int, delivered: bool, next_at: float | None) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -436,7 +436,7 @@ class SqliteJobStore:
             rows = conn.execute("SELECT name, path, toml FROM endpoints ORDER BY name").fetchall()
             return [(r["name"], r["path"], r["toml"]) for r in rows]
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
