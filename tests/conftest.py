@@ -102,9 +102,23 @@ class Server:
 
     def _spawn(self, config: Path, env: dict[str, str], log: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "runq.cli", "serve", *map(str, self.endpoints),
-             "--config", str(config), "--port", str(self.port), "--data-dir", str(self.data_dir)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "runq.cli",
+                "serve",
+                *map(str, self.endpoints),
+                "--config",
+                str(config),
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def _healthy(self) -> bool:
@@ -112,7 +126,12 @@ class Server:
         if self.process.poll() is not None:
             raise AssertionError(f"runq serve exited: {(self.root / 'serve.log').read_text()}")
         try:
-            return httpx.get(f"{self.url}/admin/endpoints", headers=self.headers, timeout=1).status_code == 200
+            return (
+                httpx.get(
+                    f"{self.url}/admin/endpoints", headers=self.headers, timeout=1
+                ).status_code
+                == 200
+            )
         except httpx.HTTPError:
             return False
 
@@ -129,11 +148,15 @@ class Server:
         wait_until(ready, timeout=timeout)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return httpx.get(self.url + path, headers=self.headers, timeout=kwargs.pop("timeout", 30), **kwargs)
+        return httpx.get(
+            self.url + path, headers=self.headers, timeout=kwargs.pop("timeout", 30), **kwargs
+        )
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         headers = kwargs.pop("headers", self.headers)
-        return httpx.post(self.url + path, headers=headers, timeout=kwargs.pop("timeout", 30), **kwargs)
+        return httpx.post(
+            self.url + path, headers=headers, timeout=kwargs.pop("timeout", 30), **kwargs
+        )
 
     def run(self, endpoint: str, body: Any) -> str:
         response = self.post(f"/v2/{endpoint}/run", json=body)
@@ -145,9 +168,12 @@ class Server:
         assert response.status_code == 200, response.text
         return response.json()  # type: ignore[no-any-return]
 
-    def wait_status(self, endpoint: str, job_id: str, statuses: set[str], timeout: float = 30) -> dict[str, Any]:
+    def wait_status(
+        self, endpoint: str, job_id: str, statuses: set[str], timeout: float = 30
+    ) -> dict[str, Any]:
         return wait_until(  # type: ignore[no-any-return]
-            lambda: (s := self.status(endpoint, job_id))["status"] in statuses and s, timeout=timeout
+            lambda: (s := self.status(endpoint, job_id))["status"] in statuses and s,
+            timeout=timeout,
         )
 
     def workers(self, endpoint: str) -> list[dict[str, Any]]:

@@ -70,7 +70,14 @@ def test_status_sync_waits_for_the_end(server: Server) -> None:
         ("/v2/echo/run", b'{"input": 1, "webhook": "ftp://x"}', 400, "webhook"),
         ("/v2/nope/run", b'{"input": 1}', 404, "endpoint 'nope'"),
     ],
-    ids=["malformed-json", "missing-input", "not-an-object", "ttl-too-short", "bad-webhook", "unknown-endpoint"],
+    ids=[
+        "malformed-json",
+        "missing-input",
+        "not-an-object",
+        "ttl-too-short",
+        "bad-webhook",
+        "unknown-endpoint",
+    ],
 )
 def test_bad_requests_get_a_clear_error_and_change_nothing(
     server: Server, path: str, body: bytes, status: int, message: str
@@ -82,8 +89,12 @@ def test_bad_requests_get_a_clear_error_and_change_nothing(
     assert server.health("echo")["jobs"] == before
 
 
-@pytest.mark.parametrize("header", [None, "Bearer wrong", "wrong"], ids=["none", "bad-bearer", "bad-raw"])
-def test_requests_without_a_valid_key_get_401_and_change_nothing(server: Server, header: str | None) -> None:
+@pytest.mark.parametrize(
+    "header", [None, "Bearer wrong", "wrong"], ids=["none", "bad-bearer", "bad-raw"]
+)
+def test_requests_without_a_valid_key_get_401_and_change_nothing(
+    server: Server, header: str | None
+) -> None:
     before = server.health("echo")["jobs"]
     headers = {} if header is None else {"Authorization": header}
     reply = httpx.post(f"{server.url}/v2/echo/run", json={"input": 1}, headers=headers)

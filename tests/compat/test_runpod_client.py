@@ -16,7 +16,9 @@ SDKS = {"runpod": "runpod_", "native": "native_"}
 
 
 @pytest.fixture(params=sorted(SDKS), scope="module")
-def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def live(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     from tests.conftest import free_port
 
     prefix = SDKS[request.param]

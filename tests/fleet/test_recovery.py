@@ -23,7 +23,9 @@ def test_kill9_of_the_control_plane_after_run_loses_no_job(server_factory) -> No
     server.kill9()
     server.start()
     for job_id in [busy, *queued]:
-        assert server.wait_status("sleepy", job_id, {"COMPLETED"}, timeout=40)["status"] == "COMPLETED"
+        assert (
+            server.wait_status("sleepy", job_id, {"COMPLETED"}, timeout=40)["status"] == "COMPLETED"
+        )
 
 
 def test_kill9_of_a_worker_mid_job_retries_it_on_another_worker(server_factory) -> None:  # type: ignore[no-untyped-def]
@@ -61,7 +63,10 @@ def test_runpod_sync_handler_past_its_timeout_is_killed_and_replaced(server_fact
     job_id = server.run("stuck", {"input": {"seconds": 60}})
     first = server.wait_status("stuck", job_id, {"IN_PROGRESS"})["workerId"]
     assert server.wait_status("stuck", job_id, {"TIMED_OUT"}, timeout=20)["status"] == "TIMED_OUT"
-    wait_until(lambda: any(w["id"] != first and w["state"] == "idle" for w in server.workers("stuck")), timeout=40)
+    wait_until(
+        lambda: any(w["id"] != first and w["state"] == "idle" for w in server.workers("stuck")),
+        timeout=40,
+    )
     reply = server.post("/v2/stuck/runsync", json={"input": {"seconds": 0}}, timeout=60)
     assert reply.json()["status"] == "COMPLETED"
     assert server.status("stuck", job_id)["status"] == "TIMED_OUT"

@@ -1,0 +1,65 @@
+"""Posting results (job-done) and stream chunks (job-stream), with retries.
+
+Unlike runpod, connection errors are retried as well as 5xx: the control plane may be
+restarting, and it treats job-done as idempotent, so a duplicate is harmless but a lost
+result leaves the job to the reaper.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from runq.worker import results
+from runq.worker.backoff import post_delays
+from runq.worker.logs import log
+from runq.worker.results import Body
+from runq.worker.settings import Settings
+from runq.worker.transport import NETWORK_ERRORS, Lane
+
+
+class Poster:
+    """Sends bodies for jobs over one lane, in the order they are awaited."""
+
+    def __init__(self, settings: Settings, lane: Lane) -> None:
+        self.settings = settings
+        self.lane = lane
+
+    async def done(self, job_id: str, body: Body, is_stream: bool) -> bool:
+        """Posts the final body of a job; True when the server took it."""
+        try:
+            data = results.encode(body)
+        except (TypeError, ValueError) as exc:
+            log.error(f"Result is not JSON serializable: {exc}", job_id)
+            data = results.encode(results.unencodable_body(exc))
+        return await self._post(self.settings.done(job_id, is_stream), data, job_id)
+
+    async def chunk(self, job_id: str, chunk: Any) -> bool:
+        """Posts one streamed chunk as `{"output": chunk}`."""
+        try:
+            data = results.encode({"output": chunk})
+        except (TypeError, ValueError) as exc:
+            log.error(f"Stream chunk is not JSON serializable, skipped: {exc}", job_id)
+            return False
+        return await self._post(self.settings.stream(job_id), data, job_id)
+
+    async def _post(self, url: str, data: bytes, job_id: str) -> bool:
+        delays = post_delays()
+        for attempt, delay in enumerate([*delays, None], start=1):
+            try:
+                reply = await self.lane.request("POST", url, data)
+            except NETWORK_ERRORS as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            else:
+                if 200 <= reply.status < 300:
+                    return True
+                reason = f"HTTP {reply.status} {reply.body[:200]!r}"
+                if reply.status < 500 and reply.status != 429:
+                    log.error(f"Failed to return job results. | {reason}", job_id)
+                    return False  # the server refused it for good (e.g. too large, unknown job)
+            if delay is None:
+                break
+            log.warn(f"Posting result failed (attempt {attempt}), retrying: {reason}", job_id)
+            await asyncio.sleep(delay)
+        log.error(f"Failed to return job results. | {reason}", job_id)
+        return False
