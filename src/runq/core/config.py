@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +68,10 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> S
         unknown = sorted(set(data) - _TOP_LEVEL)
         if unknown:
             raise SpecError(f"{path}: unknown table or key '{unknown[0]}'")
-        config = _apply(config, data.get("server", {}), str(path))
+        server = data.get("server", {})
+        if not isinstance(server, dict):
+            raise SpecError(f"{path}: 'server' must be a table ([server]), got {server!r}")
+        config = _apply(config, server, str(path))
     if overrides:
         config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "flags")
     return config
@@ -76,7 +79,6 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> S
 
 def _apply(config: ServerConfig, table: dict[str, Any], where: str) -> ServerConfig:
     changes: dict[str, Any] = {}
-    known = {f.name for f in fields(ServerConfig)}
     for key, value in table.items():
         if key in _DURATIONS:
             try:
@@ -90,8 +92,6 @@ def _apply(config: ServerConfig, table: dict[str, Any], where: str) -> ServerCon
                 raise SpecError(
                     f"{where}: field 'server.{key}': expected {_PLAIN[key].__name__}, got {value!r}"
                 )
-            changes[key] = value
-        elif key in known:
             changes[key] = value
         else:
             raise SpecError(f"{where}: field 'server.{key}': unknown key")

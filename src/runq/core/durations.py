@@ -1,5 +1,6 @@
 """Durations as users write them: a number of seconds, or a string with a unit."""
 
+import math
 import re
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -18,8 +19,8 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 30, '30s', '5m', '2h', got {value!r}")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"a duration cannot be negative, got {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"a duration must be a finite number >= 0, got {value!r}")
         return float(value)
     if isinstance(value, str):
         match = _PATTERN.match(value)

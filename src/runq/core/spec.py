@@ -230,7 +230,9 @@ def parse_spec(data: Mapping[str, Any], base_dir: Path, where: str) -> EndpointS
     """Build a spec from parsed TOML. `where` names the file in error messages."""
     top = _Reader(where, "", data)
     name = top.get("name", str, "")
-    top.check("name", bool(NAME_PATTERN.match(name)), f"must match [a-z0-9-]{{1,64}}, got {name!r}")
+    top.check(
+        "name", bool(NAME_PATTERN.fullmatch(name)), f"must match [a-z0-9-]{{1,64}}, got {name!r}"
+    )
     endpoint_type = top.get("type", str, "queue")
     top.check("type", endpoint_type in ENDPOINT_TYPES, f"must be one of {ENDPOINT_TYPES}")
     if "worker" not in data:

@@ -62,7 +62,7 @@ RETURNING *
 _RETRY = """
 UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, finished_at = NULL, worker_id = NULL,
        has_output = 0, output = NULL, error = NULL, expires_at = NULL, stream_read = 0,
-       created_at = :now
+       created_at = :now, retries = 0
 WHERE id = :id AND status IN ('FAILED', 'TIMED_OUT')
 RETURNING *
 """
@@ -252,11 +252,11 @@ class SqliteJobStore:
     # --- workers ------------------------------------------------------------------------
     async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
         now = self._clock()
-        params = {"now": now, "worker": worker_id, "endpoint": endpoint, "limit": limit}
+        params = {"now": now, "worker": worker_id, "endpoint": endpoint, "limit": max(0, limit)}
 
         def op(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(_TAKE, params).fetchall()
-            rows.sort(key=lambda row: row["seq"])  # RETURNING has no order: restore FIFO
+            rows.sort(key=lambda row: (row["low_priority"], row["seq"]))  # RETURNING is unordered
             return [_row_to_job(row) for row in rows]
 
         return await self._db.run(op, durable=False)
