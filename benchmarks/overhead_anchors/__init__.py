@@ -1,0 +1,1 @@
+"""Anchor systems for ``benchmarks/overhead.py``: a bare FastAPI floor, Celery, Ray Serve."""
