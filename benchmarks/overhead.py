@@ -14,7 +14,11 @@ and, in the same run, the anchors it is judged against:
 * Ray Serve: one no-op replica behind Serve's HTTP proxy, sequential POSTs.
 
 Every system runs alone (the previous one is stopped first), is warmed up, and is driven by the
-same lean client: ``httpx.Client`` with keep-alive, one per thread. Times are medians.
+same lean client: ``httpx.Client`` with keep-alive, one per thread (Celery: its own client,
+``delay()``, one thread each). Times are medians. Next to each throughput figure it reports the
+CPU milliseconds per job spent by the servers' process trees and by this client process: on a
+2-core box the client competes with the server, and that column says by how much. Ray runs with
+127.0.0.1 as its node address, so all traffic, its own included, stays on loopback.
 
 How to run it (from the repository root)::
 
@@ -28,8 +32,13 @@ It prints a table on stdout and, as the last line of stdout, one JSON object wit
 whose packages are missing is recorded under ``skipped`` with the reason. If runq itself cannot
 be measured the anchors are still reported, the runq figures are null and the exit status is 1.
 
-Every process it starts runs in its own session and is stopped at the end (also on Ctrl-C):
-SIGTERM to its process group, then SIGKILL to whatever is left in its session.
+``jobs_per_s`` and ``celery_jobs_per_s`` are the 8-client figures; both are also given per
+client count.
+
+Every process it starts runs in its own session and is stopped as soon as its system is
+measured, and at the latest on the way out (also on Ctrl-C or SIGTERM): stdin closed (Ray),
+SIGTERM to its process group, then SIGTERM and SIGKILL, by pid, to whatever is left of its
+process tree and session.
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ from typing import IO, Any
 
 import httpx
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
@@ -114,10 +124,12 @@ def proc_table() -> dict[int, ProcStat]:
         except OSError:
             continue
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) < 15:
+        if len(fields) < 20:
             continue
         ticks = sum(int(value) for value in fields[11:15])
-        table[int(entry.name)] = ProcStat(int(fields[1]), int(fields[3]), fields[0] == b"Z", ticks)
+        table[int(entry.name)] = ProcStat(
+            int(fields[1]), int(fields[3]), fields[0] == b"Z", ticks, int(fields[19])
+        )
     return table
 
 
@@ -255,7 +267,17 @@ class Supervisor:
                 proc.wait(timeout=2.0)
             left = alive()
             if left:
-                err.print(f"[yellow]warning: {managed.name}: pids {left} did not stop[/]")
+                err.print(
+                    f"[yellow]warning: {managed.name}: pids {escape(str(left))} did not stop[/]"
+                )
+        except BaseException:
+            # Whatever went wrong above, nothing it started may outlive us.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(sid, signal.SIGKILL)
+            for pid, _ in known:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            raise
         finally:
             managed.log_file.close()
             if managed in self.running:
@@ -266,7 +288,7 @@ class Supervisor:
             try:
                 self.stop(managed)
             except Exception as exc:  # keep stopping the others
-                err.print(f"[red]error stopping {managed.name}: {exc!r}[/]")
+                err.print(f"[red]error stopping {managed.name}: {escape(repr(exc))}[/]")
 
     @staticmethod
     def tail(managed: Managed, lines: int = 15) -> str:
@@ -782,19 +804,19 @@ def print_report(
 ) -> None:
     out = Console(highlight=False)
     if not out.is_terminal:
-        out.width = max(out.width, 150)  # a log file, not a screen: don't squeeze the table
+        out.width = max(out.width, 160)  # a log file, not a screen: don't squeeze the table
     hi, lo = max(settings.clients), min(settings.clients)
     table = Table(
         title=f"runq overhead: no-op handler, one worker, loopback, {os.cpu_count()} CPUs, "
         f"{settings.samples} sequential samples, {settings.jobs} jobs"
     )
-    table.add_column("system")
+    table.add_column("system", no_wrap=True)
     table.add_column("round trip p50 ms", justify="right")
     table.add_column("p99 ms", justify="right")
     table.add_column(f"jobs/s, {lo} client", justify="right")
     table.add_column(f"jobs/s, {hi} clients", justify="right")
     table.add_column("CPU ms/job: server + client", justify="right")
-    table.add_column("notes")
+    table.add_column("notes", no_wrap=True)
     rows = [
         ("floor", "floor (FastAPI in-process)"),
         ("runq", "runq (/runsync; /run)"),
@@ -807,11 +829,11 @@ def print_report(
             reason = skipped[key].splitlines()[0] if skipped[key] else ""
             if len(reason) > 70:
                 reason = reason[:67] + "..."
-            table.add_row(label, "-", "-", "-", "-", "-", f"[yellow]skipped: {reason}[/]")
+            table.add_row(label, "-", "-", "-", "-", "-", f"[yellow]skipped: {escape(reason)}[/]")
             continue
         res = results.get(key, {})
         http: Rate | None = res.get("req_per_s")
-        note = "" if http is None else f"sync HTTP, {hi} clients: {http.per_s:,.0f} req/s"
+        note = "" if http is None else f"{http.per_s:,.0f} req/s, sync HTTP, {hi} clients"
         cpu = _cpu(_rate(res, hi)) or _cpu(http)
         table.add_row(
             label,
@@ -918,7 +940,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reason = str(exc) if isinstance(exc, Skip) else f"{type(exc).__name__}: {exc}"
                 skipped[name] = reason
                 runq_failed = runq_failed or name == "runq"
-                err.print(f"[red]  {name} could not be measured:[/] {reason}")
+                err.print(f"[red]  {name} could not be measured:[/] {escape(reason)}")
     except KeyboardInterrupt:
         err.print("[red]interrupted: stopping everything[/]")
         return 130

@@ -29,7 +29,7 @@ app.conf.update(
 )
 
 
-@app.task(name="noop")
+@app.task(name="noop")  # type: ignore[untyped-decorator]
 def noop(job_input: dict[str, Any]) -> None:
     """The same no-op as tests/handlers/native_noop.py."""
     return None

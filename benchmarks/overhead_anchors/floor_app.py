@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 app = FastAPI()
 
 
-def handler(job: dict[str, Any]) -> None:
+def handler(job: dict[str, Any]) -> Any:
     """The same no-op as tests/handlers/native_noop.py."""
     return None
 

@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         # Like uvicorn at log_level="warning" (the floor, runq): no per-request access log.
         quiet = {"log_level": "WARNING", "enable_access_log": False}
         serve.start(http_options={"host": "127.0.0.1", "port": args.port}, logging_config=quiet)
-        serve.run(Noop.bind(), name="noop", route_prefix="/", logging_config=quiet)
+        app = Noop.bind()  # type: ignore[attr-defined]
+        serve.run(app, name="noop", route_prefix="/", logging_config=quiet)
         print("READY", flush=True)
         stdin_closed = threading.Event()
 
@@ -73,10 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         while not stdin_closed.wait(0.5):
             pass
     finally:
-        try:
-            serve.shutdown()
-        finally:
-            ray.shutdown()
+        if ray.is_initialized():
+            try:
+                serve.shutdown()  # type: ignore[no-untyped-call]
+            finally:
+                ray.shutdown()
     return 0
 
 
