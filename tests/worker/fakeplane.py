@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import queue
+import select
+import socket
 import subprocess
 import sys
 import threading
@@ -51,6 +53,7 @@ class FakePlane:
         self.stops: queue.Queue[str] = queue.Queue()
         self.calls: list[Call] = []
         self.done_failures = 0  # answer this many job-done posts with 503 first
+        self.hold = HOLD_S
         self._cond = threading.Condition()
         plane = self
 
@@ -115,27 +118,46 @@ class FakePlane:
             self.calls.append(call)
             self._cond.notify_all()
         status, reply = self._answer(call)
+        if status == 200 and call.kind.startswith("job-take") and _client_gone(req):
+            # A worker that abandoned its long poll (SIGTERM) must not swallow the job.
+            for job in reply if isinstance(reply, list) else [reply]:
+                self.jobs.put(job)
+            req.close_connection = True
+            return
         data = json.dumps(reply).encode() if reply is not None else b""
-        req.send_response(status)
-        req.send_header("Content-Type", "application/json")
-        req.send_header("Content-Length", str(len(data)))
-        req.end_headers()
-        req.wfile.write(data)
+        try:
+            req.send_response(status)
+            req.send_header("Content-Type", "application/json")
+            req.send_header("Content-Length", str(len(data)))
+            req.end_headers()
+            req.wfile.write(data)
+        except OSError:
+            req.close_connection = True
 
     def _answer(self, call: Call) -> tuple[int, Any]:
         if call.kind in ("job-take", "job-take-batch"):
             want = int(call.query.get("batch_size", "1"))
-            taken = _drain(self.jobs, want, HOLD_S)
+            taken = _drain(self.jobs, want, self.hold)
             if not taken:
                 return 204, None
             return 200, taken if call.kind == "job-take-batch" else taken[0]
         if call.kind == "job-stop":
-            ids = _drain(self.stops, 100, HOLD_S)
+            ids = _drain(self.stops, 100, self.hold)
             return (200, {"jobsToStop": ids}) if ids else (204, None)
         if call.kind == "job-done" and self.done_failures > 0:
             self.done_failures -= 1
             return 503, {"error": "restarting"}
         return 200, {}
+
+
+def _client_gone(req: BaseHTTPRequestHandler) -> bool:
+    """Whether the client closed its end (a readable socket with nothing to read)."""
+    sock = req.connection
+    readable, _, _ = select.select([sock], [], [], 0)
+    try:
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def _drain(source: queue.Queue[Any], most: int, hold: float) -> list[Any]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakeplane import API_KEY, HANDLERS, FakePlane, WorkerProc, worker_env
+from fakeplane import API_KEY, DEADLINE_S, HANDLERS, FakePlane, WorkerProc, worker_env
 
 from runq.worker.settings import VERSION
 
@@ -101,7 +101,7 @@ def test_stop_cancels_an_async_job_without_a_result(plane: FakePlane, start_work
 
 def test_stopped_sync_job_result_is_dropped(plane: FakePlane, start_worker: Start) -> None:
     start_worker("native_sleep.py")
-    plane.submit("sync", {"seconds": 1})
+    plane.submit("sync", {"seconds": 2})
     plane.wait_for(lambda calls: [c for c in calls if c.query.get("job_id") == "sync"])
     plane.stops.put("sync")
     plane.submit("after", {"seconds": 0})
@@ -119,7 +119,8 @@ def test_sigterm_lets_the_running_job_finish(plane: FakePlane, start_worker: Sta
     assert plane.done("t1", timeout=0).body == {"output": {"slept": 1}}
 
 
-def test_sigterm_when_idle_exits_at_once(plane: FakePlane, start_worker: Start) -> None:
+def test_sigint_when_idle_abandons_the_long_poll(plane: FakePlane, start_worker: Start) -> None:
+    plane.hold = 30.0  # both long polls would hold far longer than the wait below
     worker = start_worker("native_echo.py")
     plane.wait_for(lambda calls: [c for c in calls if c.kind == "job-take"])
     worker.proc.send_signal(signal.SIGINT)
@@ -198,3 +199,80 @@ def test_json_logs_with_endpoint_id(plane: FakePlane, tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert {"requestId": "lg", "message": "Started.", "level": "INFO"} in lines
     assert {"requestId": "lg", "message": "Finished.", "level": "INFO"} in lines
+
+
+def test_async_generator_with_progress(
+    plane: FakePlane, start_worker: Start, tmp_path: Path
+) -> None:
+    script = _write_handler(
+        tmp_path,
+        """
+        async def handler(job):
+            worker.progress_update(job, "half")  # blocking call from the event loop thread
+            yield "a"
+            yield "b"
+
+        worker.start({"handler": handler})
+        """,
+    )
+    start_worker(script)
+    plane.submit("ag", None)
+    done = plane.done("ag")
+    assert (done.body, done.query["isStream"]) == ({"output": []}, "true")
+    assert [c.body for c in plane.of_kind("job-stream")] == [{"output": "a"}, {"output": "b"}]
+    progress = [c.body for c in plane.of_kind("job-done") if c.body.get("status")]
+    assert progress == [{"status": "IN_PROGRESS", "output": "half"}]
+
+
+def test_stop_ends_a_sync_generator_between_chunks(
+    plane: FakePlane, start_worker: Start, tmp_path: Path
+) -> None:
+    script = _write_handler(
+        tmp_path,
+        """
+        import itertools, time
+
+        def handler(job):
+            for i in itertools.count():
+                yield i
+                time.sleep(0.05)
+
+        worker.start({"handler": handler})
+        """,
+    )
+    start_worker(script)
+    plane.submit("endless", None)
+    plane.wait_for(lambda calls: [c for c in calls if c.kind == "job-stream"])
+    plane.stops.put("endless")
+    plane.submit("then", None)
+    plane.wait_for(lambda calls: [c for c in calls if c.path.endswith("/then")])
+    assert [c for c in plane.of_kind("job-done") if c.job_id == "endless"] == []
+
+
+def test_job_done_survives_a_control_plane_restart() -> None:
+    first = FakePlane()
+    port = first.port
+    worker = WorkerProc(HANDLERS / "native_sleep.py", worker_env(port))
+    try:
+        first.submit("r", {"seconds": 0.5})
+        first.wait_for(lambda calls: [c for c in calls if c.query.get("job_id") == "r"])
+        first.close()
+        # While "restarting", the port accepts connections and drops them unanswered.
+        with socket.socket() as down:
+            down.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            down.bind(("127.0.0.1", port))
+            down.listen()
+            down.settimeout(DEADLINE_S)
+            dropped_done = 0
+            while dropped_done < 2:
+                conn, _ = down.accept()
+                with conn:
+                    conn.settimeout(DEADLINE_S)
+                    dropped_done += b"/job-done/" in conn.recv(65536)
+        second = FakePlane(port=port)
+        try:
+            assert second.done("r").body == {"output": {"slept": 0.5}}
+        finally:
+            second.close()
+    finally:
+        worker.kill()

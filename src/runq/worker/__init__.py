@@ -54,6 +54,8 @@ def start(config: Mapping[str, Any]) -> None:
     settings = Settings.from_env()
     _progress.configure(settings)
     log.info(f"--- Starting runq worker | {VERSION} | {worker_config.kind.value} handler ---")
+    if not settings.done_url:
+        log.error("RUNPOD_WEBHOOK_POST_OUTPUT is not set: results cannot be returned.")
     WorkerLoop(worker_config, settings, meta).run()
     log.info("Worker stopped.")
     sys.exit(0)

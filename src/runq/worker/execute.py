@@ -102,7 +102,7 @@ async def run_stream(
     Args:
         sink: awaited with each chunk before the next is produced; None sends nothing.
         aggregate: return all chunks as the final output (`return_aggregate_stream`).
-        stopped: polled between chunks of a sync generator, which cannot be cancelled.
+        stopped: polled between chunks; a sync generator cannot be cancelled otherwise.
 
     Returns:
         The final job-done body, or None when the job was stopped.
@@ -110,8 +110,10 @@ async def run_stream(
     chunks: list[Any] = []
     try:
         # aclosing: an early return must close the handler's generator now, not at GC time.
-        async with contextlib.aclosing(_chunks(handler, kind, job, stopped)) as stream:
+        async with contextlib.aclosing(_chunks(handler, kind, job)) as stream:
             async for chunk in stream:
+                if stopped():
+                    return None
                 error = results.chunk_error(chunk)
                 if error is not None:
                     return error  # runpod neither streams this chunk nor keeps the aggregate
@@ -119,15 +121,9 @@ async def run_stream(
                     chunks.append(chunk)
                 if sink is not None:
                     await sink(chunk)
-    except _Stopped:
-        return None
     except _HandlerFailed as failed:
         return results.stream_error_body(failed.exc, failed.traceback_text)
     return results.stream_final_body(chunks if aggregate else None)
-
-
-class _Stopped(Exception):
-    pass
 
 
 class _HandlerFailed(Exception):
@@ -136,9 +132,7 @@ class _HandlerFailed(Exception):
         self.exc, self.traceback_text = exc, traceback_text
 
 
-async def _chunks(
-    handler: Handler, kind: Kind, job: dict[str, Any], stopped: Callable[[], bool]
-) -> AsyncGenerator[Any, None]:
+async def _chunks(handler: Handler, kind: Kind, job: dict[str, Any]) -> AsyncGenerator[Any, None]:
     """Yields the handler's chunks; its own exceptions come out as `_HandlerFailed`."""
     if kind is Kind.ASYNC_GENERATOR:
         agen = handler(job)
@@ -158,8 +152,6 @@ async def _chunks(
     try:
         while True:
             done, chunk = await asyncio.to_thread(_next_chunk, gen)
-            if stopped():
-                raise _Stopped
             if done:
                 return
             if isinstance(chunk, _HandlerFailed):

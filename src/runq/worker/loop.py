@@ -1,8 +1,8 @@
 """The worker's event loop: take jobs, run them, post results, obey stops and signals.
 
-Three lanes (threads with one keep-alive connection each) carry the job-take long poll,
-the job-stop long poll and the result posts; the heartbeat has its own thread. Jobs are
-asyncio tasks, so async handlers run concurrently and a stop can cancel them.
+Three keep-alive connections on the loop carry the job-take long poll, the job-stop long
+poll and the result posts; the heartbeat has its own thread. Jobs are asyncio tasks, so
+async handlers run concurrently and a stop can cancel them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from runq.worker import results
-from runq.worker.backoff import PollBackoff
+from runq.worker.aioconn import AsyncConn
+from runq.worker.backoff import POLL_FIRST_S, PollBackoff
 from runq.worker.config import WorkerConfig
 from runq.worker.execute import run_call, run_stream
 from runq.worker.logs import log
@@ -24,11 +25,11 @@ from runq.worker.ping import Heartbeat
 from runq.worker.poster import Poster
 from runq.worker.results import Body, ErrorMeta
 from runq.worker.settings import Settings
-from runq.worker.transport import NETWORK_ERRORS, Conn, Lane, Reply
+from runq.worker.transport import NETWORK_ERRORS, Reply, close_thread_conns
 
 POLL_TIMEOUT_S = 90.0  # the server holds a poll ~30 s; runpod gives up at 90 s
 POST_TIMEOUT_S = 60.0
-REMODEL_S = 1.0  # while full, re-ask concurrency_modifier this often (runpod's 1 s loop)
+RESCALE_S = 1.0  # while full, re-ask concurrency_modifier this often (runpod's 1 s loop)
 
 
 @dataclass
@@ -53,18 +54,20 @@ class WorkerLoop:
         self.draining = False
         self.heartbeat = Heartbeat(settings, lambda: self.job_ids)
         self._wake = asyncio.Event()  # a slot freed up, or draining began
+        self._draining = asyncio.Event()
         key = settings.api_key
-        self._take_lane = Lane("runq-take", Conn(POLL_TIMEOUT_S, key))
-        self._stop_lane = Lane("runq-stop", Conn(POLL_TIMEOUT_S, key))
-        self.poster = Poster(settings, Lane("runq-post", Conn(POST_TIMEOUT_S, key)))
+        self._take_conn = AsyncConn(POLL_TIMEOUT_S, key)
+        self._stop_conn = AsyncConn(POLL_TIMEOUT_S, key)
+        self.poster = Poster(settings, AsyncConn(POST_TIMEOUT_S, key))
 
     def run(self) -> None:
         """Runs until drained; returns when the process should exit 0."""
         self.heartbeat.start()
         try:
-            asyncio.run(self._main())
+            asyncio.run(self._main())  # returns after the handler threads have ended
         finally:
             self.heartbeat.stop()
+            close_thread_conns()
 
     def begin_drain(self, reason: str) -> None:
         """Stops taking jobs; running jobs finish and post their results."""
@@ -72,12 +75,13 @@ class WorkerLoop:
             return
         log.info(f"Draining ({reason}): no new jobs, {len(self.slots)} still running.")
         self.draining = True
+        self._draining.set()
         self._wake.set()
-        self._take_lane.conn.abort()  # abandon the take long poll in flight
+        self._take_conn.abort()  # abandon the take long poll in flight
 
     async def _main(self) -> None:
         self._install_signals()
-        stop_task = asyncio.create_task(self._stop_loop(self._stop_lane))
+        stop_task = asyncio.create_task(self._stop_loop())
         try:
             await self._take_loop()
             while self.slots:
@@ -85,9 +89,8 @@ class WorkerLoop:
                 await self._wake.wait()
         finally:
             stop_task.cancel()
-            self._stop_lane.close()
-            self._take_lane.close()
-            self.poster.lane.close()
+            for conn in (self._stop_conn, self._take_conn, self.poster.conn):
+                conn.abort()
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -103,24 +106,27 @@ class WorkerLoop:
     async def _take_loop(self) -> None:
         backoff = PollBackoff()
         while not self.draining:
-            self._remodel()
+            self._rescale()
             needed = self.concurrency - len(self.slots)
             if needed <= 0:
-                await self._nap(REMODEL_S)
+                self._wake.clear()
+                await _wait(self._wake, RESCALE_S)
                 continue
             url = self.settings.take(needed, in_progress=bool(self.slots))
             started = time.monotonic()
             try:
-                reply = await self._take_lane.request("GET", url)
+                reply = await self._take_conn.request("GET", url)
             except NETWORK_ERRORS as exc:
                 if self.draining:
                     return
                 delay = backoff.error()
-                log.debug(f"Job take failed, retrying in {delay:.1f}s: {exc!r}")
+                # Say it once per outage at WARN; the control plane may just be restarting.
+                level = "WARN" if delay == POLL_FIRST_S else "DEBUG"
+                log.log(level, f"Job take failed, retrying: {exc!r}")
             else:
                 delay = self._on_take(reply, time.monotonic() - started, backoff)
             if delay:
-                await self._nap(delay)
+                await _wait(self._draining, delay)
 
     def _on_take(self, reply: Reply, elapsed: float, backoff: PollBackoff) -> float:
         if reply.status == 429:
@@ -135,7 +141,7 @@ class WorkerLoop:
             self._start(job)
         return backoff.success() if jobs else backoff.empty(elapsed)
 
-    def _remodel(self) -> None:
+    def _rescale(self) -> None:
         try:
             wanted = int(self.config.concurrency_modifier(self.concurrency))
         except Exception as exc:
@@ -144,13 +150,6 @@ class WorkerLoop:
         if wanted != self.concurrency:
             log.debug(f"Concurrency set to {wanted}.")
             self.concurrency = max(wanted, 0)
-
-    async def _nap(self, seconds: float) -> None:
-        """Sleeps, but wakes early when a slot frees up or draining begins."""
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._wake.wait()
 
     # --- jobs -------------------------------------------------------------------------
 
@@ -203,7 +202,7 @@ class WorkerLoop:
 
     # --- job-stop ---------------------------------------------------------------------
 
-    async def _stop_loop(self, lane: Lane) -> None:
+    async def _stop_loop(self) -> None:
         url = self.settings.stop()
         if url is None:
             log.warn("No /job-take/ in RUNPOD_WEBHOOK_GET_JOB: per-job stop is disabled.")
@@ -212,7 +211,7 @@ class WorkerLoop:
         while True:
             started = time.monotonic()
             try:
-                reply = await lane.request("GET", url)
+                reply = await self._stop_conn.request("GET", url)
             except NETWORK_ERRORS as exc:
                 delay = backoff.error()
                 log.debug(f"Stop poll failed, retrying in {delay:.1f}s: {exc!r}")
@@ -245,6 +244,13 @@ class WorkerLoop:
         # their result is dropped. Async ones are cancelled and get CancelledError.
         if slot.cancellable and slot.task is not None:
             slot.task.cancel()
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Waits for `event`, at most `seconds`."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await event.wait()
 
 
 def _parse_jobs(body: bytes) -> list[dict[str, Any]]:

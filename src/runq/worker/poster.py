@@ -11,19 +11,20 @@ import asyncio
 from typing import Any
 
 from runq.worker import results
+from runq.worker.aioconn import AsyncConn
 from runq.worker.backoff import post_delays
 from runq.worker.logs import log
 from runq.worker.results import Body
 from runq.worker.settings import Settings
-from runq.worker.transport import NETWORK_ERRORS, Lane
+from runq.worker.transport import NETWORK_ERRORS
 
 
 class Poster:
-    """Sends bodies for jobs over one lane, in the order they are awaited."""
+    """Sends bodies for jobs over one connection, in the order they are awaited."""
 
-    def __init__(self, settings: Settings, lane: Lane) -> None:
+    def __init__(self, settings: Settings, conn: AsyncConn) -> None:
         self.settings = settings
-        self.lane = lane
+        self.conn = conn
 
     async def done(self, job_id: str, body: Body, is_stream: bool) -> bool:
         """Posts the final body of a job; True when the server took it."""
@@ -47,7 +48,7 @@ class Poster:
         delays = post_delays()
         for attempt, delay in enumerate([*delays, None], start=1):
             try:
-                reply = await self.lane.request("POST", url, data)
+                reply = await self.conn.request("POST", url, data)
             except NETWORK_ERRORS as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             else:

@@ -1,26 +1,26 @@
-"""Keep-alive HTTP/1.1 to the control plane with `http.client`, and lanes for asyncio.
+"""Keep-alive HTTP/1.1 with `http.client`, for calls made from threads.
 
-Each concurrent purpose (take loop, stop loop, result posts, pings, progress in a handler
-thread) owns one `Conn`, used by one thread only: `http.client` is not thread-safe.
+The ping thread and `progress_update` (called from handler threads) each use their own
+`Conn`: `http.client` is not thread-safe. The event loop uses `aioconn` instead.
+`http.client` (with `email` and `ssl`, ~20 ms) is imported on first use, off the path to
+the worker's first job-take.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import http.client
-import queue
 import select
-import socket
 import threading
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import urlsplit
 
 from runq.worker.settings import VERSION
 
-# What a failed exchange can raise; callers treat all of them as "control plane unreachable".
-NETWORK_ERRORS: tuple[type[Exception], ...] = (OSError, http.client.HTTPException)
+if TYPE_CHECKING:
+    import http.client
+
+# Every failed exchange surfaces as OSError (ConnectionError, TimeoutError ...), from here and
+# from `aioconn`: callers treat it as "control plane unreachable".
+NETWORK_ERRORS: tuple[type[Exception], ...] = (OSError,)
 
 
 class Reply(NamedTuple):
@@ -31,10 +31,10 @@ class Reply(NamedTuple):
 
 
 class Conn:
-    """One persistent connection, reopened when the server closed it.
+    """One persistent connection, reopened when the server closed it; one thread only.
 
     Args:
-        timeout: socket timeout in seconds (long polls need more than the server's hold).
+        timeout: socket timeout in seconds.
         api_key: sent raw as `Authorization`, like runpod; empty sends no header.
     """
 
@@ -45,8 +45,6 @@ class Conn:
             self.headers["Authorization"] = api_key
         self._conn: http.client.HTTPConnection | None = None
         self._origin = ("", "")
-        self._lock = threading.Lock()
-        self._aborted = False
 
     def request(self, method: str, url: str, body: bytes | None = None) -> Reply:
         """Sends one request and reads the whole response.
@@ -55,37 +53,34 @@ class Conn:
         a fresh one; the request never reached the server in that case.
 
         Raises:
-            OSError, http.client.HTTPException: the exchange failed.
+            OSError: the exchange failed.
         """
+        import http.client
+
         parts = urlsplit(url)
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         headers = dict(self.headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
         for attempt in (1, 2):
-            conn, reused = self._connection(parts.scheme, parts.netloc)
+            reused = self._connect(parts.scheme, parts.netloc)
+            conn = self._conn
+            assert conn is not None
             try:
-                conn.request(method, target or "/", body=body, headers=headers)
+                conn.request(method, target, body=body, headers=headers)
                 response = conn.getresponse()
                 data = response.read()
-            except NETWORK_ERRORS:
+            except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                if self._aborted or not reused or attempt == 2:
-                    raise
+                if not reused or attempt == 2:
+                    if isinstance(exc, OSError):
+                        raise
+                    raise ConnectionError(f"bad HTTP exchange: {exc!r}") from exc
                 continue
             if response.will_close:
                 self.close()
             return Reply(response.status, data)
         raise AssertionError("unreachable")
-
-    def abort(self) -> None:
-        """Fails the request in flight from another thread, and every later one."""
-        with self._lock:
-            self._aborted = True
-            sock = self._conn.sock if self._conn is not None else None
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # wakes a recv() blocked in a long poll
 
     def close(self) -> None:
         """Closes the socket; the next request opens a new one."""
@@ -93,25 +88,18 @@ class Conn:
             self._conn.close()
             self._conn = None
 
-    def _connection(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
-        if self._aborted:
-            raise ConnectionAbortedError("worker is shutting down")
-        conn = self._conn
-        if conn is not None and (self._origin != (scheme, netloc) or _stale(conn)):
+    def _connect(self, scheme: str, netloc: str) -> bool:
+        """Makes sure a usable connection is open; True when an open one is reused."""
+        import http.client
+
+        if self._conn is not None:
+            if self._origin == (scheme, netloc) and not _stale(self._conn):
+                return True
             self.close()
-            conn = None
-        reused = conn is not None
-        if conn is None:
-            cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-            conn = cls(netloc, timeout=self.timeout)
-            conn.connect()
-            self._conn, self._origin = conn, (scheme, netloc)
-        with self._lock:
-            # Checked after connecting so abort() either sees this socket or we see the flag.
-            if self._aborted:
-                self.close()
-                raise ConnectionAbortedError("worker is shutting down")
-        return conn, reused
+        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        self._conn = cls(netloc, timeout=self.timeout)
+        self._origin = (scheme, netloc)
+        return False
 
 
 def _stale(conn: http.client.HTTPConnection) -> bool:
@@ -126,56 +114,9 @@ def _stale(conn: http.client.HTTPConnection) -> bool:
     return bool(readable)
 
 
-_Job = tuple[Callable[[], Any], asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
-
-
-class Lane:
-    """A daemon thread that owns one `Conn` and runs its requests for the event loop.
-
-    Daemon, so a long poll still blocked at exit never holds the process up.
-    """
-
-    def __init__(self, name: str, conn: Conn) -> None:
-        self.conn = conn
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    async def request(self, method: str, url: str, body: bytes | None = None) -> Reply:
-        """Runs `Conn.request` on the lane's thread and awaits its reply."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Reply] = loop.create_future()
-        self._queue.put((lambda: self.conn.request(method, url, body), loop, future))
-        return await future
-
-    def close(self) -> None:
-        """Aborts the request in flight and ends the thread."""
-        self.conn.abort()
-        self._queue.put(None)
-
-    def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
-            call, loop, future = job
-            try:
-                outcome: tuple[Any, BaseException | None] = (call(), None)
-            except BaseException as exc:
-                outcome = (None, exc)
-            # RuntimeError: the loop is closed, so nobody waits for this reply any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, future, outcome)
-
-
-def _settle(future: asyncio.Future[Any], outcome: tuple[Any, BaseException | None]) -> None:
-    if future.done():  # the awaiting task was cancelled
-        return
-    value, exc = outcome
-    if exc is None:
-        future.set_result(value)
-    else:
-        future.set_exception(exc)
-
-
 _local = threading.local()
+_thread_conns: list[Conn] = []  # every thread's Conn, so shutdown can close them
+_thread_conns_lock = threading.Lock()
 
 
 def thread_conn(api_key: str, timeout: float = 30.0) -> Conn:
@@ -184,4 +125,14 @@ def thread_conn(api_key: str, timeout: float = 30.0) -> Conn:
     if conn is None:
         conn = Conn(timeout, api_key)
         _local.conn = conn
+        with _thread_conns_lock:
+            _thread_conns.append(conn)
     return conn
+
+
+def close_thread_conns() -> None:
+    """Closes every thread's `Conn`; call once no handler thread can run any more."""
+    with _thread_conns_lock:
+        conns, _thread_conns[:] = list(_thread_conns), []
+    for conn in conns:
+        conn.close()
