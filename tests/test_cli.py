@@ -1,0 +1,72 @@
+"""The `runq` command line: real subprocesses, clear messages, documented exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Server
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def runq(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runq.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ('name = "Bad Name"\n[worker]\ncommand = ["x"]\n', "field 'name'"),
+        (
+            'name = "ok"\n[worker]\ncommand = ["x"]\n[scaling]\nmax_wrokers = 2\n',
+            "scaling.max_wrokers",
+        ),
+        ('name = "ok"\n[worker]\ncommand = ["x"]\n[jobs]\nttl = "5s"\n', "jobs.ttl"),
+        ("name = ", "not valid TOML"),
+    ],
+    ids=["bad-name", "misspelt-key", "ttl-too-short", "not-toml"],
+)
+def test_serve_rejects_a_bad_endpoint_file_naming_file_and_field(
+    tmp_path: Path, toml: str, needle: str
+) -> None:
+    path = tmp_path / "endpoint.toml"
+    path.write_text(toml)
+    result = runq("serve", str(tmp_path), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 2
+    message = " ".join(result.stderr.split())
+    assert str(path) in message.replace(" ", "") or "endpoint.toml" in message
+    assert needle in message
+
+
+def test_run_with_invalid_json_exits_2_with_a_message() -> None:
+    result = runq("run", "echo", "{nope", env={"RUNQ_API_KEY": "k"})
+    assert result.returncode == 2
+    assert "not valid JSON" in result.stderr
+
+
+def test_run_sync_and_status_against_a_live_server(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server: Server = server_factory()
+    server.add_endpoint("echo", "native_echo.py")
+    server.start()
+    env = {"RUNQ_URL": server.url, "RUNQ_API_KEY": server.key}
+    result = runq("run", "echo", '{"text": "hi"}', "--sync", env=env)
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["output"] == {"echo": {"text": "hi"}}
+    status = runq("status", body["id"], env=env)
+    assert json.loads(status.stdout)["status"] == "COMPLETED"
+    missing = runq("status", "no-such-job", env=env)
+    assert missing.returncode == 1
+    assert "not found" in missing.stderr
