@@ -171,7 +171,7 @@ def kill_leftovers(data_dir: Path) -> int:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if marker + b"\0" in environ + b"\0" and marker in environ.split(b"\0"):
+        if marker in environ.split(b"\0"):  # the whole variable, not a prefix of it
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(int(entry.name), signal.SIGKILL)
                 killed += 1
