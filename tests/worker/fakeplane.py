@@ -147,6 +147,9 @@ class FakePlane:
         if call.kind == "job-done" and self.done_failures > 0:
             self.done_failures -= 1
             return 503, {"error": "restarting"}
+        if call.kind == "job-done" and call.query.get("take", "0") != "0":
+            # runq's extension: the next queued jobs ride on the answer, without holding.
+            return 200, {"jobs": _drain(self.jobs, int(call.query["take"]), 0.0)}
         return 200, {}
 
 

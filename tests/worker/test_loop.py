@@ -29,11 +29,25 @@ def test_echo_round_trip(plane: FakePlane, start_worker: Start) -> None:
     plane.submit("j1", {"x": 1})
     done = plane.done("j1")
     assert done.body == {"output": {"echo": {"x": 1}}}
-    assert done.query == {"gpu": "cpu", "isStream": "false"}
+    assert done.query == {"gpu": "cpu", "isStream": "false", "take": "1"}
     assert done.headers["Authorization"] == API_KEY
     take = plane.of_kind("job-take")[0]
     assert take.query == {"gpu": "cpu", "job_in_progress": "0"}
     assert take.headers["Authorization"] == API_KEY
+
+
+def test_queued_jobs_ride_on_the_previous_result_post(
+    plane: FakePlane, start_worker: Start
+) -> None:
+    for name in ("q1", "q2", "q3"):
+        plane.submit(name, {"n": name})
+    start_worker("native_echo.py")
+    assert plane.done("q3").body == {"output": {"echo": {"n": "q3"}}}
+    calls = list(plane.calls)
+    last = next(i for i, c in enumerate(calls) if c.kind == "job-done" and c.job_id == "q3")
+    # One take for q1; q2 came with q1's result post, q3 with q2's.
+    assert [c.kind for c in calls[:last] if c.kind.startswith("job-take")] == ["job-take"]
+    assert [c.job_id for c in calls[:last] if c.kind == "job-done"] == ["q1", "q2"]
 
 
 def test_pings_list_running_jobs(plane: FakePlane, start_worker: Start) -> None:

@@ -79,8 +79,9 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
     )
     app.state.plane = plane
     app.state.keys = keys
+    # Worker routes first: they are matched on every job, twice.
+    app.router.routes[0:0] = worker.routes
     app.include_router(client.router)
-    app.include_router(worker.router)
     app.include_router(admin.router)
     app.add_exception_handler(RunqError, _runq_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -1,17 +1,23 @@
-"""The RunPod worker protocol under /v2/{endpoint} (spec section 2 and 6)."""
+"""The RunPod worker protocol under /v2/{endpoint} (spec section 2 and 6).
+
+Plain Starlette routes, not FastAPI's: they carry every job twice (take, done) and are not
+part of the public API schema, and FastAPI's per-request dependency solving cost about as much
+as the rest of the request.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from runq.api.auth import presented_key
 from runq.api.responses import NO_CONTENT, json_response, read_json
 from runq.core.worker import Worker
 from runq.errors import BadRequest, PayloadTooLarge, Unauthorized
 from runq.fleet.controlplane import ControlPlane
-
-router = APIRouter(prefix="/v2/{endpoint}", tags=["worker"], include_in_schema=False)
 
 RESULT_LIMIT = 20 * 1024 * 1024  # spec 2.7: RunPod rejects results over about 20 MB
 CHUNK_LIMIT = 1024 * 1024  # spec 1.4.5: 1 MB per stream chunk
@@ -41,63 +47,89 @@ def _in_progress(request: Request) -> bool:
     return request.query_params.get("job_in_progress", "0") not in ("0", "")
 
 
-@router.get("/job-take/{worker_id}")
-async def job_take(endpoint: str, worker_id: str, request: Request) -> Response:
-    plane, worker = _worker(request, endpoint, worker_id)
+def _count(request: Request, name: str, default: str) -> int:
+    raw = request.query_params.get(name, default)
+    if not raw.isdigit():
+        raise BadRequest(f"query '{name}': expected a non-negative integer, got {raw!r}")
+    return min(int(raw), MAX_BATCH)
+
+
+def _ids(request: Request) -> tuple[str, str]:
+    params = request.path_params
+    return params["endpoint"], params["worker_id"]
+
+
+async def job_take(request: Request) -> Response:
+    plane, worker = _worker(request, *_ids(request))
     jobs = await plane.take(worker, 1, _in_progress(request))
     if not jobs:
         return NO_CONTENT  # only after holding the request: an instant 204 makes the SDK spin
     return json_response(jobs[0].to_take_payload())
 
 
-@router.get("/job-take-batch/{worker_id}")
-async def job_take_batch(endpoint: str, worker_id: str, request: Request) -> Response:
-    plane, worker = _worker(request, endpoint, worker_id)
-    raw = request.query_params.get("batch_size", "1")
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequest(f"query 'batch_size': expected a positive integer, got {raw!r}")
-    jobs = await plane.take(worker, min(int(raw), MAX_BATCH), _in_progress(request))
+async def job_take_batch(request: Request) -> Response:
+    plane, worker = _worker(request, *_ids(request))
+    size = _count(request, "batch_size", "1")
+    if size < 1:
+        raise BadRequest("query 'batch_size': expected a positive integer, got 0")
+    jobs = await plane.take(worker, size, _in_progress(request))
     if not jobs:
         return NO_CONTENT
     return json_response([job.to_take_payload() for job in jobs])
 
 
-@router.get("/job-stop/{worker_id}")
-async def job_stop(endpoint: str, worker_id: str, request: Request) -> Response:
-    plane, worker = _worker(request, endpoint, worker_id)
+async def job_stop(request: Request) -> Response:
+    plane, worker = _worker(request, *_ids(request))
     stops = await plane.wait_stops(worker)
     if not stops:
         return NO_CONTENT
     return json_response({"jobsToStop": stops})
 
 
-@router.post("/job-done/{worker_id}/{job_id}")
-async def job_done(endpoint: str, worker_id: str, job_id: str, request: Request) -> Response:
+async def job_done(request: Request) -> Response:
     # The job id comes from the URL, never from X-Request-ID, which leaks (spec 6.4).
-    plane, worker = _worker(request, endpoint, worker_id)
+    plane, worker = _worker(request, *_ids(request))
+    job_id = request.path_params["job_id"]
+    take = _count(request, "take", "0")  # runq's worker: the next job in the same round trip
     try:
         body = await read_json(request, RESULT_LIMIT, "result")
     except PayloadTooLarge as exc:
         # The worker will not report again: fail the job now (spec 6.20).
         await plane.fail_oversized(worker, job_id, f"result too large: {exc}")
         raise BadRequest(f"result too large: {exc}") from None
-    await plane.report(worker, job_id, body)
-    return json_response({})
+    following = await plane.report(worker, job_id, body, take)
+    if not take:
+        return json_response({})  # the runpod SDK ignores the body
+    return json_response({"jobs": [job.to_take_payload() for job in following]})
 
 
-@router.post("/job-stream/{worker_id}/{job_id}")
-async def job_stream(endpoint: str, worker_id: str, job_id: str, request: Request) -> Response:
-    plane, worker = _worker(request, endpoint, worker_id)
+async def job_stream(request: Request) -> Response:
+    plane, worker = _worker(request, *_ids(request))
+    job_id = request.path_params["job_id"]
     body = await read_json(request, CHUNK_LIMIT, "stream chunk")
     chunk = body.get("output") if isinstance(body, dict) else body
     await plane.stream_chunk(worker, job_id, chunk)
     return json_response({})
 
 
-@router.get("/ping/{worker_id}")
-async def ping(endpoint: str, worker_id: str, request: Request) -> Response:
-    plane, worker = _worker(request, endpoint, worker_id)
+async def ping(request: Request) -> Response:
+    plane, worker = _worker(request, *_ids(request))
     raw = request.query_params.get("job_id", "")
     job_ids = frozenset(job for job in raw.split(",") if job)
     await plane.ping(worker, job_ids, dict(request.query_params))
     return json_response({})
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_ROUTES: list[tuple[str, Endpoint, str]] = [
+    ("/job-take/{worker_id}", job_take, "GET"),
+    ("/job-done/{worker_id}/{job_id}", job_done, "POST"),
+    ("/job-take-batch/{worker_id}", job_take_batch, "GET"),
+    ("/job-stream/{worker_id}/{job_id}", job_stream, "POST"),
+    ("/job-stop/{worker_id}", job_stop, "GET"),
+    ("/ping/{worker_id}", ping, "GET"),
+]
+routes = [
+    Route(f"/v2/{{endpoint}}{path}", endpoint, methods=[method])
+    for path, endpoint, method in _ROUTES
+]

@@ -195,19 +195,28 @@ class ControlPlane:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.take_hold_s
         while True:
-            if self.draining or worker.draining or self.signals.closed.is_set():
+            if self._closed_to(worker):
                 return []
             event = self.signals.queue_event(worker.endpoint)
-            jobs = await self.store.take(worker.endpoint, worker.id, limit)
+            jobs = await self._take_now(worker, limit)
             if jobs:
-                self.registry.took(worker, [job.id for job in jobs])
-                for job in jobs:
-                    self.signals.job_changed(job.id)
                 return jobs
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return []
             await wait_any(remaining, event, self.signals.closed)
+
+    def _closed_to(self, worker: Worker) -> bool:
+        """No more jobs for this worker: runq or the worker is shutting down."""
+        return self.draining or worker.draining or self.signals.closed.is_set()
+
+    async def _take_now(self, worker: Worker, limit: int) -> list[Job]:
+        jobs = await self.store.take(worker.endpoint, worker.id, limit)
+        if jobs:
+            self.registry.took(worker, [job.id for job in jobs])
+            for job in jobs:
+                self.signals.job_changed(job.id)
+        return jobs
 
     async def wait_stops(self, worker: Worker) -> list[str]:
         self.registry.seen(worker)
@@ -220,14 +229,19 @@ class ControlPlane:
                 return stops
             await wait_any(remaining, self.signals.stop_event(worker.id), self.signals.closed)
 
-    async def report(self, worker: Worker, job_id: str, body: Any) -> None:
-        """A job-done body: progress or a final result. Duplicates and late reports are no-ops."""
+    async def report(self, worker: Worker, job_id: str, body: Any, take: int = 0) -> list[Job]:
+        """A job-done body: progress or a final result. Duplicates and late reports are no-ops.
+
+        With `take` > 0 (runq's worker), a final result also hands the worker up to `take`
+        queued jobs at once, without holding: one round trip per job instead of two. A
+        duplicate report gets none, so a retried post cannot take twice.
+        """
         self.registry.seen(worker)
         result = parse_worker_result(body)
         if result.is_progress:
             if await self.store.progress(job_id, worker.id, result.output):
                 self.signals.job_changed(job_id)
-            return
+            return []
         outcome = await self.store.finish(job_id, worker.id, result)
         self.registry.released(worker.id, job_id)
         if outcome.applied:
@@ -236,6 +250,9 @@ class ControlPlane:
                 self.webhooks.poke()
         if result.stop_pod:
             self.recycle(worker)
+        if take <= 0 or not outcome.applied or self._closed_to(worker):
+            return []
+        return await self._take_now(worker, take)
 
     async def fail_oversized(self, worker: Worker, job_id: str, error: str) -> None:
         job = await self.store.fail(job_id, worker.id, error)

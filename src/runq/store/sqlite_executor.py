@@ -2,8 +2,9 @@
 
 Why: every state change must be durable before we answer, and an fsync per change caps the
 store at a few thousand changes per second. Operations that arrive while the event loop is busy
-are committed together by one transaction and one fsync (group commit). Each operation runs in
-a SAVEPOINT so that one failing operation does not undo its neighbours.
+are committed together by one transaction and one fsync (group commit). When one operation
+fails, the batch is rolled back and run again with a SAVEPOINT per operation, so that the
+failure does not undo its neighbours (savepoints on every batch would double the statements).
 
 Why on the event loop thread and not a thread of its own: a batch costs a few hundred
 microseconds (mostly the fsync), while handing work to another thread and back costs as much in
@@ -86,13 +87,54 @@ class SqliteExecutor:
                 if not future.done():
                     future.set_exception(RuntimeError("the store is closed"))
             return
-        outcomes: list[tuple[asyncio.Future[Any], Any, bool]] = []
         try:
             synchronous = "FULL" if durable else "NORMAL"
             if synchronous != self._synchronous:
                 conn.execute(f"PRAGMA synchronous={synchronous}")
                 self._synchronous = synchronous
-            conn.execute("BEGIN IMMEDIATE")
+            outcomes = self._commit(conn, batch, isolate=False)
+            if outcomes is None:
+                outcomes = self._commit(conn, batch, isolate=True)
+        except Exception as exc:
+            # The commit itself failed (disk full, I/O error): nothing in the batch happened.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [(future, exc, False) for _, future in batch]
+        for future, value, ok in outcomes or ():
+            if future.done():  # the caller was cancelled meanwhile
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    @staticmethod
+    def _commit(
+        conn: sqlite3.Connection,
+        batch: list[tuple[Operation, asyncio.Future[Any]]],
+        isolate: bool,
+    ) -> list[tuple[asyncio.Future[Any], Any, bool]] | None:
+        """Runs the batch in one transaction and commits it.
+
+        Optimistic (`isolate=False`): no savepoints, which would cost two statements per
+        operation; if an operation raises, everything is rolled back and None says "run it
+        again isolated". Operations are closures over their arguments and the connection, so
+        running one twice, the first time undone, is the same as running it once.
+        Isolated: each operation in a SAVEPOINT, so a failing one does not undo its neighbours.
+        A batch of one needs no savepoint: its failure rolls back the transaction.
+        """
+        outcomes: list[tuple[asyncio.Future[Any], Any, bool]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        if not isolate or len(batch) == 1:
+            try:
+                for operation, future in batch:
+                    outcomes.append((future, operation(conn), True))
+            except Exception as exc:
+                conn.execute("ROLLBACK")
+                if len(batch) == 1:
+                    return [(batch[0][1], exc, False)]
+                return None
+        else:
             for operation, future in batch:
                 conn.execute("SAVEPOINT op")
                 try:
@@ -103,16 +145,5 @@ class SqliteExecutor:
                 else:
                     outcomes.append((future, value, True))
                 conn.execute("RELEASE op")
-            conn.execute("COMMIT")
-        except Exception as exc:
-            # The commit itself failed (disk full, I/O error): nothing in the batch happened.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            outcomes = [(future, exc, False) for _, future in batch]
-        for future, value, ok in outcomes:
-            if future.done():  # the caller was cancelled meanwhile
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        conn.execute("COMMIT")
+        return outcomes

@@ -174,10 +174,17 @@ class WorkerLoop:
                 return
             if self.config.refresh_worker:
                 body = results.with_stop_pod(body)
-            await self.poster.done(job_id, body, is_stream=self.config.kind.streams)
+            # This slot frees up: ask for its next job in the same round trip, unless the
+            # worker is about to stop or holds more than its (maybe lowered) concurrency.
+            take = 0 if body.get("stopPod") or self.draining else 1
+            if len(self.slots) > self.concurrency:
+                take = 0
+            following = await self.poster.done(job_id, body, self.config.kind.streams, take)
             log.info("Finished.", job_id)
             if body.get("stopPod"):
                 self.begin_drain("refresh_worker")
+            for item in _valid_jobs(following):
+                self._start(item)
         except asyncio.CancelledError:
             log.info("Job stopped.", job_id)
         except Exception as exc:  # a runq bug: keep the worker alive, say what happened
@@ -261,8 +268,10 @@ def _parse_jobs(body: bytes) -> list[dict[str, Any]]:
         log.warn(f"Job take reply is not JSON: {body[:200]!r}")
         return []
     items = [payload] if isinstance(payload, dict) else payload
-    if not isinstance(items, list):
-        return []
+    return _valid_jobs(items) if isinstance(items, list) else []
+
+
+def _valid_jobs(items: list[Any]) -> list[dict[str, Any]]:
     jobs = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):

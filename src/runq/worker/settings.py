@@ -74,10 +74,15 @@ class Settings:
             return None
         return self.take_url.replace("/job-take/", "/job-stop/")
 
-    def done(self, job_id: str, is_stream: bool) -> str:
-        """The job-done URL for one job (final results and progress)."""
+    def done(self, job_id: str, is_stream: bool, take: int = 0) -> str:
+        """The job-done URL for one job (final results and progress).
+
+        `take` > 0 asks a runq control plane to answer with up to that many next jobs for this
+        worker (`{"jobs": [...]}`), saving the job-take round trip; other servers ignore it.
+        """
         flag = "true" if is_stream else "false"
-        return self.done_url.replace("$ID", _quote_id(job_id)) + f"&isStream={flag}"
+        url = self.done_url.replace("$ID", _quote_id(job_id)) + f"&isStream={flag}"
+        return url + f"&take={take}" if take > 0 else url
 
     def stream(self, job_id: str) -> str:
         """The job-stream URL for one job; runpod sends isStream=false here too."""

@@ -1,0 +1,66 @@
+"""Group commit: operations queued in one loop iteration share a transaction, yet one failing
+operation neither undoes nor fails its neighbours."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from runq.store.sqlite_executor import SqliteExecutor
+
+
+@pytest.fixture
+async def executor(tmp_path: Path) -> AsyncIterator[SqliteExecutor]:
+    db = SqliteExecutor(tmp_path / "t.db")
+    db.start()
+    await db.run(lambda c: c.execute("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER)"))
+    yield db
+    db.stop()
+
+
+def _insert(key: str, n: int = 0) -> Callable[[sqlite3.Connection], int]:
+    def op(conn: sqlite3.Connection) -> int:
+        conn.execute("INSERT INTO t (k, n) VALUES (?, ?)", (key, n))
+        conn.execute("UPDATE t SET n = n + 1 WHERE k = ?", (key,))  # two statements: atomic
+        return n + 1
+
+    return op
+
+
+async def _rows(db: SqliteExecutor) -> dict[str, int]:
+    rows = await db.run(lambda c: c.execute("SELECT k, n FROM t").fetchall(), durable=False)
+    return {k: n for k, n in rows}
+
+
+@pytest.mark.timeout(10)
+async def test_a_failing_operation_leaves_its_batch_neighbours_committed(
+    executor: SqliteExecutor,
+) -> None:
+    await executor.run(_insert("taken", 5))
+    results = await asyncio.gather(
+        executor.run(_insert("a", 1)),
+        executor.run(_insert("taken", 9)),  # primary key clash
+        executor.run(_insert("b", 2)),
+        return_exceptions=True,
+    )
+    assert results[0] == 2 and results[2] == 3
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert await _rows(executor) == {"taken": 6, "a": 2, "b": 3}
+
+
+@pytest.mark.timeout(10)
+async def test_a_failing_operation_alone_leaves_no_partial_change(
+    executor: SqliteExecutor,
+) -> None:
+    def half_done(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO t (k, n) VALUES ('half', 1)")
+        raise ValueError("second step failed")
+
+    with pytest.raises(ValueError, match="second step"):
+        await executor.run(half_done)
+    assert await _rows(executor) == {}
+    assert await executor.run(_insert("after", 0)) == 1
