@@ -432,6 +432,34 @@ async def test_finish_from_a_stale_reporter_changes_nothing(
     assert await store.get(job.id) == snapshot
 
 
+async def test_finish_then_take_hands_the_next_queued_jobs_to_the_same_worker(
+    store: JobStore,
+) -> None:
+    job = await running_job(store, "w1")
+    low = await store.enqueue(make_request(low_priority=True))
+    high = await store.enqueue(make_request())
+    other = await store.enqueue(make_request(endpoint="elsewhere"))
+
+    outcome = await store.finish(job.id, "w1", result({"output": 1}), then_take=5)
+
+    assert outcome.applied
+    assert [taken.id for taken in outcome.taken] == [high.id, low.id]
+    for taken in outcome.taken:
+        assert (taken.status, taken.worker_id) == (JobStatus.IN_PROGRESS, "w1")
+    assert (await store.get(other.id)).status is JobStatus.IN_QUEUE  # type: ignore[union-attr]
+
+
+async def test_a_duplicate_finish_takes_nothing(store: JobStore) -> None:
+    job = await running_job(store, "w1")
+    await store.finish(job.id, "w1", result({"output": 1}))
+    queued = await store.enqueue(make_request())
+
+    again = await store.finish(job.id, "w1", result({"output": 1}), then_take=1)
+
+    assert (again.applied, again.taken) == (False, [])
+    assert (await store.get(queued.id)).status is JobStatus.IN_QUEUE  # type: ignore[union-attr]
+
+
 async def test_finish_of_an_unknown_job_is_not_applied(store: JobStore) -> None:
     outcome = await store.finish("no-such-job", "w1", result({"output": 1}))
 

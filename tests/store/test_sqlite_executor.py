@@ -19,7 +19,7 @@ async def executor(tmp_path: Path) -> AsyncIterator[SqliteExecutor]:
     db.start()
     await db.run(lambda c: c.execute("CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER)"))
     yield db
-    db.stop()
+    await db.stop()
 
 
 def _insert(key: str, n: int = 0) -> Callable[[sqlite3.Connection], int]:

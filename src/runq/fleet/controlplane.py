@@ -213,10 +213,13 @@ class ControlPlane:
     async def _take_now(self, worker: Worker, limit: int) -> list[Job]:
         jobs = await self.store.take(worker.endpoint, worker.id, limit)
         if jobs:
-            self.registry.took(worker, [job.id for job in jobs])
-            for job in jobs:
-                self.signals.job_changed(job.id)
+            self._handed(worker, jobs)
         return jobs
+
+    def _handed(self, worker: Worker, jobs: list[Job]) -> None:
+        self.registry.took(worker, [job.id for job in jobs])
+        for job in jobs:
+            self.signals.job_changed(job.id)
 
     async def wait_stops(self, worker: Worker) -> list[str]:
         self.registry.seen(worker)
@@ -242,17 +245,18 @@ class ControlPlane:
             if await self.store.progress(job_id, worker.id, result.output):
                 self.signals.job_changed(job_id)
             return []
-        outcome = await self.store.finish(job_id, worker.id, result)
+        take = 0 if result.stop_pod or self._closed_to(worker) else take
+        outcome = await self.store.finish(job_id, worker.id, result, then_take=take)
         self.registry.released(worker.id, job_id)
         if outcome.applied:
             self.signals.job_changed(job_id)
             if outcome.job is not None and outcome.job.webhook:
                 self.webhooks.poke()
+        if outcome.taken:
+            self._handed(worker, outcome.taken)
         if result.stop_pod:
             self.recycle(worker)
-        if take <= 0 or not outcome.applied or self._closed_to(worker):
-            return []
-        return await self._take_now(worker, take)
+        return outcome.taken
 
     async def fail_oversized(self, worker: Worker, job_id: str, error: str) -> None:
         job = await self.store.fail(job_id, worker.id, error)

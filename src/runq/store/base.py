@@ -7,7 +7,7 @@ a method returns only once its change is durable (committed and synced).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runq.core.job import Job, JobRequest, JobStatus, WorkerResult
@@ -19,6 +19,7 @@ class FinishOutcome:
 
     job: Job | None
     applied: bool
+    taken: list[Job] = field(default_factory=list)  # the next jobs, with `then_take`
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,14 @@ class JobStore(Protocol):
         priority before low priority, oldest first, skipping jobs past their TTL. One job is
         taken by exactly one caller."""
 
-    async def finish(self, job_id: str, worker_id: str, result: WorkerResult) -> FinishOutcome:
+    async def finish(
+        self, job_id: str, worker_id: str, result: WorkerResult, then_take: int = 0
+    ) -> FinishOutcome:
         """Record a final result from the worker that holds the job. Applied only if the job is
         IN_PROGRESS on that worker; otherwise nothing changes (duplicate, late or stale report).
-        COMPLETED and FAILED with a webhook queue a delivery in the same transaction."""
+        COMPLETED and FAILED with a webhook queue a delivery in the same transaction.
+        When applied and `then_take` > 0, the same transaction also takes up to that many
+        queued jobs of the job's endpoint for that worker, as `take` does (`taken`)."""
 
     async def progress(self, job_id: str, worker_id: str, output: Any) -> bool:
         """Store a progress update as the job's output; ignored unless IN_PROGRESS there."""

@@ -95,6 +95,15 @@ def _row_to_job(row: sqlite3.Row) -> Job:
     )
 
 
+def _take(
+    conn: sqlite3.Connection, endpoint: str, worker_id: str, limit: int, now: float
+) -> list[Job]:
+    params = {"now": now, "worker": worker_id, "endpoint": endpoint, "limit": max(0, limit)}
+    rows = conn.execute(_TAKE, params).fetchall()
+    rows.sort(key=lambda row: (row["low_priority"], row["seq"]))  # RETURNING is unordered
+    return [_row_to_job(row) for row in rows]
+
+
 def new_job_id(sync: bool) -> str:
     """RunPod's shape: a uuid4 with a region suffix; `sync-` in front for /runsync (spec 1.3)."""
     return f"{'sync-' if sync else ''}{uuid.uuid4()}-u1"
@@ -114,7 +123,7 @@ class SqliteJobStore:
         await self._db.run(_migrate)
 
     async def close(self) -> None:
-        self._db.stop()
+        await self._db.stop()
 
     # --- clients ------------------------------------------------------------------------
     async def enqueue(self, request: JobRequest) -> Job:
@@ -252,16 +261,11 @@ class SqliteJobStore:
     # --- workers ------------------------------------------------------------------------
     async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
         now = self._clock()
-        params = {"now": now, "worker": worker_id, "endpoint": endpoint, "limit": max(0, limit)}
+        return await self._db.run(lambda c: _take(c, endpoint, worker_id, limit, now), False)
 
-        def op(conn: sqlite3.Connection) -> list[Job]:
-            rows = conn.execute(_TAKE, params).fetchall()
-            rows.sort(key=lambda row: (row["low_priority"], row["seq"]))  # RETURNING is unordered
-            return [_row_to_job(row) for row in rows]
-
-        return await self._db.run(op, durable=False)
-
-    async def finish(self, job_id: str, worker_id: str, result: WorkerResult) -> FinishOutcome:
+    async def finish(
+        self, job_id: str, worker_id: str, result: WorkerResult, then_take: int = 0
+    ) -> FinishOutcome:
         now = self._clock()
         params = {
             "id": job_id,
@@ -282,7 +286,8 @@ class SqliteJobStore:
                 return FinishOutcome(_row_to_job(current) if current else None, applied=False)
             job = _row_to_job(row)
             _queue_webhook(conn, job, now)
-            return FinishOutcome(job, applied=True)
+            taken = _take(conn, job.endpoint, worker_id, then_take, now) if then_take > 0 else []
+            return FinishOutcome(job, applied=True, taken=taken)
 
         return await self._db.run(op)
 
