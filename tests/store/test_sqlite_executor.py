@@ -4,13 +4,14 @@ operation neither undoes nor fails its neighbours."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
-from runq.store.sqlite_executor import SqliteExecutor
+from runq.store.sqlite_executor import SYNC_WINDOW_S, SqliteExecutor
 
 
 @pytest.fixture
@@ -64,3 +65,24 @@ async def test_a_failing_operation_alone_leaves_no_partial_change(
         await executor.run(half_done)
     assert await _rows(executor) == {}
     assert await executor.run(_insert("after", 0)) == 1
+
+
+@pytest.mark.timeout(10)
+async def test_a_relaxed_change_is_synced_to_disk_within_the_window(
+    executor: SqliteExecutor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    await executor.run(_insert("relaxed", 0), durable=False)
+    assert await _rows(executor) == {"relaxed": 1}  # committed: visible at once
+
+    deadline = asyncio.get_running_loop().time() + 5 * SYNC_WINDOW_S + 1
+    while not synced and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(SYNC_WINDOW_S / 5)
+    assert synced == [str(tmp_path / "t.db-wal")]

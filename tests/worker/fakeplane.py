@@ -37,7 +37,7 @@ class Call:
 
     @property
     def kind(self) -> str:
-        """job-take, job-take-batch, job-stop, job-done, job-stream or ping."""
+        """job-take, job-take-batch, job-stop, job-done, job-done-batch, job-stream or ping."""
         return self.path.split("/")[3]
 
     @property
@@ -53,6 +53,7 @@ class FakePlane:
         self.stops: queue.Queue[str] = queue.Queue()
         self.calls: list[Call] = []
         self.done_failures = 0  # answer this many job-done posts with 503 first
+        self.runq = True  # answer job-done's `take` like runq; False: like RunPod (ignore it)
         self.hold = HOLD_S
         self._cond = threading.Condition()
         plane = self
@@ -116,6 +117,19 @@ class FakePlane:
         )
         with self._cond:
             self.calls.append(call)
+            if call.kind == "job-done-batch" and isinstance(call.body, list):
+                # runq's grouped results: recorded as the job-done posts they stand for
+                worker = parts.path.split("/")[4]
+                self.calls += [
+                    Call(
+                        "POST",
+                        f"/v2/ep/job-done/{worker}/{item['id']}",
+                        call.query,
+                        item["result"],
+                        call.headers,
+                    )
+                    for item in call.body
+                ]
             self._cond.notify_all()
         status, reply = self._answer(call)
         if status == 200 and call.kind.startswith("job-take") and _client_gone(req):
@@ -147,7 +161,9 @@ class FakePlane:
         if call.kind == "job-done" and self.done_failures > 0:
             self.done_failures -= 1
             return 503, {"error": "restarting"}
-        if call.kind == "job-done" and call.query.get("take", "0") != "0":
+        if call.kind == "job-done-batch" and not self.runq:
+            return 404, {"error": "not found"}
+        if self.runq and call.kind.startswith("job-done") and call.query.get("take", "0") != "0":
             # runq's extension: the next queued jobs ride on the answer, without holding.
             return 200, {"jobs": _drain(self.jobs, int(call.query["take"]), 0.0)}
         return 200, {}

@@ -8,6 +8,7 @@ as the rest of the request.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -103,6 +104,22 @@ async def job_done(request: Request) -> Response:
     return json_response({"jobs": [job.to_take_payload() for job in following]})
 
 
+async def job_done_batch(request: Request) -> Response:
+    """runq's extension: `[{"id": job_id, "result": <job-done body>}, ...]` in one post."""
+    plane, worker = _worker(request, *_ids(request))
+    take = _count(request, "take", "0")
+    body = await read_json(request, RESULT_LIMIT, "results")
+    if not isinstance(body, list) or len(body) > MAX_BATCH:
+        raise BadRequest(f"expected a JSON array of at most {MAX_BATCH} results")
+    reports: list[tuple[str, Any]] = []
+    for index, item in enumerate(body):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise BadRequest(f"results[{index}]: expected an object with a string 'id'")
+        reports.append((item["id"], item.get("result")))
+    following = await plane.report_group(worker, reports, take)
+    return json_response({"jobs": [job.to_take_payload() for job in following]})
+
+
 async def job_stream(request: Request) -> Response:
     plane, worker = _worker(request, *_ids(request))
     job_id = request.path_params["job_id"]
@@ -124,6 +141,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 _ROUTES: list[tuple[str, Endpoint, str]] = [
     ("/job-take/{worker_id}", job_take, "GET"),
     ("/job-done/{worker_id}/{job_id}", job_done, "POST"),
+    ("/job-done-batch/{worker_id}", job_done_batch, "POST"),
     ("/job-take-batch/{worker_id}", job_take_batch, "GET"),
     ("/job-stream/{worker_id}/{job_id}", job_stream, "POST"),
     ("/job-stop/{worker_id}", job_stop, "GET"),

@@ -258,6 +258,31 @@ class ControlPlane:
             self.recycle(worker)
         return outcome.taken
 
+    async def report_group(
+        self, worker: Worker, reports: list[tuple[str, Any]], take: int = 0
+    ) -> list[Job]:
+        """Several final results of one worker (runq's worker groups short jobs' results),
+        committed together; then up to `take` next jobs, unless none of the results was new."""
+        self.registry.seen(worker)
+        parsed = [(job_id, parse_worker_result(body)) for job_id, body in reports]
+        outcomes = await asyncio.gather(
+            *(self.store.finish(job_id, worker.id, result) for job_id, result in parsed)
+        )
+        webhooks = False
+        for (job_id, _), outcome in zip(parsed, outcomes, strict=True):
+            self.registry.released(worker.id, job_id)
+            if outcome.applied:
+                self.signals.job_changed(job_id)
+                webhooks = webhooks or bool(outcome.job is not None and outcome.job.webhook)
+        if webhooks:
+            self.webhooks.poke()
+        if any(result.stop_pod for _, result in parsed):
+            self.recycle(worker)
+            return []
+        if take <= 0 or not any(o.applied for o in outcomes) or self._closed_to(worker):
+            return []
+        return await self._take_now(worker, take)
+
     async def fail_oversized(self, worker: Worker, job_id: str, error: str) -> None:
         job = await self.store.fail(job_id, worker.id, error)
         self.registry.released(worker.id, job_id)

@@ -1,8 +1,11 @@
 """The job store contract. Every backend passes `tests/store/test_contract.py`.
 
 Every state change is one atomic statement guarded by the state it expects, so that racing
-callers (two workers taking, a cancel against a job-done) cannot both win. Methods are async;
-a method returns only once its change is durable (committed and synced).
+callers (two workers taking, a cancel against a job-done) cannot both win. Methods are async
+and return once their change is committed. Changes a client asked for (enqueue, cancel, retry,
+purge) and the reaper's are also synced to disk by then; a worker's (take, finish, progress,
+stream) may be synced a few tens of milliseconds later, because losing one in a power cut
+costs only a re-run of the job (at-least-once), never an accepted job.
 """
 
 from __future__ import annotations

@@ -289,7 +289,7 @@ class SqliteJobStore:
             taken = _take(conn, job.endpoint, worker_id, then_take, now) if then_take > 0 else []
             return FinishOutcome(job, applied=True, taken=taken)
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     async def progress(self, job_id: str, worker_id: str, output: Any) -> bool:
         encoded = _dumps(output)
@@ -302,7 +302,7 @@ class SqliteJobStore:
             )
             return cursor.rowcount == 1
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     async def append_stream(self, job_id: str, worker_id: str, chunk: Any) -> bool:
         encoded = _dumps(chunk)
@@ -321,7 +321,7 @@ class SqliteJobStore:
             )
             return True
 
-        return await self._db.run(op)
+        return await self._db.run(op, durable=False)
 
     # --- fleet and reaper ---------------------------------------------------------------
     async def requeue(self, job_id: str, worker_id: str) -> Job | None:

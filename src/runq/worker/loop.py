@@ -8,6 +8,7 @@ async handlers run concurrently and a stop can cancel them.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import signal
@@ -30,6 +31,13 @@ from runq.worker.transport import NETWORK_ERRORS, Reply, close_thread_conns
 POLL_TIMEOUT_S = 90.0  # the server holds a poll ~30 s; runpod gives up at 90 s
 POST_TIMEOUT_S = 60.0
 RESCALE_S = 1.0  # while full, re-ask concurrency_modifier this often (runpod's 1 s loop)
+# While jobs are short, hold up to this much work in reserve (by the last job's run time). The
+# next job then starts the moment the last one returns, while results are still being posted,
+# instead of after a round trip to the control plane. Jobs wait in reserve about this long at
+# most; jobs longer than this get no reserve, so none sits behind a long job while another
+# worker is free.
+RESERVE_BUDGET_S = 0.02
+MAX_RESERVE = 16
 
 
 @dataclass
@@ -39,6 +47,7 @@ class _Slot:
     task: asyncio.Task[None] | None = None
     stopped: bool = False
     cancellable: bool = False  # True while an async handler runs: a stop cancels it
+    posting: bool = False  # the handler returned; only its result post is left
 
 
 class WorkerLoop:
@@ -50,7 +59,10 @@ class WorkerLoop:
         self.meta = meta
         self.concurrency = 1
         self.slots: dict[str, _Slot] = {}
+        self.reserve: collections.deque[dict[str, Any]] = collections.deque()  # held, not run
         self.job_ids: tuple[str, ...] = ()  # immutable snapshot for the ping thread
+        self._polling = 0  # jobs asked for by the take long poll in flight
+        self._last_run_s = float("inf")  # how long the last handler call took
         self.draining = False
         self.heartbeat = Heartbeat(settings, lambda: self.job_ids)
         self._wake = asyncio.Event()  # a slot freed up, or draining began
@@ -58,7 +70,7 @@ class WorkerLoop:
         key = settings.api_key
         self._take_conn = AsyncConn(POLL_TIMEOUT_S, key)
         self._stop_conn = AsyncConn(POLL_TIMEOUT_S, key)
-        self.poster = Poster(settings, AsyncConn(POST_TIMEOUT_S, key))
+        self.poster = Poster(settings, AsyncConn(POST_TIMEOUT_S, key), self._wanted, self._hold)
 
     def run(self) -> None:
         """Runs until drained; returns when the process should exit 0."""
@@ -84,7 +96,7 @@ class WorkerLoop:
         stop_task = asyncio.create_task(self._stop_loop())
         try:
             await self._take_loop()
-            while self.slots:
+            while self.slots or self.reserve:
                 self._wake.clear()
                 await self._wake.wait()
         finally:
@@ -107,16 +119,19 @@ class WorkerLoop:
         backoff = PollBackoff()
         while not self.draining:
             self._rescale()
-            needed = self.concurrency - len(self.slots)
+            self._fill()
+            needed = self.concurrency - self._running() - len(self.reserve) - self.poster.asked
             if needed <= 0:
                 self._wake.clear()
                 await _wait(self._wake, RESCALE_S)
                 continue
-            url = self.settings.take(needed, in_progress=bool(self.slots))
+            url = self.settings.take(needed, in_progress=bool(self.job_ids))
             started = time.monotonic()
+            self._polling = needed
             try:
                 reply = await self._take_conn.request("GET", url)
             except NETWORK_ERRORS as exc:
+                self._polling = 0
                 if self.draining:
                     return
                 delay = backoff.error()
@@ -124,6 +139,7 @@ class WorkerLoop:
                 level = "WARN" if delay == POLL_FIRST_S else "DEBUG"
                 log.log(level, f"Job take failed, retrying: {exc!r}")
             else:
+                self._polling = 0
                 delay = self._on_take(reply, time.monotonic() - started, backoff)
             if delay:
                 await _wait(self._draining, delay)
@@ -137,8 +153,7 @@ class WorkerLoop:
             log.error(f"Failed to get job. | HTTP {reply.status} {reply.body[:200]!r}")
             return backoff.error()
         jobs = _parse_jobs(reply.body)
-        for job in jobs:
-            self._start(job)
+        self._hold(jobs)
         return backoff.success() if jobs else backoff.empty(elapsed)
 
     def _rescale(self) -> None:
@@ -153,45 +168,72 @@ class WorkerLoop:
 
     # --- jobs -------------------------------------------------------------------------
 
+    def _hold(self, jobs: list[dict[str, Any]]) -> None:
+        """Jobs the control plane handed over: run them now, or keep them in reserve."""
+        for job in _valid_jobs(jobs):
+            if job["id"] in self.slots or any(job["id"] == r["id"] for r in self.reserve):
+                log.warn("Job delivered again while held; ignored.", job["id"])
+                continue
+            self.reserve.append(job)
+        self._fill()
+
+    def _running(self) -> int:
+        return sum(1 for slot in self.slots.values() if not slot.posting)
+
+    def _fill(self) -> None:
+        """Starts reserved jobs while handlers are free (draining too: they are ours)."""
+        while self.reserve and self._running() < max(self.concurrency, 1 if self.draining else 0):
+            self._start(self.reserve.popleft())
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        self.job_ids = (*self.slots, *(job["id"] for job in self.reserve))
+
+    def _wanted(self) -> int:
+        """How many jobs to ask for with a result post: free handlers and free reserve places,
+        less the jobs the take long poll already asks for."""
+        if self.draining or self.config.refresh_worker:
+            return 0
+        held = self._running() + len(self.reserve) + self._polling
+        return max(0, self.concurrency + self._reserve_size() - held)
+
+    def _reserve_size(self) -> int:
+        if self._last_run_s >= RESERVE_BUDGET_S:
+            return 0
+        return min(MAX_RESERVE, int(RESERVE_BUDGET_S / max(self._last_run_s, 1e-4)))
+
     def _start(self, job: dict[str, Any]) -> None:
         job_id: str = job["id"]
-        if job_id in self.slots:
-            log.warn("Job delivered again while running; ignored.", job_id)
-            return
         slot = _Slot(cancellable=self.config.kind.cancellable)
         self.slots[job_id] = slot
-        self.job_ids = tuple(self.slots)
         slot.task = asyncio.create_task(self._job(job, slot), name=f"job-{job_id}")
 
     async def _job(self, job: dict[str, Any], slot: _Slot) -> None:
         job_id: str = job["id"]
         log.info("Started.", job_id)
         try:
+            started = time.monotonic()
             body = await self._execute(job, slot)
+            self._last_run_s = time.monotonic() - started
             slot.cancellable = False  # from here on the result is posted whatever happens
+            slot.posting = True
+            self._fill()  # the next job runs while this result is posted
             if body is None or slot.stopped:
                 log.info("Job stopped.", job_id)
                 return
             if self.config.refresh_worker:
                 body = results.with_stop_pod(body)
-            # This slot frees up: ask for its next job in the same round trip, unless the
-            # worker is about to stop or holds more than its (maybe lowered) concurrency.
-            take = 0 if body.get("stopPod") or self.draining else 1
-            if len(self.slots) > self.concurrency:
-                take = 0
-            following = await self.poster.done(job_id, body, self.config.kind.streams, take)
+            await self.poster.done(job_id, body, self.config.kind.streams)
             log.info("Finished.", job_id)
             if body.get("stopPod"):
                 self.begin_drain("refresh_worker")
-            for item in _valid_jobs(following):
-                self._start(item)
         except asyncio.CancelledError:
             log.info("Job stopped.", job_id)
         except Exception as exc:  # a runq bug: keep the worker alive, say what happened
             log.error(f"Error handling job: {exc!r}", job_id)
         finally:
             del self.slots[job_id]
-            self.job_ids = tuple(self.slots)
+            self._fill()
             self._wake.set()
 
     async def _execute(self, job: dict[str, Any], slot: _Slot) -> Body | None:
@@ -241,6 +283,13 @@ class WorkerLoop:
         return backoff.success() if ids else backoff.empty(elapsed)
 
     def _stop(self, job_id: str) -> None:
+        reserved = [job for job in self.reserve if job["id"] == job_id]
+        if reserved:
+            self.reserve.remove(reserved[0])
+            self._snapshot()
+            self._wake.set()
+            log.info("Job stopped before it started.", job_id)
+            return
         slot = self.slots.get(job_id)
         if slot is None:
             log.debug("Stop for a job not held here; ignored.", job_id)
@@ -260,7 +309,7 @@ async def _wait(event: asyncio.Event, seconds: float) -> None:
             await event.wait()
 
 
-def _parse_jobs(body: bytes) -> list[dict[str, Any]]:
+def _parse_jobs(body: bytes) -> list[Any]:
     """The jobs in a job-take reply: an object (single take) or a list (batch take)."""
     try:
         payload = json.loads(body) if body.strip() else None
@@ -268,7 +317,7 @@ def _parse_jobs(body: bytes) -> list[dict[str, Any]]:
         log.warn(f"Job take reply is not JSON: {body[:200]!r}")
         return []
     items = [payload] if isinstance(payload, dict) else payload
-    return _valid_jobs(items) if isinstance(items, list) else []
+    return items if isinstance(items, list) else []
 
 
 def _valid_jobs(items: list[Any]) -> list[dict[str, Any]]:

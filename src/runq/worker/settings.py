@@ -84,6 +84,11 @@ class Settings:
         url = self.done_url.replace("$ID", _quote_id(job_id)) + f"&isStream={flag}"
         return url + f"&take={take}" if take > 0 else url
 
+    def done_group(self, take: int) -> str:
+        """runq's job-done-batch URL: several results in one post (only sent to runq)."""
+        url = self.done_url.replace("/$ID", "").replace("/job-done/", "/job-done-batch/")
+        return url + f"&take={take}"
+
     def stream(self, job_id: str) -> str:
         """The job-stream URL for one job; runpod sends isStream=false here too."""
         return self.stream_url.replace("$ID", _quote_id(job_id)) + "&isStream=false"
