@@ -97,6 +97,7 @@ class WorkerLoop:
         try:
             await self._take_loop()
             while self.slots or self.reserve:
+                self._fill()  # reserved jobs are ours: they run before the worker exits
                 self._wake.clear()
                 await self._wake.wait()
         finally:
