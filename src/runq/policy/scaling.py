@@ -1,0 +1,245 @@
+"""How many workers an endpoint should have, and which ones to start, revive, park or stop.
+
+Pure: the scheduler passes a frozen snapshot with `now` in it and carries out the plan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from runq.core.spec import ScalingSection
+from runq.core.worker import WorkerState
+
+# Live: serving, or already asked for (a throttled worker waits for a GPU; asking again would
+# start a second one for the same need).
+LIVE = frozenset(
+    {WorkerState.INITIALIZING, WorkerState.IDLE, WorkerState.RUNNING, WorkerState.THROTTLED}
+)
+# Busy or on its way: never counted as spare capacity to shed.
+BUSY = frozenset({WorkerState.INITIALIZING, WorkerState.RUNNING, WorkerState.THROTTLED})
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """One worker as the policy sees it."""
+
+    id: str
+    state: WorkerState
+    since: float  # when it entered `state` (for IDLE: idle since; for PARKED: parked since)
+    active: bool = False  # one of the endpoint's always-on (active) workers
+
+
+@dataclass(frozen=True)
+class ScalingSnapshot:
+    """An endpoint's demand and workers at one moment."""
+
+    now: float
+    in_queue: int
+    in_progress: int
+    oldest_queued_at: float | None  # created_at of the oldest queued job; None: queue empty
+    workers: tuple[WorkerView, ...] = ()  # every non-terminated worker of the endpoint
+
+
+@dataclass(frozen=True)
+class ScalingPlan:
+    """What the scheduler should do to one endpoint now."""
+
+    desired: int  # workers that should be live (initializing + idle + running + throttled)
+    start: int  # new workers to start
+    revive: tuple[str, ...]  # parked worker ids to revive (preferred over starting new ones)
+    park: tuple[str, ...]  # idle worker ids to park (flashboot on)
+    stop: tuple[str, ...]  # unhealthy, retired idle (flashboot off), parked past retention
+    reason: str  # one short human sentence, e.g. "queue delay 5.2s > 4s: 2 -> 3 workers"
+
+
+def desired_workers(snapshot: ScalingSnapshot, scaling: ScalingSection) -> tuple[int, str]:
+    """How many live workers the endpoint should have, and why, in one sentence.
+
+    request_count: one worker per `requests_per_worker` jobs, queued or in progress, rounded
+    up. 6 jobs at 4 per worker: ceil(6 / 4) = 2.
+
+    >>> jobs = ScalingSnapshot(now=100, in_queue=5, in_progress=1, oldest_queued_at=99)
+    >>> desired_workers(jobs, ScalingSection(scaler="request_count", requests_per_worker=4))
+    (2, '6 jobs at 4 per worker: 0 -> 2 workers')
+
+    queue_delay: one more worker per decision while the oldest queued job has waited longer
+    than `queue_delay_s`, but never more workers than jobs. Here 100 - 94.8 = 5.2s > 4s with
+    2 running workers and 3 jobs, so min(2 + 1, 3) = 3.
+
+    >>> running = tuple(WorkerView(f"w{n}", WorkerState.RUNNING, 90) for n in (1, 2))
+    >>> late = ScalingSnapshot(100, in_queue=1, in_progress=2, oldest_queued_at=94.8,
+    ...                        workers=running)
+    >>> desired_workers(late, ScalingSection(scaler="queue_delay", queue_delay_s=4))
+    (3, 'queue delay 5.2s > 4s: 2 -> 3 workers')
+
+    Work with no live worker asks for one at once: a cold endpoint does not wait out the delay.
+    Under the delay it keeps what is busy or starting plus idle workers inside their idle
+    timeout (and, while jobs are queued, up to one expired idle worker per queued job, which is
+    about to take it), so it never asks to shrink inside the idle timeout; with no work and
+    every worker idle past its timeout it asks for 0.
+
+    Both scalers then clamp to [active_workers, max_workers].
+
+    Raises:
+        ValueError: an unknown scaler, or requests_per_worker below 1.
+    """
+    live = _count(snapshot.workers, LIVE)
+    if scaling.scaler == "request_count":
+        wanted, why = _by_request_count(snapshot, scaling)
+    elif scaling.scaler == "queue_delay":
+        wanted, why = _by_queue_delay(snapshot, scaling, live)
+    else:
+        raise ValueError(
+            f"unknown scaler {scaling.scaler!r}: expected 'queue_delay' or 'request_count'"
+        )
+    desired = min(max(wanted, scaling.active_workers), scaling.max_workers)
+    if desired > wanted:
+        why += f", raised to active_workers {scaling.active_workers}"
+    elif desired < wanted:
+        why += f", capped at max_workers {scaling.max_workers}"
+    return desired, f"{why}: {live} -> {desired} workers"
+
+
+def _by_request_count(snapshot: ScalingSnapshot, scaling: ScalingSection) -> tuple[int, str]:
+    per_worker = scaling.requests_per_worker
+    if per_worker < 1:
+        raise ValueError(f"requests_per_worker must be at least 1, got {per_worker}")
+    work = snapshot.in_queue + snapshot.in_progress
+    return -(-work // per_worker), f"{work} jobs at {per_worker} per worker"
+
+
+def _by_queue_delay(
+    snapshot: ScalingSnapshot, scaling: ScalingSection, live: int
+) -> tuple[int, str]:
+    work = snapshot.in_queue + snapshot.in_progress
+    if work > 0 and live == 0:
+        return 1, f"{work} jobs and no live worker"
+    held, fresh_idle = _held(snapshot, scaling)
+    oldest = snapshot.oldest_queued_at
+    waited = snapshot.now - oldest if oldest is not None else 0.0
+    delay = f"queue delay {waited:.1f}s"
+    if waited > scaling.queue_delay_s:
+        grown = min(live + 1, work)
+        if grown > live:
+            return grown, f"{delay} > {scaling.queue_delay_s:g}s"
+        return max(held, grown), (
+            f"{delay} > {scaling.queue_delay_s:g}s but already {live} workers for {work} jobs"
+        )
+    if work == 0:
+        why = "no jobs"
+        if fresh_idle:
+            why += f", {fresh_idle} idle within the {scaling.idle_timeout_s:g}s idle timeout"
+        return held, why
+    return held, f"{delay} <= {scaling.queue_delay_s:g}s"
+
+
+def _held(snapshot: ScalingSnapshot, scaling: ScalingSection) -> tuple[int, int]:
+    """Workers the queue_delay scaler keeps, and how many of them are fresh idle ones."""
+    busy = _count(snapshot.workers, BUSY)
+    fresh = expired = 0
+    for worker in snapshot.workers:
+        if worker.state == WorkerState.IDLE:
+            if snapshot.now - worker.since < scaling.idle_timeout_s:
+                fresh += 1
+            else:
+                expired += 1
+    # An idle worker with a job queued for it is about to run it: shedding it would make that
+    # job wait for a cold start.
+    return busy + fresh + min(expired, snapshot.in_queue), fresh
+
+
+def plan(
+    snapshot: ScalingSnapshot, scaling: ScalingSection, park_retention_s: float = 600.0
+) -> ScalingPlan:
+    """Turns the desired count into actions on named workers.
+
+    Up: revive parked workers first, most recently parked first (warmest, and the ones the
+    retention window keeps longest), then start new ones for the rest.
+    Down: only IDLE workers idle for at least `idle_timeout_s`, longest idle first, never an
+    active one; parked when `flashboot` is on, else stopped. Unhealthy workers are always
+    stopped, and parked ones once parked for `park_retention_s` (unless revived now).
+    `stop` lists unhealthy, then retired idle, then expired parked workers.
+
+    Three idle workers and no jobs, idle timeout 5s at now = 100: w1 idle since 90 (10s) and
+    w2 since 93 (7s) are past it, w3 since 98 (2s) is not. Desired = 1 (w3), so live 3 -> 1
+    retires w1 then w2, longest idle first; flashboot parks them.
+
+    >>> idle = (WorkerView("w1", WorkerState.IDLE, 90), WorkerView("w2", WorkerState.IDLE, 93),
+    ...         WorkerView("w3", WorkerState.IDLE, 98))
+    >>> quiet = ScalingSnapshot(now=100, in_queue=0, in_progress=0, oldest_queued_at=None,
+    ...                         workers=idle)
+    >>> decision = plan(quiet, ScalingSection(idle_timeout_s=5, flashboot=True))
+    >>> decision.desired, decision.park, decision.stop
+    (1, ('w1', 'w2'), ())
+    >>> decision.reason
+    'no jobs, 1 idle within the 5s idle timeout: 3 -> 1 workers'
+    """
+    desired, reason = desired_workers(snapshot, scaling)
+    now = snapshot.now
+    live = _count(snapshot.workers, LIVE)
+    parked = [w for w in snapshot.workers if w.state == WorkerState.PARKED]
+
+    revive: tuple[str, ...] = ()
+    start = 0
+    retired: tuple[str, ...] = ()
+    if desired > live:
+        warmest = sorted(parked, key=lambda w: (-w.since, w.id))
+        revive = tuple(w.id for w in warmest[: desired - live])
+        start = desired - live - len(revive)
+    elif live > desired:
+        spare = [
+            w
+            for w in snapshot.workers
+            if w.state == WorkerState.IDLE
+            and not w.active
+            and now - w.since >= scaling.idle_timeout_s
+        ]
+        spare.sort(key=lambda w: (w.since, w.id))
+        retired = tuple(w.id for w in spare[: live - desired])
+
+    unhealthy = tuple(w.id for w in snapshot.workers if w.state == WorkerState.UNHEALTHY)
+    expired = tuple(
+        w.id
+        for w in sorted(parked, key=lambda w: (w.since, w.id))
+        if now - w.since >= park_retention_s and w.id not in revive
+    )
+    return ScalingPlan(
+        desired=desired,
+        start=start,
+        revive=revive,
+        park=retired if scaling.flashboot else (),
+        stop=unhealthy + (() if scaling.flashboot else retired) + expired,
+        reason=reason,
+    )
+
+
+def recommend_active_workers(requests_per_minute: float, seconds_per_request: float) -> int:
+    """Always-on workers for a steady load: requests per minute x seconds each / 60, rounded up.
+
+    That is the number of workers busy on average (Little's law). 6 requests a minute of 30s
+    each keep 6 x 30 / 60 = 3 workers busy:
+
+    >>> recommend_active_workers(6, 30)
+    3
+    >>> recommend_active_workers(1, 1)  # 1 x 1 / 60 = 0.017, rounded up
+    1
+    >>> recommend_active_workers(0, 30)
+    0
+
+    Raises:
+        ValueError: either input negative, NaN or infinite.
+    """
+    for name, value in (
+        ("requests_per_minute", requests_per_minute),
+        ("seconds_per_request", seconds_per_request),
+    ):
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    # Rounded first so that float noise (3.0000000000000004) does not add a whole worker.
+    return math.ceil(round(requests_per_minute * seconds_per_request / 60, 9))
+
+
+def _count(workers: Iterable[WorkerView], states: frozenset[WorkerState]) -> int:
+    return sum(1 for worker in workers if worker.state in states)
