@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runq.core.durations import parse_duration
+from runq.core.hosts import Host, Prices, default_prices, parse_hosts, parse_prices
 from runq.errors import SpecError
 
 DEFAULT_DATA_DIR = "~/.local/share/runq"
@@ -30,6 +31,9 @@ class ServerConfig:
     webhook_backoff_s: float = 10.0  # first retry delay; doubles each retry
     webhook_timeout_s: float = 10.0
     webhook_secret: str = ""  # empty: made once and kept in data_dir
+    # [[hosts]]; none declared: the caller detects the local machine (hosts.effective_hosts).
+    hosts: tuple[Host, ...] = ()
+    prices: Prices = field(default_factory=default_prices)  # [prices] over the table's defaults
 
     @property
     def base_url(self) -> str:
@@ -52,7 +56,7 @@ _DURATIONS = {
     "webhook_timeout": "webhook_timeout_s",
 }
 _PLAIN = {"host": str, "port": int, "store": str, "webhook_attempts": int, "webhook_secret": str}
-_TOP_LEVEL = {"server", "hosts", "prices"}  # hosts and prices: the fleet issue reads them
+_TOP_LEVEL = {"server", "hosts", "prices"}
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> ServerConfig:
@@ -72,6 +76,11 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> S
         if not isinstance(server, dict):
             raise SpecError(f"{path}: 'server' must be a table ([server]), got {server!r}")
         config = _apply(config, server, str(path))
+        config = replace(
+            config,
+            hosts=parse_hosts(data.get("hosts", []), str(path)),
+            prices=parse_prices(data.get("prices", {}), str(path)),
+        )
     if overrides:
         config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "flags")
     return config
