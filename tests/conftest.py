@@ -67,6 +67,7 @@ class Server:
     key: str = "test-key"
     endpoints: list[Path] = field(default_factory=list)
     settings: dict[str, float] = field(default_factory=dict)  # [server] over FAST_SERVER
+    config_extra: str = ""  # more of runq.toml after [server], e.g. [[hosts]] tables
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -87,10 +88,19 @@ class Server:
         self.endpoints.append(path)
         return path
 
+    def add_endpoint_text(self, name: str, text: str) -> Path:
+        """An endpoint file written out in full ({python} and {handlers} are filled in)."""
+        path = self.root / f"{name}.toml"
+        path.write_text(
+            text.replace("{python}", sys.executable).replace("{handlers}", str(HANDLERS))
+        )
+        self.endpoints.append(path)
+        return path
+
     def start(self, wait_workers: bool = True) -> Server:
         config = self.root / "runq.toml"
         lines = [f"{k} = {v}" for k, v in {**FAST_SERVER, **self.settings}.items()]
-        config.write_text("[server]\n" + "\n".join(lines) + "\n")
+        config.write_text("[server]\n" + "\n".join(lines) + "\n" + self.config_extra)
         env = {**os.environ, "RUNQ_API_KEY": self.key}
         with open(self.root / "serve.log", "ab") as log:
             self.process = self._spawn(config, env, log)

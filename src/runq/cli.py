@@ -191,10 +191,17 @@ def endpoints(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = "") -> None:
     """List deployed endpoints."""
     rows = _call("GET", url, api_key, "/admin/endpoints")
     table = Table(
-        "endpoint", "type", "queued", "running", "completed", "failed", "workers idle/running/init"
+        "endpoint",
+        "type",
+        "queued",
+        "running",
+        "completed",
+        "failed",
+        "workers idle/running/init/throttled",
+        "cost $ (billed s)",
     )
     for row in rows:
-        jobs, workers = row["jobs"], row["workers"]
+        jobs, workers, cost = row["jobs"], row["workers"], row["cost"]
         table.add_row(
             row["name"],
             row["type"],
@@ -202,7 +209,9 @@ def endpoints(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = "") -> None:
             str(jobs["inProgress"]),
             str(jobs["completed"]),
             str(jobs["failed"]),
-            f"{workers['idle']}/{workers['running']}/{workers['initializing']}",
+            f"{workers['idle']}/{workers['running']}/{workers['initializing']}"
+            f"/{workers['throttled']}",
+            f"{cost['total_usd']:.4f} ({cost['billed_s']:.0f})",
         )
     console.print(table)
 
@@ -213,18 +222,24 @@ def workers(
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = "",
 ) -> None:
-    """List workers and their state."""
+    """List workers: state and why, placement, cold start, jobs and cost."""
     path = "/admin/workers" + (f"?endpoint={endpoint}" if endpoint else "")
-    table = Table("worker", "endpoint", "state", "pid", "jobs", "uptime s", "last seen s ago")
+    table = Table(
+        "worker", "endpoint", "state (why)", "where", "pid", "cold start s", "jobs", "cost $"
+    )
     for row in _call("GET", url, api_key, path):
+        last = row["transitions"][-1] if row["transitions"] else {"reason": ""}
+        where = f"{row['host']} {row['gpu_type']} {row['gpus']}" if row["host"] else "-"
+        cold = row["cold_start_s"]
         table.add_row(
-            row["id"],
+            row["id"] + (" (active)" if row["active"] else ""),
             row["endpoint"],
-            row["state"],
+            f"{row['state']} ({last['reason']})",
+            where,
             str(row["pid"] or "-"),
-            ",".join(row["jobs"]) or "-",
-            f"{row['uptime_s']:.0f}",
-            str(row["last_seen_s_ago"]),
+            "-" if cold is None else f"{cold:.2f}",
+            f"{len(row['jobs'])} now, {row['jobs_done']} done",
+            f"{row['cost_usd']:.5f}",
         )
     console.print(table)
 

@@ -25,7 +25,7 @@ from runq.core.job import (
     parse_worker_result,
 )
 from runq.errors import Conflict
-from runq.store.base import JobStore
+from runq.store.base import JobStore, QueueStats
 from runq.store.sqlite import SqliteJobStore
 
 T0 = 1_000_000.0
@@ -183,6 +183,28 @@ async def test_jobs_survive_a_restart_on_the_same_database(backend: Backend) -> 
         assert await reopened.endpoints() == [("echo", "/srv/echo.toml", 'name = "echo"')]
     finally:
         await reopened.close()
+
+
+async def test_queue_stats_count_queued_and_running_and_date_the_oldest(
+    store: JobStore, clock: FakeClock
+) -> None:
+    assert await store.queue_stats(ENDPOINT) == QueueStats(0, 0, None)
+    first = await store.enqueue(make_request())
+    clock.advance(5)
+    await store.enqueue(make_request())
+    await store.enqueue(make_request(endpoint="elsewhere"))
+    await running_job_of_queue(store)  # takes `first` (FIFO)
+    clock.advance(1)
+    await store.enqueue(make_request())
+
+    stats = await store.queue_stats(ENDPOINT)
+
+    assert (stats.in_queue, stats.in_progress) == (2, 1)
+    assert stats.oldest_queued_at == first.created_at + 5  # the second job is now the oldest
+
+
+async def running_job_of_queue(store: JobStore) -> None:
+    assert len(await store.take(ENDPOINT, "w1", 1)) == 1
 
 
 # --- take -----------------------------------------------------------------------------------

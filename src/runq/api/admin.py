@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from runq.api.responses import json_response, read_json
 from runq.core.spec import load_spec, loads_spec
+from runq.core.worker import Worker, WorkerState
 from runq.errors import BadRequest, NotFound
 from runq.fleet.controlplane import ControlPlane
 
@@ -28,6 +29,7 @@ async def list_endpoints(request: Request) -> Response:
     rows: list[dict[str, Any]] = []
     for name, spec in sorted(plane.specs.items()):
         health = await plane.health(name)
+        cost = plane.ledger.endpoint(name, plane.clock())
         rows.append(
             {
                 "name": name,
@@ -35,6 +37,14 @@ async def list_endpoints(request: Request) -> Response:
                 "path": str(spec.source_path or ""),
                 "active_workers": spec.scaling.active_workers,
                 "max_workers": spec.scaling.max_workers,
+                "cost": {
+                    "total_usd": cost.cost,
+                    "billed_s": round(cost.billed_s, 3),
+                    "cold_start_usd": cost.cold_start_cost,
+                    "idle_usd": cost.idle_cost,
+                    "running_usd": cost.running_cost,
+                    "workers": cost.workers,
+                },
                 **health,
             }
         )
@@ -54,26 +64,45 @@ async def deploy(request: Request) -> Response:
     return json_response({"name": spec.name, "status": "deployed"})
 
 
-@router.get("/workers", summary="Workers and their state")
+@router.get("/workers", summary="Workers, their state, timeline, placement and cost")
 async def workers(request: Request) -> Response:
+    """Live workers; with `all=1` terminated ones too (the most recent few hundred)."""
     plane = _plane(request)
     endpoint = request.query_params.get("endpoint")
+    every = request.query_params.get("all", "") not in ("", "0")
+    found = plane.registry.history(endpoint) if every else plane.registry.all(endpoint)
+    return json_response([worker_row(plane, w) for w in found])
+
+
+def worker_row(plane: ControlPlane, w: Worker) -> dict[str, Any]:
     now = plane.clock()
-    rows = [
-        {
-            "id": w.id,
-            "endpoint": w.endpoint,
-            "state": w.state.value,
-            "managed": w.managed,
-            "pid": plane.provisioner.pid(w.id),
-            "jobs": sorted(w.jobs),
-            "uptime_s": round(now - w.started_at, 3),
-            "last_seen_s_ago": None if w.last_seen is None else round(now - w.last_seen, 3),
-            "runpod_version": w.runpod_version,
-        }
-        for w in plane.registry.all(endpoint)
-    ]
-    return json_response(rows)
+    where = w.placement
+    cost = plane.ledger.worker(w, now)
+    return {
+        "id": w.id,
+        "endpoint": w.endpoint,
+        "state": w.state.value,
+        "since_s": round(now - w.since, 3),
+        "idle_s": round(now - w.since, 3) if w.state == WorkerState.IDLE else 0.0,
+        "active": w.active,
+        "managed": w.managed,
+        "pid": plane.provisioner.pid(w.id),
+        "host": where.host if where else None,
+        "gpu_type": where.gpu_type if where else None,
+        "gpus": list(where.gpu_indices) if where else [],
+        "jobs": sorted(w.jobs),
+        "jobs_done": w.jobs_done,
+        "uptime_s": round(now - w.started_at, 3),
+        "cold_start_s": None if w.cold_start_s is None else round(w.cold_start_s, 3),
+        "last_seen_s_ago": None if w.last_seen is None else round(now - w.last_seen, 3),
+        "runpod_version": w.runpod_version,
+        "unhealthy_reason": w.unhealthy_reason,
+        "cost_usd": cost.cost,
+        "billed_s": round(cost.billed_s, 3),
+        "transitions": [
+            {"at": t.at, "state": t.state.value, "reason": t.reason} for t in w.transitions
+        ],
+    }
 
 
 @router.get("/jobs/{job_id}", summary="A job by id alone")
@@ -82,7 +111,17 @@ async def job(job_id: str, request: Request) -> Response:
     found = await plane.store.get(job_id)
     if found is None:
         raise NotFound(f"job '{job_id}' not found (or past retention)")
-    return json_response({"endpoint": found.endpoint, **found.to_wire(now=plane.clock())})
+    now = plane.clock()
+    split = plane.ledger.job(found, now)
+    cost = None
+    if split is not None:
+        cost = {
+            "execution_usd": split.execution,
+            "cold_start_share_usd": split.cold_start,
+            "idle_share_usd": split.idle,
+            "total_usd": split.total,
+        }
+    return json_response({"endpoint": found.endpoint, **found.to_wire(now=now), "cost": cost})
 
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a job by id alone")

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from runq.api.client_models import RunRequest, inline_schema, parse_run_request
 from runq.api.responses import json_response, read_json
-from runq.core.job import Job
+from runq.core.job import Job, JobStatus
 from runq.errors import NotFound
 from runq.fleet.controlplane import ControlPlane
 
@@ -86,7 +86,14 @@ async def runsync(endpoint: str, request: Request) -> Response:
 async def status(endpoint: str, job_id: str, request: Request) -> Response:
     plane = _plane(request)
     job = await _job(plane, endpoint, job_id)
-    return json_response(job.to_wire(now=plane.clock()))
+    wire = job.to_wire(now=plane.clock())
+    if job.status == JobStatus.IN_QUEUE:
+        estimate = plane.start_estimate_s(endpoint)
+        if estimate is not None:
+            # runq's extra field (RunPod clients ignore it): while the endpoint scales from
+            # zero, when this job should start, from the measured cold starts.
+            wire["estimatedStartMs"] = round(estimate * 1000)
+    return json_response(wire)
 
 
 @router.api_route("/status-sync/{job_id}", methods=["GET", "POST"], summary="Wait for a job")

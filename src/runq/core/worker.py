@@ -1,4 +1,4 @@
-"""Workers as the control plane sees them. The fleet issue grows the state machine."""
+"""Workers as the control plane sees them, and the moves their state machine allows."""
 
 from __future__ import annotations
 
@@ -7,18 +7,55 @@ from dataclasses import dataclass, field
 
 
 class WorkerState(enum.StrEnum):
-    INITIALIZING = "initializing"
-    IDLE = "idle"
-    RUNNING = "running"
-    THROTTLED = "throttled"
-    UNHEALTHY = "unhealthy"
-    PARKED = "parked"
+    INITIALIZING = "initializing"  # process started, not yet talking (cold start)
+    IDLE = "idle"  # ready, holds no job
+    RUNNING = "running"  # holds at least one job
+    THROTTLED = "throttled"  # wanted, but no GPU is free for it: no process yet
+    UNHEALTHY = "unhealthy"  # cold start past init_timeout, or it reported a failed check
+    PARKED = "parked"  # FlashBoot: process frozen after its idle timeout, not billed
     TERMINATED = "terminated"
+
+
+# Which states a worker may move to from each state (fleet/lifecycle.py enforces it).
+MOVES: dict[WorkerState, frozenset[WorkerState]] = {
+    WorkerState.THROTTLED: frozenset({WorkerState.INITIALIZING, WorkerState.TERMINATED}),
+    WorkerState.INITIALIZING: frozenset(
+        {WorkerState.IDLE, WorkerState.RUNNING, WorkerState.UNHEALTHY, WorkerState.TERMINATED}
+    ),
+    WorkerState.IDLE: frozenset(
+        {WorkerState.RUNNING, WorkerState.PARKED, WorkerState.UNHEALTHY, WorkerState.TERMINATED}
+    ),
+    WorkerState.RUNNING: frozenset(
+        {WorkerState.IDLE, WorkerState.UNHEALTHY, WorkerState.TERMINATED}
+    ),
+    WorkerState.PARKED: frozenset({WorkerState.IDLE, WorkerState.TERMINATED}),
+    WorkerState.UNHEALTHY: frozenset({WorkerState.TERMINATED}),
+    WorkerState.TERMINATED: frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One move of a worker's state: when, to what, and why."""
+
+    at: float
+    state: WorkerState
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a worker runs: a host and the GPUs it holds there ("cpu" workers hold none)."""
+
+    host: str
+    gpu_indices: tuple[int, ...] = ()
+    gpu_type: str = "cpu"
+    category: str = "cpu"
 
 
 @dataclass
 class Worker:
-    """One worker process of an endpoint. Mutable: the fleet updates it as the worker talks."""
+    """One worker of an endpoint. Mutable: the fleet updates it as the worker talks."""
 
     id: str
     endpoint: str
@@ -33,3 +70,17 @@ class Worker:
     draining: bool = False
     runpod_version: str | None = None
     unhealthy_reason: str | None = None
+    active: bool = False  # one of the endpoint's always-on workers (active price, never parked)
+    placement: Placement | None = None
+    transitions: list[Transition] = field(default_factory=list)
+    ready_at: float | None = None  # end of its cold start
+    jobs_done: int = 0
+
+    @property
+    def since(self) -> float:
+        """When the worker entered its current state."""
+        return self.transitions[-1].at if self.transitions else self.started_at
+
+    @property
+    def cold_start_s(self) -> float | None:
+        return None if self.ready_at is None else self.ready_at - self.started_at

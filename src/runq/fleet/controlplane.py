@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,9 +20,12 @@ from runq.core.job import Job, JobRequest, JobStatus, parse_worker_result
 from runq.core.spec import EndpointSpec, loads_spec
 from runq.core.worker import Worker, WorkerState
 from runq.errors import NotFound, SpecError
+from runq.fleet import lifecycle
+from runq.fleet.ledger import Ledger
 from runq.fleet.local import LocalProvisioner, kill_leftovers
 from runq.fleet.reaper import Reaper
 from runq.fleet.registry import WorkerRegistry
+from runq.fleet.scheduler import Scheduler
 from runq.fleet.signals import Signals, wait_any
 from runq.fleet.webhooks import WebhookSender
 from runq.policy.retry import LostJobAction, decide_lost_job
@@ -32,9 +36,7 @@ log = logging.getLogger("runq")
 Clock = Callable[[], float]
 
 
-def workers_for(spec: EndpointSpec) -> int:
-    """How many local workers an endpoint runs until the fleet issue brings autoscaling."""
-    return min(spec.scaling.max_workers, max(1, spec.scaling.active_workers))
+_TAKES_NOTHING = frozenset({WorkerState.PARKED, WorkerState.UNHEALTHY, WorkerState.TERMINATED})
 
 
 class ControlPlane:
@@ -49,6 +51,8 @@ class ControlPlane:
         self.provisioner = LocalProvisioner(config, self.registry, self._worker_exited)
         self.webhooks = WebhookSender(config, store, webhook_secret, clock)
         self.reaper = Reaper(self)
+        self.scheduler = Scheduler(self)
+        self.ledger = Ledger(config.prices, self.registry.history)
         self.specs: dict[str, EndpointSpec] = {}
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -65,9 +69,9 @@ class ControlPlane:
         for spec in specs:
             await self._remember(spec)
         await self._adopt_running_jobs()
-        for spec in self.specs.values():
-            self.provisioner.start_endpoint(spec, workers_for(spec))
+        self.scheduler.start()
         self._tasks = [
+            asyncio.create_task(self.scheduler.run(), name="runq-scheduler"),
             asyncio.create_task(self.reaper.run(), name="runq-reaper"),
             asyncio.create_task(self.webhooks.run(), name="runq-webhooks"),
         ]
@@ -75,18 +79,19 @@ class ControlPlane:
     async def stop(self) -> None:
         self.draining = True
         self.signals.close()
-        await self.provisioner.shutdown()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.scheduler.drain()
+        await self.provisioner.shutdown()
         await self.store.close()
 
     async def deploy(self, spec: EndpointSpec) -> None:
         """Serve `spec`, replacing an endpoint of that name (its workers restart)."""
         if spec.name in self.specs:
-            await self.provisioner.stop_endpoint(spec.name)
+            await self.provisioner.stop_endpoint(spec.name, "endpoint redeployed")
         await self._remember(spec)
-        self.provisioner.start_endpoint(spec, workers_for(spec))
+        self.scheduler.poke()
 
     async def _remember(self, spec: EndpointSpec) -> None:
         path = spec.source_path
@@ -117,6 +122,7 @@ class ControlPlane:
     async def submit(self, request: JobRequest) -> Job:
         job = await self.store.enqueue(request)
         self.signals.work_available(request.endpoint)
+        self.scheduler.poke()
         return job
 
     async def wait_for(
@@ -171,6 +177,25 @@ class ControlPlane:
             self.signals.job_changed(job_id)
         return job
 
+    def start_estimate_s(self, endpoint: str) -> float | None:
+        """While an endpoint scales from zero: seconds until a worker is ready, from the median
+        of its recent measured cold starts less the time the most advanced start has run.
+        None when a worker is ready already, none is starting, or no cold start was measured.
+
+        Example: cold starts of 8, 10 and 30 s (median 10), a worker started 3 s ago -> 7 s.
+        """
+        workers = self.registry.all(endpoint)
+        if any(w.state in (WorkerState.IDLE, WorkerState.RUNNING) for w in workers):
+            return None
+        starting = [w for w in workers if w.state == WorkerState.INITIALIZING]
+        measured = [
+            w.cold_start_s for w in self.registry.history(endpoint) if w.cold_start_s is not None
+        ]
+        if not starting or not measured:
+            return None
+        elapsed = self.clock() - min(w.started_at for w in starting)
+        return max(0.0, statistics.median(measured[-20:]) - elapsed)
+
     async def health(self, endpoint: str) -> dict[str, Any]:
         counts = await self.store.counts(endpoint)
         return {
@@ -207,8 +232,14 @@ class ControlPlane:
             await wait_any(remaining, event, self.signals.closed)
 
     def _closed_to(self, worker: Worker) -> bool:
-        """No more jobs for this worker: runq or the worker is shutting down."""
-        return self.draining or worker.draining or self.signals.closed.is_set()
+        """No more jobs for this worker: runq or the worker is shutting down, or it is parked
+        (frozen: a job handed to it would wait until revival) or unhealthy."""
+        return (
+            self.draining
+            or worker.draining
+            or worker.state in _TAKES_NOTHING
+            or self.signals.closed.is_set()
+        )
 
     async def _take_now(self, worker: Worker, limit: int) -> list[Job]:
         jobs = await self.store.take(worker.endpoint, worker.id, limit)
@@ -300,8 +331,9 @@ class ControlPlane:
         worker.runpod_version = query.get("runpod_version", worker.runpod_version)
         worker.pinged_jobs = job_ids
         if query.get("status") == "unhealthy":
-            worker.state = WorkerState.UNHEALTHY
             worker.unhealthy_reason = f"{query.get('check', '')}: {query.get('reason', '')}"
+            if lifecycle.can_move(worker, WorkerState.UNHEALTHY):
+                self.registry.move(worker, WorkerState.UNHEALTHY, worker.unhealthy_reason)
             log.warning("worker %s reports unhealthy: %s", worker.id, worker.unhealthy_reason)
             return
         await self.reaper.reconcile_ping(worker)
@@ -310,7 +342,7 @@ class ControlPlane:
         """Replace a worker with a fresh process (stopPod, or a stuck job)."""
         worker.draining = True
         self.signals.forget_worker(worker.id)
-        if not self.provisioner.kill(worker.id):
+        if not self.provisioner.kill(worker.id, "recycled"):
             log.info("worker %s asked to be recycled but runq did not start it", worker.id)
 
     def stop_on_worker(self, worker_id: str, job_id: str) -> None:
@@ -319,9 +351,10 @@ class ControlPlane:
         self.reaper.watch_stop(worker_id, job_id)
 
     # --- lost work ----------------------------------------------------------------------
-    async def _worker_exited(self, worker: Worker, code: int) -> None:
+    async def _worker_exited(self, worker: Worker, code: int, expected: bool) -> None:
         self.signals.forget_worker(worker.id)
         await self._lose_jobs(worker, f"worker {worker.id} exited with code {code}")
+        self.scheduler.worker_exited(worker, expected)
 
     async def _lose_jobs(self, worker: Worker, cause: str) -> None:
         held = [

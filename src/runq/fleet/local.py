@@ -20,12 +20,10 @@ from runq.fleet.worker_env import CONTROL_PLANE_MARKER, worker_env
 
 log = logging.getLogger("runq.fleet")
 
-ExitHandler = Callable[[Worker, int], Awaitable[None]]
+ExitHandler = Callable[[Worker, int, bool], Awaitable[None]]  # worker, exit code, expected
 
 _PR_SET_PDEATHSIG = 1
 _STOP_GRACE_S = 5.0
-_MAX_BACKOFF_S = 30.0
-_HEALTHY_RUN_S = 30.0  # a worker that lived this long was not crash looping
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -34,17 +32,23 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-class _Slot:
-    def __init__(self, spec: EndpointSpec) -> None:
+class _Process:
+    def __init__(self, spec: EndpointSpec, worker: Worker) -> None:
         self.spec = spec
-        self.worker: Worker | None = None
+        self.worker = worker
         self.process: asyncio.subprocess.Process | None = None
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
+        self.stop_reason = "stopped"
 
 
 class LocalProvisioner:
-    """Keeps `count` worker processes running per endpoint."""
+    """Worker processes on this machine, started and stopped one by one by the scheduler.
+
+    Each runs in its own process group (so its children go with it) and dies with the control
+    plane even on kill -9 (PR_SET_PDEATHSIG). Parking freezes the group with SIGSTOP: memory and
+    GPU memory stay, no CPU is used, and SIGCONT resumes it in well under a millisecond.
+    """
 
     def __init__(
         self, config: ServerConfig, registry: WorkerRegistry, on_exit: ExitHandler
@@ -52,77 +56,83 @@ class LocalProvisioner:
         self._config = config
         self._registry = registry
         self._on_exit = on_exit
-        self._slots: dict[str, list[_Slot]] = {}
+        self._procs: dict[str, _Process] = {}
         self._log_dir = config.data_dir / "logs"
 
-    def start_endpoint(self, spec: EndpointSpec, count: int) -> None:
-        self._slots.setdefault(spec.name, [])
-        slots = self._slots[spec.name]
-        for _ in range(count - len(slots)):
-            slot = _Slot(spec)
-            slot.task = asyncio.create_task(self._keep_running(slot), name=f"worker-{spec.name}")
-            slots.append(slot)
+    def start(self, spec: EndpointSpec, worker: Worker) -> None:
+        """Starts the process of a registered worker (INITIALIZING); returns at once."""
+        proc = _Process(spec, worker)
+        self._procs[worker.id] = proc
+        proc.task = asyncio.create_task(self._run(proc), name=f"worker-{worker.id}")
 
-    async def stop_endpoint(self, name: str) -> None:
-        await asyncio.gather(*(self._stop_slot(slot) for slot in self._slots.pop(name, [])))
+    async def stop(self, worker_id: str, reason: str = "stopped") -> None:
+        """SIGTERM the worker's group, SIGKILL after the grace; returns once it is gone."""
+        proc = self._procs.get(worker_id)
+        if proc is None:
+            return
+        proc.stopping = True
+        proc.stop_reason = reason
+        process = proc.process
+        if process is not None and process.returncode is None:
+            _signal_group(process, signal.SIGTERM)
+            _signal_group(process, signal.SIGCONT)  # a parked (stopped) process must wake to die
+            try:
+                await asyncio.wait_for(asyncio.shield(process.wait()), _STOP_GRACE_S)
+            except TimeoutError:
+                _signal_group(process, signal.SIGKILL)
+        if proc.task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await proc.task
+
+    async def stop_endpoint(self, name: str, reason: str = "endpoint stopped") -> None:
+        ids = [wid for wid, proc in self._procs.items() if proc.spec.name == name]
+        await asyncio.gather(*(self.stop(wid, reason) for wid in ids))
 
     async def shutdown(self) -> None:
-        await asyncio.gather(*(self.stop_endpoint(name) for name in list(self._slots)))
+        await asyncio.gather(*(self.stop(wid, "runq stopped") for wid in list(self._procs)))
         kill_leftovers(self._config.data_dir)
 
-    def kill(self, worker_id: str) -> bool:
-        """SIGKILL a worker's process group; its slot starts a fresh one."""
-        for slot in self._all_slots():
-            if slot.worker and slot.worker.id == worker_id and slot.process:
-                _signal_group(slot.process, signal.SIGKILL)
-                return True
-        return False
+    def park(self, worker_id: str) -> bool:
+        """Freezes the worker's processes (FlashBoot)."""
+        return self._signal(worker_id, signal.SIGSTOP)
+
+    def revive(self, worker_id: str) -> bool:
+        """Resumes a parked worker."""
+        return self._signal(worker_id, signal.SIGCONT)
+
+    def kill(self, worker_id: str, reason: str | None = None) -> bool:
+        """SIGKILL a worker's process group (the scheduler replaces it if still wanted).
+        With a `reason` the exit counts as intended (no crash-loop back-off)."""
+        proc = self._procs.get(worker_id)
+        if proc is not None and reason is not None:
+            proc.stopping = True
+            proc.stop_reason = reason
+        return self._signal(worker_id, signal.SIGKILL)
 
     def pid(self, worker_id: str) -> int | None:
-        for slot in self._all_slots():
-            if slot.worker and slot.worker.id == worker_id and slot.process:
-                return slot.process.pid
-        return None
+        proc = self._procs.get(worker_id)
+        return proc.process.pid if proc and proc.process else None
 
-    def _all_slots(self) -> list[_Slot]:
-        return [slot for slots in self._slots.values() for slot in slots]
+    def _signal(self, worker_id: str, sig: signal.Signals) -> bool:
+        proc = self._procs.get(worker_id)
+        if proc is None or proc.process is None or proc.process.returncode is not None:
+            return False
+        _signal_group(proc.process, sig)
+        return True
 
-    async def _stop_slot(self, slot: _Slot) -> None:
-        slot.stopping = True
-        if slot.process is not None and slot.process.returncode is None:
-            _signal_group(slot.process, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(slot.process.wait(), _STOP_GRACE_S)
-            except TimeoutError:
-                _signal_group(slot.process, signal.SIGKILL)
-        if slot.task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await slot.task
-
-    async def _keep_running(self, slot: _Slot) -> None:
-        backoff = 0.5
-        loop = asyncio.get_running_loop()
-        while not slot.stopping:
-            started = loop.time()
-            code = await self._run_once(slot)
-            if slot.stopping:
-                return
-            ran = loop.time() - started
-            backoff = 0.5 if ran > _HEALTHY_RUN_S else min(backoff * 2, _MAX_BACKOFF_S)
-            if ran <= _HEALTHY_RUN_S:
-                log.warning("worker of %s exited with %s after %.1fs", slot.spec.name, code, ran)
-                await asyncio.sleep(backoff)
-
-    async def _run_once(self, slot: _Slot) -> int:
-        spec = slot.spec
-        worker = self._registry.register(spec.name)
-        slot.worker = worker
-        env = {**os.environ, **spec.worker.env, **worker_env(self._config, spec, worker)}
+    async def _run(self, proc: _Process) -> None:
+        spec, worker = proc.spec, proc.worker
+        gpus = worker.placement.gpu_indices if worker.placement else ()
+        gpu_type = worker.placement.gpu_type if worker.placement else "cpu"
+        env = {**os.environ, **spec.worker.env, **worker_env(self._config, spec, worker, gpu_type)}
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in gpus)
+        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the indices are NVML's, in PCI order
         log_path = self._log_dir / spec.name / f"{worker.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as log_file:
-            try:
-                process = await asyncio.create_subprocess_exec(
+        code = -1
+        try:
+            with open(log_path, "ab") as log_file:
+                proc.process = await asyncio.create_subprocess_exec(
                     *resolve_command(spec.worker.command),
                     cwd=spec.worker.dir,
                     env=env,
@@ -132,18 +142,18 @@ class LocalProvisioner:
                     start_new_session=True,  # its own process group: we stop its children too
                     preexec_fn=_die_with_parent,
                 )
-            except OSError as exc:
-                log.error("cannot start worker of %s: %s", spec.name, exc)
-                self._registry.remove(worker.id)
-                await self._on_exit(worker, -1)
-                return -1
-        slot.process = process
-        code = await process.wait()
-        # The worker's own children (the runpod SDK's ping process) outlive it otherwise.
-        _signal_group(process, signal.SIGKILL)
-        self._registry.remove(worker.id)
-        await self._on_exit(worker, code)
-        return code
+            code = await proc.process.wait()
+            # The worker's own children (the runpod SDK's ping process) outlive it otherwise.
+            _signal_group(proc.process, signal.SIGKILL)
+        except OSError as exc:
+            log.error("cannot start worker of %s: %s", spec.name, exc)
+        finally:
+            self._procs.pop(worker.id, None)
+            reason = proc.stop_reason if proc.stopping else f"exited with code {code}"
+            self._registry.remove(worker.id, reason)
+        if not proc.stopping:
+            log.warning("worker %s of %s exited with code %s", worker.id, spec.name, code)
+        await self._on_exit(worker, code, proc.stopping)
 
 
 def resolve_command(command: tuple[str, ...]) -> tuple[str, ...]:

@@ -23,6 +23,9 @@ _RETENTION_EVERY_S = 5.0
 _PING_MISSES_TO_LOSE = 2
 
 
+_SILENT_BY_DESIGN = frozenset({WorkerState.PARKED, WorkerState.THROTTLED})
+
+
 class Reaper:
     def __init__(self, plane: ControlPlane) -> None:
         self._plane = plane
@@ -86,14 +89,8 @@ class Reaper:
     async def _find_lost_workers(self, now: float) -> None:
         plane = self._plane
         for worker in plane.registry.all():
-            if worker.last_seen is None and worker.managed:
-                spec = plane.specs.get(worker.endpoint)
-                init_timeout = spec.scaling.init_timeout_s if spec else 420.0
-                if now - worker.started_at > init_timeout:
-                    log.warning("worker %s passed its init timeout: replacing it", worker.id)
-                    worker.state = WorkerState.UNHEALTHY
-                    plane.recycle(worker)
-                continue
+            if worker.last_seen is None or worker.state in _SILENT_BY_DESIGN:
+                continue  # not started, frozen, or still in its cold start (init_timeout's job)
             if worker_is_lost(
                 now, worker.last_seen, worker.started_at, plane.config.heartbeat_timeout_s
             ):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import collections
 import hmac
 import secrets
 from collections.abc import Callable, Iterable
 
-from runq.core.worker import Worker, WorkerState
+from runq.core.worker import Placement, Worker, WorkerState
+from runq.fleet import lifecycle
 
 Clock = Callable[[], float]
+HISTORY = 500  # terminated workers kept for `runq workers`, the admin API and the cost ledger
 
 
 def new_worker_id(endpoint: str) -> str:
@@ -21,31 +24,53 @@ class WorkerRegistry:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._workers: dict[str, Worker] = {}
+        self._gone: collections.deque[Worker] = collections.deque(maxlen=HISTORY)
 
     def register(
-        self, endpoint: str, worker_id: str | None = None, token: str = "", managed: bool = True
+        self,
+        endpoint: str,
+        worker_id: str | None = None,
+        token: str = "",
+        managed: bool = True,
+        state: WorkerState = WorkerState.INITIALIZING,
+        active: bool = False,
+        placement: Placement | None = None,
+        reason: str = "started",
     ) -> Worker:
         worker = Worker(
             id=worker_id or new_worker_id(endpoint),
             endpoint=endpoint,
             token=token or secrets.token_urlsafe(24),
-            started_at=self._clock(),
             managed=managed,
+            active=active,
+            placement=placement,
         )
+        lifecycle.begin(worker, state, self._clock(), reason if managed else "joined")
         self._workers[worker.id] = worker
         return worker
+
+    def move(self, worker: Worker, state: WorkerState, reason: str) -> bool:
+        """Moves a worker through the state machine at the registry's clock."""
+        return lifecycle.move(worker, state, self._clock(), reason)
 
     def get(self, worker_id: str) -> Worker | None:
         return self._workers.get(worker_id)
 
-    def remove(self, worker_id: str) -> Worker | None:
+    def remove(self, worker_id: str, reason: str = "exited") -> Worker | None:
         worker = self._workers.pop(worker_id, None)
         if worker is not None:
-            worker.state = WorkerState.TERMINATED
+            self.move(worker, WorkerState.TERMINATED, reason)
+            self._gone.append(worker)
         return worker
 
     def all(self, endpoint: str | None = None) -> list[Worker]:
+        """The workers that exist now (not terminated)."""
         return [w for w in self._workers.values() if endpoint is None or w.endpoint == endpoint]
+
+    def history(self, endpoint: str | None = None) -> list[Worker]:
+        """Every worker still known, terminated ones included, oldest first."""
+        every = [*self._gone, *self._workers.values()]
+        return [w for w in every if endpoint is None or w.endpoint == endpoint]
 
     def check_token(self, worker_id: str, token: str) -> bool:
         worker = self._workers.get(worker_id)
@@ -55,22 +80,23 @@ class WorkerRegistry:
         """The worker spoke: it is alive and past its cold start."""
         worker.last_seen = self._clock()
         if worker.state == WorkerState.INITIALIZING:
-            worker.state = WorkerState.IDLE
+            self.move(worker, WorkerState.IDLE, "ready: first call to the control plane")
 
     def took(self, worker: Worker, job_ids: Iterable[str]) -> None:
         now = self._clock()
         worker.jobs.update(dict.fromkeys(job_ids, now))
-        if worker.jobs:
-            worker.state = WorkerState.RUNNING
+        if worker.jobs and worker.state in (WorkerState.IDLE, WorkerState.INITIALIZING):
+            self.move(worker, WorkerState.RUNNING, "took a job")
 
     def released(self, worker_id: str | None, job_id: str) -> None:
         worker = self._workers.get(worker_id) if worker_id else None
         if worker is None:
             return
-        worker.jobs.pop(job_id, None)
+        if worker.jobs.pop(job_id, None) is not None:
+            worker.jobs_done += 1
         worker.ping_misses.pop(job_id, None)
         if not worker.jobs and worker.state == WorkerState.RUNNING:
-            worker.state = WorkerState.IDLE
+            self.move(worker, WorkerState.IDLE, "no job left")
 
     def counts(self, endpoint: str) -> dict[str, int]:
         """Workers by state, in /health's shape (spec 1.4.9)."""

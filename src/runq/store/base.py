@@ -26,6 +26,13 @@ class FinishOutcome:
 
 
 @dataclass(frozen=True)
+class QueueStats:
+    in_queue: int
+    in_progress: int
+    oldest_queued_at: float | None
+
+
+@dataclass(frozen=True)
 class StreamRead:
     job: Job
     chunks: list[Any]
@@ -116,6 +123,10 @@ class JobStore(Protocol):
 
     async def queue_depth(self, endpoint: str) -> int:
         """Number of IN_QUEUE jobs of the endpoint."""
+
+    async def queue_stats(self, endpoint: str) -> QueueStats:
+        """What the scaler reads each tick: queued and running counts, oldest queued job's
+        created_at (None with an empty queue). Cheap: indexed, no scan of finished jobs."""
 
     async def due_webhooks(self, now: float, limit: int) -> list[Webhook]:
         """Pending webhook deliveries whose time has come."""

@@ -20,7 +20,7 @@ from runq.core.job import (
     WorkerResult,
 )
 from runq.errors import Conflict
-from runq.store.base import FinishOutcome, StreamRead, Webhook
+from runq.store.base import FinishOutcome, QueueStats, StreamRead, Webhook
 from runq.store.sqlite_executor import SqliteExecutor
 from runq.store.sqlite_schema import MIGRATIONS
 
@@ -255,6 +255,21 @@ class SqliteJobStore:
                 "SELECT count(*) FROM jobs WHERE endpoint = ? AND status = 'IN_QUEUE'", (endpoint,)
             ).fetchone()
             return int(row[0])
+
+        return await self._db.run(op, durable=False)
+
+    async def queue_stats(self, endpoint: str) -> QueueStats:
+        def op(conn: sqlite3.Connection) -> QueueStats:
+            queued = conn.execute(
+                "SELECT count(*), min(created_at) FROM jobs "
+                "WHERE endpoint = ? AND status = 'IN_QUEUE'",
+                (endpoint,),
+            ).fetchone()
+            running = conn.execute(
+                "SELECT count(*) FROM jobs WHERE endpoint = ? AND status = 'IN_PROGRESS'",
+                (endpoint,),
+            ).fetchone()
+            return QueueStats(int(queued[0]), int(running[0]), queued[1])
 
         return await self._db.run(op, durable=False)
 

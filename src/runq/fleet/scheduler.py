@@ -1,0 +1,234 @@
+"""The scheduler loop: each tick, per endpoint, snapshot -> policy -> fleet actions.
+
+Policy decides (runq.policy.scaling and .placement, pure); this module only reads state, calls
+them with `now`, and carries out the plan through the provisioner: start, revive, park, stop.
+It also owns what needs a clock and a process: init timeouts, crash-loop back-off, and eviction
+of parked workers whose GPUs another endpoint needs. A submit pokes it, so that a parked worker
+is revived (or a first worker started) without waiting for the next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from runq.core.hosts import Host, effective_hosts
+from runq.core.spec import EndpointSpec
+from runq.core.worker import Placement, Worker, WorkerState
+from runq.policy import placement as placement_policy
+from runq.policy.scaling import LIVE, ScalingSnapshot, WorkerView, plan
+
+if TYPE_CHECKING:
+    from runq.fleet.controlplane import ControlPlane
+
+log = logging.getLogger("runq.fleet")
+
+PARK_RETENTION_S = 600.0  # a parked worker is stopped after this long without demand
+SPREAD_FROM = 5  # endpoints with at least this many max workers spread over GPU priorities
+HEALTHY_RUN_S = 30.0  # a worker that lived this long was not crash looping
+MAX_BACKOFF_S = 30.0
+
+
+def init_timeout_s(spec: EndpointSpec) -> float:
+    """The endpoint's init_timeout, unless RUNPOD_INIT_TIMEOUT in the worker env overrides it."""
+    raw = spec.worker.env.get("RUNPOD_INIT_TIMEOUT", "")
+    try:
+        return float(raw) if raw else spec.scaling.init_timeout_s
+    except ValueError:
+        return spec.scaling.init_timeout_s
+
+
+class Scheduler:
+    def __init__(self, plane: ControlPlane) -> None:
+        self._plane = plane
+        self.hosts: tuple[Host, ...] = ()
+        self._wake = asyncio.Event()
+        self._failures: dict[str, int] = {}  # endpoint -> crash exits in a row
+        self._hold_until: dict[str, float] = {}  # endpoint -> no new worker before this
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self.hosts = effective_hosts(self._plane.config)
+
+    def poke(self) -> None:
+        """Demand changed (a submit): decide now rather than at the next tick."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.tick()
+            except Exception:  # one bad tick must not stop scaling
+                log.exception("scheduler tick failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._plane.config.tick_s):
+                    await self._wake.wait()
+
+    async def tick(self) -> None:
+        for spec in list(self._plane.specs.values()):
+            await self._scale(spec)
+
+    async def drain(self) -> None:
+        """Waits for the stops in flight (shutdown)."""
+        await asyncio.gather(*self._stopping, return_exceptions=True)
+
+    # --- one endpoint -------------------------------------------------------------------
+    async def _scale(self, spec: EndpointSpec) -> None:
+        plane = self._plane
+        now = plane.clock()
+        workers = [w for w in plane.registry.all(spec.name) if w.managed]
+        limit = init_timeout_s(spec)
+        for worker in workers:
+            if worker.state == WorkerState.INITIALIZING and now - worker.started_at > limit:
+                reason = f"cold start passed init_timeout of {limit:g}s"
+                log.warning("worker %s unhealthy: %s", worker.id, reason)
+                worker.unhealthy_reason = reason
+                plane.registry.move(worker, WorkerState.UNHEALTHY, reason)
+        self._place_throttled(spec, workers)
+        stats = await plane.store.queue_stats(spec.name)
+        snapshot = ScalingSnapshot(
+            now=now,
+            in_queue=stats.in_queue,
+            in_progress=stats.in_progress,
+            oldest_queued_at=stats.oldest_queued_at,
+            workers=tuple(WorkerView(w.id, w.state, w.since, w.active) for w in workers),
+        )
+        decision = plan(snapshot, spec.scaling, PARK_RETENTION_S)
+        by_id = {w.id: w for w in workers}
+        live = [w for w in workers if w.state in LIVE]
+        surplus = len(live) - decision.desired
+        for worker in [w for w in live if w.state == WorkerState.THROTTLED][: max(surplus, 0)]:
+            plane.registry.remove(worker.id, "no longer wanted (was waiting for a GPU)")
+        for worker_id in decision.stop:
+            if worker_id in by_id:
+                self._stop(by_id[worker_id], "stopped: " + decision.reason)
+        for worker_id in decision.park:
+            if worker_id in by_id:
+                self._park(by_id[worker_id])
+        for worker_id in decision.revive:
+            if worker_id in by_id:
+                self._revive(by_id[worker_id], decision.reason)
+        if decision.start and now >= self._hold_until.get(spec.name, 0.0):
+            for _ in range(decision.start):
+                self._start_new(spec, decision.reason)
+
+    def _start_new(self, spec: EndpointSpec, reason: str) -> None:
+        plane = self._plane
+        live_active = sum(
+            1
+            for w in plane.registry.all(spec.name)
+            if w.active and w.state not in (WorkerState.UNHEALTHY, WorkerState.TERMINATED)
+        )
+        active = live_active < spec.scaling.active_workers
+        where = self._place(spec)
+        if where is None:
+            worker = plane.registry.register(
+                spec.name,
+                state=WorkerState.THROTTLED,
+                active=active,
+                reason=f"no free GPU in {', '.join(spec.compute.gpu)}",
+            )
+            log.info("worker %s of %s throttled: no GPU free", worker.id, spec.name)
+            return
+        worker = plane.registry.register(
+            spec.name, active=active, placement=where, reason=f"started: {reason}"
+        )
+        plane.provisioner.start(spec, worker)
+
+    def _place_throttled(self, spec: EndpointSpec, workers: list[Worker]) -> None:
+        plane = self._plane
+        waiting = [w for w in workers if w.state == WorkerState.THROTTLED]
+        for worker in waiting:
+            where = self._place(spec)
+            if where is None:
+                self._evict_parked_for(spec)
+                return
+            worker.placement = where
+            worker.started_at = plane.clock()
+            plane.registry.move(worker, WorkerState.INITIALIZING, f"GPU free on {where.host}")
+            plane.provisioner.start(spec, worker)
+
+    def _place(self, spec: EndpointSpec) -> Placement | None:
+        usage: dict[str, tuple[set[int], int]] = {host.name: (set(), 0) for host in self.hosts}
+        by_category: dict[str, int] = {}
+        for worker in self._plane.registry.all():
+            where = worker.placement
+            if where is None or worker.state == WorkerState.THROTTLED or where.host not in usage:
+                continue
+            used, cpu = usage[where.host]
+            used.update(where.gpu_indices)
+            usage[where.host] = (used, cpu + (0 if where.gpu_indices else 1))
+            if worker.endpoint == spec.name:
+                by_category[where.category] = by_category.get(where.category, 0) + 1
+        hosts = [
+            placement_policy.HostUsage(host, frozenset(usage[host.name][0]), usage[host.name][1])
+            for host in self.hosts
+        ]
+        chosen = placement_policy.place(
+            spec.compute,
+            spec.model.source if spec.model is not None else "",
+            hosts,
+            by_category,
+            spread=spec.scaling.max_workers >= SPREAD_FROM,
+        )
+        if chosen is None:
+            return None
+        return Placement(chosen.host, chosen.gpu_indices, chosen.gpu_type, chosen.category)
+
+    def _evict_parked_for(self, spec: EndpointSpec) -> None:
+        """A parked worker of another endpoint gives its GPUs to a throttled one."""
+        parked = [
+            w
+            for w in self._plane.registry.all()
+            if w.state == WorkerState.PARKED and w.endpoint != spec.name and w.placement
+        ]
+        if parked:
+            victim = min(parked, key=lambda w: w.since)
+            self._stop(victim, f"evicted: its GPU is needed by endpoint {spec.name}")
+
+    # --- actions ------------------------------------------------------------------------
+    def _park(self, worker: Worker) -> None:
+        plane = self._plane
+        plane.registry.move(worker, WorkerState.PARKED, "idle timeout: parked (FlashBoot)")
+        plane.signals.work_available(worker.endpoint)  # its pending take returns empty now
+        if not plane.provisioner.park(worker.id):
+            self._stop(worker, "could not be parked")
+
+    def _revive(self, worker: Worker, reason: str) -> None:
+        plane = self._plane
+        plane.registry.move(worker, WorkerState.IDLE, f"revived (FlashBoot): {reason}")
+        worker.last_seen = plane.clock()  # it could not ping while frozen
+        plane.provisioner.revive(worker.id)
+        plane.signals.work_available(worker.endpoint)
+
+    def _stop(self, worker: Worker, reason: str) -> None:
+        plane = self._plane
+        worker.draining = True
+        plane.signals.forget_worker(worker.id)
+        if plane.provisioner.pid(worker.id) is None:  # throttled: no process to stop
+            plane.registry.remove(worker.id, reason)
+            return
+        task = asyncio.create_task(plane.provisioner.stop(worker.id, reason))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    # --- crash loops --------------------------------------------------------------------
+    def worker_exited(self, worker: Worker, expected: bool) -> None:
+        """Backs off new starts of an endpoint whose workers keep dying young."""
+        now = self._plane.clock()
+        name = worker.endpoint
+        if expected or now - worker.started_at >= HEALTHY_RUN_S:
+            self._failures.pop(name, None)
+            if not expected:
+                self.poke()  # replace it now
+            return
+        failures = self._failures.get(name, 0) + 1
+        self._failures[name] = failures
+        delay = min(0.5 * 2 ** (failures - 1), MAX_BACKOFF_S)
+        self._hold_until[name] = now + delay
+        log.warning(
+            "workers of %s keep exiting (%d in a row): next in %.1fs", name, failures, delay
+        )
