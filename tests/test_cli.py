@@ -70,3 +70,11 @@ def test_run_sync_and_status_against_a_live_server(server_factory) -> None:  # t
     missing = runq("status", "no-such-job", env=env)
     assert missing.returncode == 1
     assert "not found" in missing.stderr
+    workers = runq("workers", "echo", env={**env, "COLUMNS": "250"})
+    assert workers.returncode == 0, workers.stderr
+    worker_id = server.workers("echo")[0]["id"]
+    assert f"{worker_id} (active)" in workers.stdout  # the always-on worker, marked as such
+    assert "idle" in workers.stdout and "1 done" in workers.stdout
+    endpoints = runq("endpoints", env={**env, "COLUMNS": "250"})
+    assert endpoints.returncode == 0, endpoints.stderr
+    assert "echo" in endpoints.stdout and "0/0/0/0" not in endpoints.stdout

@@ -216,3 +216,30 @@ def test_the_cost_ledger_follows_the_worker_timeline(server_factory: Any) -> Non
     job = server.get(f"/admin/jobs/{done['id']}").json()
     # One job on that worker: it carries all of the worker's cold start and idle time.
     assert job["cost"]["total_usd"] == pytest.approx(row["cost_usd"], rel=1e-2)
+
+
+ONE_GPU = """
+[[hosts]]
+name = "box"
+cpu_slots = 0
+gpus = [{ type = "L4", count = 1 }]
+"""
+
+
+def test_a_parked_worker_gives_its_gpu_to_another_endpoint(server_factory: Any) -> None:
+    server: Server = server_factory()
+    server.config_extra = ONE_GPU
+    for name in ("first", "second"):
+        text = endpoint(name, gpu='["24GB"]', max=1, idle="0.3s", flashboot="true")
+        server.add_endpoint_text(name, text)
+    server.start(wait_workers=False)
+    done = server.post("/v2/first/runsync", json={"input": {}}).json()
+    assert done["output"]["gpus"] == "0"
+    wait_until(lambda: len(live(server, "first", "parked")) == 1, timeout=15)
+
+    # The only GPU is held by first's parked worker: second's worker waits, then takes it.
+    other = server.post("/v2/second/runsync", json={"input": {}}).json()
+    assert other["status"] == "COMPLETED" and other["output"]["gpus"] == "0"
+    history = server.get("/admin/workers?endpoint=first&all=1").json()
+    assert history[0]["state"] == "terminated"
+    assert "evicted" in history[0]["transitions"][-1]["reason"]
