@@ -36,6 +36,7 @@ log = logging.getLogger("runq")
 Clock = Callable[[], float]
 
 
+_SERVING = frozenset({WorkerState.IDLE, WorkerState.RUNNING, WorkerState.INITIALIZING})
 _TAKES_NOTHING = frozenset({WorkerState.PARKED, WorkerState.UNHEALTHY, WorkerState.TERMINATED})
 
 
@@ -122,7 +123,10 @@ class ControlPlane:
     async def submit(self, request: JobRequest) -> Job:
         job = await self.store.enqueue(request)
         self.signals.work_available(request.endpoint)
-        self.scheduler.poke()
+        if not any(w.state in _SERVING for w in self.registry.all(request.endpoint)):
+            # Nobody will take it: start or revive a worker now, not at the next tick. (Not
+            # on every submit: a tick per job would cost more than the job.)
+            self.scheduler.poke()
         return job
 
     async def wait_for(
