@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from runq import __version__
-from runq.api import admin, client, worker
+from runq.api import admin, client, lb, worker
 from runq.api.auth import ApiKeys
 from runq.api.responses import error_response
 from runq.core.spec import EndpointSpec
@@ -81,6 +81,7 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
     app.state.keys = keys
     # Worker routes first: they are matched on every job, twice.
     app.router.routes[0:0] = worker.routes
+    app.router.routes.extend(lb.routes)
     app.include_router(client.router)
     app.include_router(admin.router)
     app.add_exception_handler(RunqError, _runq_error)

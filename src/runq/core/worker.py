@@ -75,6 +75,8 @@ class Worker:
     transitions: list[Transition] = field(default_factory=list)
     ready_at: float | None = None  # end of its cold start
     jobs_done: int = 0
+    port: int | None = None  # load_balancer endpoints: its HTTP server (PORT)
+    health_port: int | None = None  # and its GET /ping (PORT_HEALTH)
 
     @property
     def since(self) -> float:

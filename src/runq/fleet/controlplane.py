@@ -21,6 +21,7 @@ from runq.core.spec import EndpointSpec, loads_spec
 from runq.core.worker import Worker, WorkerState
 from runq.errors import NotFound, SpecError
 from runq.fleet import lifecycle
+from runq.fleet.lb import HOLD_LIMIT_S, LoadBalancer
 from runq.fleet.ledger import Ledger
 from runq.fleet.local import LocalProvisioner, kill_leftovers
 from runq.fleet.reaper import Reaper
@@ -54,6 +55,8 @@ class ControlPlane:
         self.reaper = Reaper(self)
         self.scheduler = Scheduler(self)
         self.ledger = Ledger(config.prices, self.registry.history)
+        self.lb = LoadBalancer(self.registry, clock)
+        self.lb_hold_s = HOLD_LIMIT_S
         self.specs: dict[str, EndpointSpec] = {}
         self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
@@ -73,6 +76,9 @@ class ControlPlane:
         self.scheduler.start()
         self._tasks = [
             asyncio.create_task(self.scheduler.run(), name="runq-scheduler"),
+            asyncio.create_task(
+                self.lb.run_health_checks(self._balanced_endpoints), name="runq-health"
+            ),
             asyncio.create_task(self.reaper.run(), name="runq-reaper"),
             asyncio.create_task(self.webhooks.run(), name="runq-webhooks"),
         ]
@@ -85,6 +91,7 @@ class ControlPlane:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.scheduler.drain()
         await self.provisioner.shutdown()
+        await self.lb.close()
         await self.store.close()
 
     async def deploy(self, spec: EndpointSpec) -> None:
@@ -112,6 +119,9 @@ class ControlPlane:
             holder = self.registry.get(job.worker_id) if job.worker_id else None
             if holder is not None:
                 self.registry.took(holder, [job.id])
+
+    def _balanced_endpoints(self) -> set[str]:
+        return {name for name, spec in self.specs.items() if spec.type == "load_balancer"}
 
     def spec(self, endpoint: str) -> EndpointSpec:
         spec = self.specs.get(endpoint)

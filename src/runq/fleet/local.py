@@ -8,6 +8,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -61,6 +62,12 @@ class LocalProvisioner:
 
     def start(self, spec: EndpointSpec, worker: Worker) -> None:
         """Starts the process of a registered worker (INITIALIZING); returns at once."""
+        if spec.type == "load_balancer":
+            # Workers share this machine: each gets free ports of its own (PORT, PORT_HEALTH)
+            # where a container would use the endpoint's declared ones.
+            worker.port = free_port()
+            same = spec.worker.health_port in (None, spec.worker.port)
+            worker.health_port = worker.port if same else free_port()
         proc = _Process(spec, worker)
         self._procs[worker.id] = proc
         proc.task = asyncio.create_task(self._run(proc), name=f"worker-{worker.id}")
@@ -127,6 +134,9 @@ class LocalProvisioner:
         env = {**os.environ, **spec.worker.env, **worker_env(self._config, spec, worker, gpu_type)}
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in gpus)
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the indices are NVML's, in PCI order
+        if worker.port is not None:
+            env["PORT"] = str(worker.port)
+            env["PORT_HEALTH"] = str(worker.health_port or worker.port)
         log_path = self._log_dir / spec.name / f"{worker.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         code = -1
@@ -154,6 +164,13 @@ class LocalProvisioner:
         if not proc.stopping:
             log.warning("worker %s of %s exited with code %s", worker.id, spec.name, code)
         await self._on_exit(worker, code, proc.stopping)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def resolve_command(command: tuple[str, ...]) -> tuple[str, ...]:

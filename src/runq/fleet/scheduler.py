@@ -88,14 +88,16 @@ class Scheduler:
                 worker.unhealthy_reason = reason
                 plane.registry.move(worker, WorkerState.UNHEALTHY, reason)
         self._place_throttled(spec, workers)
-        stats = await plane.store.queue_stats(spec.name)
-        snapshot = ScalingSnapshot(
-            now=now,
-            in_queue=stats.in_queue,
-            in_progress=stats.in_progress,
-            oldest_queued_at=stats.oldest_queued_at,
-            workers=tuple(WorkerView(w.id, w.state, w.since, w.active) for w in workers),
-        )
+        views = tuple(WorkerView(w.id, w.state, w.since, w.active) for w in workers)
+        if spec.type == "load_balancer":
+            # Requests, not jobs: held ones wait for a worker, in-flight ones occupy one.
+            load = plane.lb.stats(spec.name)
+            snapshot = ScalingSnapshot(now, load.held, load.in_flight, load.oldest_held_at, views)
+        else:
+            stats = await plane.store.queue_stats(spec.name)
+            snapshot = ScalingSnapshot(
+                now, stats.in_queue, stats.in_progress, stats.oldest_queued_at, views
+            )
         decision = plan(snapshot, spec.scaling, PARK_RETENTION_S)
         by_id = {w.id: w for w in workers}
         live = [w for w in workers if w.state in LIVE]
