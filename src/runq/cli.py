@@ -114,7 +114,8 @@ def serve(
     base = server_config.base_url
     console.print(f"runq serving on [bold]{base}[/bold] (data in {server_config.data_dir})")
     for spec in specs:
-        console.print(f"  endpoint [bold]{spec.name}[/bold]: {base}/v2/{spec.name}/run")
+        route = f"/lb/{spec.name}/..." if spec.type == "load_balancer" else f"/v2/{spec.name}/run"
+        console.print(f"  endpoint [bold]{spec.name}[/bold]: {base}{route}")
     if not os.environ.get("RUNQ_API_KEY"):
         console.print(f"  API key: {api_key}  (also in {server_config.data_dir / 'api_key'})")
     console.print(f"  docs: {base}/docs")

@@ -3,136 +3,189 @@
 Every method, path, query and header passes through (less hop-by-hop headers and the runq API
 key, which the worker must not see); bodies stream both ways, so server-sent events arrive as
 the worker writes them. The endpoint's execution_timeout bounds the whole exchange (504).
+
+A raw ASGI app, not a Starlette or FastAPI endpoint, with runq's own upstream client: the proxy
+is on the path of every request, and each layer of request/response objects showed up in its
+per-request cost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
 
-import httpx
-from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.api.responses import error_response
-from runq.errors import NotFound
 from runq.fleet.controlplane import ControlPlane
 from runq.fleet.lb import NoWorker
+from runq.fleet.upstream import Headers, UpstreamError
 
-HOP_BY_HOP = frozenset(
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+# Not forwarded: hop-by-hop headers, the framing (set again for the next hop) and runq's key.
+DROPPED = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+        b"authorization",
     }
 )
-BUFFER_BELOW = 64 * 1024  # bodies smaller than this are read whole: fewer, cheaper messages
+DROPPED_BACK = DROPPED - {b"content-length", b"authorization"}
+BUFFER_BELOW = 64 * 1024  # smaller request bodies are read whole before forwarding
 DEFAULT_TIMEOUT_S = 600.0
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-def _forward_headers(request: Request) -> list[tuple[bytes, bytes]]:
-    return [
-        (name, value)
-        for name, value in request.headers.raw
-        if name.decode("latin-1").lower() not in HOP_BY_HOP and name.lower() != b"authorization"
-    ]
+async def _error(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
-async def proxy(request: Request) -> Response:
-    plane: ControlPlane = request.app.state.plane
-    request.app.state.keys.require(request)
-    endpoint = request.path_params["endpoint"]
-    spec = plane.spec(endpoint)
-    if spec.type != "load_balancer":
-        raise NotFound(f"endpoint '{endpoint}' is a queue endpoint: use /v2/{endpoint}/run")
-    timeout = spec.jobs.execution_timeout_s or DEFAULT_TIMEOUT_S
-    hold = min(spec.scaling.init_timeout_s, plane.lb_hold_s)
-    try:
-        worker = await plane.lb.acquire(endpoint, hold, plane.scheduler.poke)
-    except NoWorker as exc:
-        return error_response(str(exc), 503)
-    released = False
+def _presented_key(headers: Headers) -> str:
+    for name, value in headers:
+        if name == b"authorization":
+            text = value.decode("latin-1").strip()
+            return text[7:].strip() if text[:7].lower() == "bearer " else text
+    return ""
 
-    def release() -> None:
-        nonlocal released
-        if not released:
-            released = True
+
+async def _request_body(receive: Receive, headers: Headers) -> bytes | AsyncIterator[bytes]:
+    length = next((v for n, v in headers if n == b"content-length"), None)
+    if length is not None and length.isdigit() and int(length) < BUFFER_BELOW:
+        parts = []
+        while True:
+            message = await receive()
+            parts.append(message.get("body", b""))
+            if not message.get("more_body"):
+                return b"".join(parts)
+
+    async def stream() -> AsyncIterator[bytes]:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            yield message.get("body", b"")
+            if not message.get("more_body"):
+                return
+
+    if length is None and not any(n == b"transfer-encoding" for n, _ in headers):
+        return b""  # no body at all (a GET)
+    return stream()
+
+
+class Proxy:
+    """The ASGI app behind /lb/{endpoint}/{path}."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = scope["app"]
+        plane: ControlPlane = app.state.plane
+        headers: Headers = scope["headers"]
+        if not app.state.keys.is_admin(_presented_key(headers)):
+            await _error(send, 401, "missing or invalid API key in the Authorization header")
+            return
+        endpoint = scope["path_params"]["endpoint"]
+        spec = plane.specs.get(endpoint)
+        if spec is None:
+            await _error(send, 404, f"endpoint '{endpoint}' is not deployed")
+            return
+        if spec.type != "load_balancer":
+            await _error(
+                send, 404, f"endpoint '{endpoint}' is a queue endpoint: use /v2/{endpoint}/run"
+            )
+            return
+        timeout = spec.jobs.execution_timeout_s or DEFAULT_TIMEOUT_S
+        body = await _request_body(receive, headers)
+        hold = min(spec.scaling.init_timeout_s, plane.lb_hold_s)
+        try:
+            worker = await plane.lb.acquire(endpoint, hold, plane.scheduler.poke)
+        except NoWorker as exc:
+            await _error(send, 503, str(exc))
+            return
+        try:
+            await self._forward(scope, send, plane, worker, headers, body, timeout)
+        finally:
             plane.lb.release(worker)
 
-    path = request.path_params["path"]
-    query = request.url.query
-    url = f"http://127.0.0.1:{worker.port}/{path}" + (f"?{query}" if query else "")
-    declared = request.headers.get("content-length")
-    body: bytes | AsyncIterator[bytes]
-    if declared is not None and declared.isdigit() and int(declared) < BUFFER_BELOW:
-        body = await request.body()
-    else:
-        body = request.stream()
-    upstream_request = plane.lb.client.build_request(
-        request.method, url, headers=_forward_headers(request), content=body
-    )
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    try:
-        async with asyncio.timeout(timeout):
-            upstream = await plane.lb.client.send(upstream_request, stream=True)
-    except TimeoutError:
-        release()
-        return error_response(f"the worker did not answer within {timeout:g}s", 504)
-    except httpx.HTTPError as exc:
-        release()
-        return error_response(f"worker {worker.id} failed: {type(exc).__name__}: {exc}", 502)
-    headers = [
-        (name, value)
-        for name, value in upstream.headers.raw
-        if name.decode("latin-1").lower() not in HOP_BY_HOP
-    ]
-    length = upstream.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) < BUFFER_BELOW:
+    async def _forward(
+        self,
+        scope: Scope,
+        send: Send,
+        plane: ControlPlane,
+        worker: Any,
+        headers: Headers,
+        body: bytes | AsyncIterator[bytes],
+        timeout: float,
+    ) -> None:
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        rest = raw_path.split(b"/", 3)[3] if raw_path.count(b"/") >= 3 else b""
+        query: bytes = scope.get("query_string", b"")
+        target = "/" + rest.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+        forwarded = [(n, v) for n, v in headers if n not in DROPPED]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pool = plane.lb.pool(worker)
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await pool.request(scope["method"], target, forwarded, body)
+        except TimeoutError:
+            await _error(send, 504, f"the worker did not answer within {timeout:g}s")
+            return
+        except UpstreamError as exc:
+            await _error(send, 502, f"worker {worker.id} failed: {exc}")
+            return
+        back = [(n, v) for n, v in answer.headers if n.lower() not in DROPPED_BACK]
+        length = next((v for n, v in answer.headers if n.lower() == b"content-length"), None)
+        started = False
         try:
             async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
-                content = await upstream.aread()
-        except (TimeoutError, httpx.HTTPError) as exc:
-            return error_response(f"worker {worker.id} failed mid-answer: {exc!r}", 502)
+                if length is not None and length.isdigit() and int(length) < BUFFER_BELOW:
+                    content = await answer.read()
+                    started = True
+                    await send(_start(answer.status, back))
+                    await send({"type": "http.response.body", "body": content})
+                    return
+                started = True
+                await send(_start(answer.status, back))
+                async for chunk in answer.body():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+        except (TimeoutError, UpstreamError, OSError) as exc:
+            answer.close()
+            if not started:
+                status = 504 if isinstance(exc, TimeoutError) else 502
+                await _error(send, status, f"worker {worker.id} failed mid-answer: {exc!r}")
+            else:  # the status is out: end the body early, the client sees it cut short
+                await send({"type": "http.response.body", "body": b""})
         finally:
-            await upstream.aclose()
-            release()
-        response = Response(content, status_code=upstream.status_code)
-        response.raw_headers = headers
-        return response
-
-    async def relay() -> AsyncIterator[bytes]:
-        try:
-            async with asyncio.timeout(max(deadline - loop.time(), 0.001)):
-                async for chunk in upstream.aiter_raw():
-                    yield chunk
-        except (TimeoutError, httpx.HTTPError):
-            return  # the client sees the stream end early; the status was already sent
-        finally:
-            with contextlib.suppress(Exception):
-                await upstream.aclose()
-            release()
-
-    async def cleanup() -> None:
-        await upstream.aclose()
-        release()
-
-    streamed = StreamingResponse(
-        relay(), status_code=upstream.status_code, background=BackgroundTask(cleanup)
-    )
-    streamed.raw_headers = headers
-    return streamed
+            answer.close()
 
 
-routes = [Route("/lb/{endpoint}/{path:path}", proxy, methods=METHODS)]
+def _start(status: int, headers: Headers) -> Message:
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+routes = [Route("/lb/{endpoint}/{path:path}", Proxy(), methods=METHODS)]

@@ -49,6 +49,9 @@ def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "inf
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    # httpx logs every request at INFO: the health checks of load-balancing workers would
+    # fill the log twice a second per worker.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     plane, keys, _ = build(config)
     app = create_app(plane, keys, specs)
     uv_config = uvicorn.Config(

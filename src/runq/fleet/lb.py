@@ -21,6 +21,7 @@ import httpx
 from runq.core.worker import Worker, WorkerState
 from runq.errors import RunqError
 from runq.fleet.registry import WorkerRegistry
+from runq.fleet.upstream import Pool
 
 log = logging.getLogger("runq.fleet")
 
@@ -58,14 +59,20 @@ class LoadBalancer:
         self._outstanding: dict[str, int] = {}  # worker id -> requests in flight
         self._fails: dict[str, int] = {}
         self._next_ticket = 0
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(None, connect=5.0),
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-        )
         self._health = httpx.AsyncClient(timeout=HEALTH_TIMEOUT_S)
+        self._pools: dict[str, Pool] = {}
+
+    def pool(self, worker: Worker) -> Pool:
+        """Keep-alive connections to `worker`'s HTTP server."""
+        pool = self._pools.get(worker.id)
+        if pool is None:
+            assert worker.port is not None
+            pool = self._pools[worker.id] = Pool(worker.port)
+        return pool
 
     async def close(self) -> None:
-        await self.client.aclose()
+        for pool in self._pools.values():
+            pool.close()
         await self._health.aclose()
 
     def _state(self, endpoint: str) -> _Endpoint:
@@ -132,6 +139,8 @@ class LoadBalancer:
     # --- health -------------------------------------------------------------------------
     async def check_all(self, endpoints: set[str]) -> None:
         """One round of health checks of every load-balancing worker that runs."""
+        for gone in set(self._pools) - {w.id for w in self._registry.all()}:
+            self._pools.pop(gone).close()
         workers = [
             w
             for w in self._registry.all()
