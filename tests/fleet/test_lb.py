@@ -142,3 +142,25 @@ def test_an_unhealthy_worker_is_taken_out_and_replaced(server_factory: Any, tmp_
     wait_until(lambda: [w["id"] for w in ready(server, "flaky")] not in ([], [first]), timeout=30)
     reply = httpx.get(f"{server.url}/lb/flaky/echo/x", headers=server.headers, timeout=10)
     assert reply.status_code == 200 and reply.json()["worker"] != first
+
+
+def test_the_lb_fastapi_example_serves_its_custom_and_streaming_routes(
+    server_factory: Any,
+) -> None:
+    server: Server = server_factory()
+    server.endpoints.append(Path(__file__).parents[2] / "examples" / "lb-fastapi" / "endpoint.toml")
+    server.start(wait_workers=False)
+    wait_until(lambda: len(ready(server, "lb-fastapi")) == 1, timeout=30)
+    base = f"{server.url}/lb/lb-fastapi"
+    made = httpx.post(
+        f"{base}/generate",
+        json={"prompt": "hi", "max_tokens": 3},
+        headers=server.headers,
+        timeout=10,
+    )
+    assert made.status_code == 200 and made.json()["tokens"] == 3
+    bad = httpx.post(f"{base}/generate", content=b"{not json", headers=server.headers, timeout=10)
+    assert bad.status_code == 400
+    with httpx.stream("GET", f"{base}/stream?n=3&delay=0.01", headers=server.headers) as reply:
+        events = [line for line in reply.iter_lines() if line.startswith("data: ")]
+    assert [json.loads(e[6:])["i"] for e in events] == [0, 1, 2]
