@@ -26,6 +26,7 @@ FAST_SERVER: dict[str, float] = {
     "heartbeat_timeout": 4,
     "take_hold": 5,
     "stop_grace": 3,
+    "shutdown_grace": 1,
     "tick": 0.1,
     "webhook_backoff": 0.3,
     "webhook_timeout": 2,

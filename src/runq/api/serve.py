@@ -18,17 +18,38 @@ from runq.store.sqlite import SqliteJobStore
 
 
 class _Server(uvicorn.Server):
-    """Uvicorn waits for open requests before it shuts down; held long-polls would make it
-    wait their full hold, so release them first."""
+    """Graceful shutdown on SIGTERM or Ctrl-C: first the control plane drains (no new jobs
+    handed out; running ones finish, their results still accepted, up to shutdown_grace; the
+    rest requeued), then uvicorn closes (held long-polls released so it need not wait their
+    hold), then the workers stop. A second signal skips the wait."""
 
     plane: ControlPlane | None = None
+    _draining: asyncio.Task[None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        plane = self.plane
+        if plane is None or self._draining is not None:
+            self._exit_now(sig, frame)
+            return
+        loop = asyncio.get_event_loop()
+        grace = plane.config.shutdown_grace_s
+
+        async def drain_then_exit() -> None:
+            try:
+                await plane.drain(grace)
+            finally:
+                self._exit_now(sig, frame)
+
+        def begin() -> None:
+            self._draining = loop.create_task(drain_then_exit(), name="runq-drain")
+
+        loop.call_soon_threadsafe(begin)
+
+    def _exit_now(self, sig: int, frame: FrameType | None) -> None:
         if self.plane is not None:
-            plane = self.plane
-            plane.draining = True
-            loop = asyncio.get_event_loop()
-            loop.call_soon_threadsafe(plane.signals.close)
+            self.plane.draining = True
+            # Maybe in a signal handler: touch the loop's objects from the loop only.
+            asyncio.get_event_loop().call_soon_threadsafe(self.plane.signals.close)
         super().handle_exit(sig, frame)
         # Uvicorn re-raises the signal after its shutdown, so the process would die by it; a
         # graceful stop on SIGTERM is a success, and exits 0.

@@ -26,6 +26,7 @@ class ServerConfig:
     heartbeat_timeout_s: float = 15.0  # three missed pings: the worker is lost
     take_hold_s: float = 30.0  # long-poll hold of job-take and job-stop (SDK gives up at 90 s)
     stop_grace_s: float = 10.0  # after a stop signal, kill a worker that still runs the job
+    shutdown_grace_s: float = 30.0  # on SIGTERM, running jobs get this long to finish
     tick_s: float = 0.25  # reaper and supervisor period
     webhook_attempts: int = 3  # RunPod: the first try and 2 retries
     webhook_backoff_s: float = 10.0  # first retry delay; doubles each retry
@@ -51,6 +52,7 @@ _DURATIONS = {
     "heartbeat_timeout": "heartbeat_timeout_s",
     "take_hold": "take_hold_s",
     "stop_grace": "stop_grace_s",
+    "shutdown_grace": "shutdown_grace_s",
     "tick": "tick_s",
     "webhook_backoff": "webhook_backoff_s",
     "webhook_timeout": "webhook_timeout_s",

@@ -37,6 +37,7 @@ log = logging.getLogger("runq")
 Clock = Callable[[], float]
 
 
+DRAIN_POLL_S = 0.05
 _SERVING = frozenset({WorkerState.IDLE, WorkerState.RUNNING, WorkerState.INITIALIZING})
 _TAKES_NOTHING = frozenset({WorkerState.PARKED, WorkerState.UNHEALTHY, WorkerState.TERMINATED})
 
@@ -82,6 +83,27 @@ class ControlPlane:
             asyncio.create_task(self.reaper.run(), name="runq-reaper"),
             asyncio.create_task(self.webhooks.run(), name="runq-webhooks"),
         ]
+
+    async def drain(self, grace_s: float) -> int:
+        """Graceful shutdown, first half: no job is handed out any more (queued ones stay
+        queued, durable, for the next start); running jobs get `grace_s` to finish while the
+        API still takes their results; what still runs then goes back to the queue. Returns
+        how many jobs were requeued."""
+        self.draining = True
+        for name in self.specs:
+            self.signals.work_available(name)  # held job-take polls answer empty now
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        running = await self.store.running()
+        if running:
+            log.info("draining: %d running job(s) get up to %gs to finish", len(running), grace_s)
+        while running and loop.time() < deadline:
+            await asyncio.sleep(DRAIN_POLL_S)
+            running = await self.store.running()
+        for job in running:
+            if job.worker_id is not None and await self.store.requeue(job.id, job.worker_id):
+                log.warning("job %s still running at shutdown: back in the queue", job.id)
+        return len(running)
 
     async def stop(self) -> None:
         self.draining = True

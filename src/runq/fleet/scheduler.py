@@ -68,6 +68,8 @@ class Scheduler:
                     await self._wake.wait()
 
     async def tick(self) -> None:
+        if self._plane.draining:
+            return  # shutting down: start, park or stop nothing more
         for spec in list(self._plane.specs.values()):
             await self._scale(spec)
 
