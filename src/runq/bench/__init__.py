@@ -1,0 +1,1 @@
+"""Load generation, trace replay, the simulator and the advisor (issue 5)."""
