@@ -78,3 +78,53 @@ def test_run_sync_and_status_against_a_live_server(server_factory) -> None:  # t
     endpoints = runq("endpoints", env={**env, "COLUMNS": "250"})
     assert endpoints.returncode == 0, endpoints.stderr
     assert "echo" in endpoints.stdout and "0/0/0/0" not in endpoints.stdout
+
+
+def test_keys_create_ls_revoke_against_a_live_server(server_factory) -> None:  # type: ignore[no-untyped-def]
+    server: Server = server_factory()
+    server.add_endpoint("echo", "native_echo.py")
+    server.start()
+    env = {"RUNQ_URL": server.url, "RUNQ_API_KEY": server.key, "COLUMNS": "250"}
+
+    made = runq("keys", "create", "--name", "ci", "--scope", "invoke:echo", env=env)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()  # the key alone on stdout, for scripts
+    assert key.startswith("rq_") and "shown this once" in made.stderr
+    ran = runq("run", "echo", '{"n": 1}', "--sync", env={**env, "RUNQ_API_KEY": key})
+    assert json.loads(ran.stdout)["output"] == {"echo": {"n": 1}}
+    refused = runq("endpoints", env={**env, "RUNQ_API_KEY": key})
+    assert refused.returncode == 1
+    assert "403" in refused.stderr and "not an admin key" in refused.stderr
+
+    listed = runq("keys", "ls", env=env)
+    assert listed.returncode == 0, listed.stderr
+    key_id = server.get("/admin/keys").json()[0]["id"]
+    assert key_id in listed.stdout and "ci" in listed.stdout and "invoke:echo" in listed.stdout
+    assert key not in listed.stdout and key[:12] not in listed.stdout
+
+    revoked = runq("keys", "revoke", key_id, env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    after = runq("run", "echo", "1", env={**env, "RUNQ_API_KEY": key})
+    assert after.returncode == 1 and "401" in after.stderr and "revoked" in after.stderr
+    assert runq("keys", "revoke", "no-such-key", env=env).returncode == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["keys", "create", "--name", "ci"], "at least one --scope"),
+        (["keys", "create", "--scope", "root"], "'root' is not a scope"),
+    ],
+    ids=["no-scope", "bad-scope"],
+)
+def test_keys_create_refuses_a_key_without_a_valid_scope(
+    server_factory,  # type: ignore[no-untyped-def]
+    args: list[str],
+    says: str,
+) -> None:
+    server: Server = server_factory()
+    server.start()
+    result = runq(*args, env={"RUNQ_URL": server.url, "RUNQ_API_KEY": server.key})
+    assert result.returncode in (1, 2)
+    assert says in " ".join(result.stderr.split())
+    assert server.get("/admin/keys").json() == []

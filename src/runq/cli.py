@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -243,6 +244,72 @@ def workers(
             f"{row['cost_usd']:.5f}",
         )
     console.print(table)
+
+
+keys_app = typer.Typer(
+    help="Create, list and revoke API keys (needs an admin key).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+
+def _when(epoch: float | None) -> str:
+    return "-" if epoch is None else datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scope",
+            envvar="RUNQ_KEY_SCOPES",
+            help="'admin' or 'invoke:ENDPOINT'; repeat for more (env RUNQ_KEY_SCOPES, "
+            "space-separated).",
+        ),
+    ] = None,
+    name: Annotated[
+        str, typer.Option("--name", envvar="RUNQ_KEY_NAME", help="A label (env RUNQ_KEY_NAME).")
+    ] = "",
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
+) -> None:
+    """Create a key. Prints the key alone on stdout, once: runq keeps only its hash."""
+    if not scope:
+        _fail("give at least one --scope: 'admin' or 'invoke:ENDPOINT'", 2)
+        return
+    row = _call("POST", url, api_key, "/admin/keys", {"name": name, "scopes": scope})
+    err.print(
+        f"created key [bold]{row['id']}[/bold]"
+        + (f" ({row['name']})" if row["name"] else "")
+        + f", scopes {' '.join(row['scopes'])}. It is shown this once: keep it now."
+    )
+    print(row["key"])
+
+
+@keys_app.command("ls")
+def keys_ls(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = "") -> None:
+    """List keys: id, name, scopes, created, revoked (never a key)."""
+    table = Table("id", "name", "scopes", "created", "revoked")
+    for row in _call("GET", url, api_key, "/admin/keys"):
+        table.add_row(
+            row["id"],
+            row["name"] or "-",
+            " ".join(row["scopes"]),
+            _when(row["created_at"]),
+            _when(row["revoked_at"]),
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="Key id (see runq keys ls).")],
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
+) -> None:
+    """Revoke a key: from now on it gets 401."""
+    row = _call("DELETE", url, api_key, f"/admin/keys/{key_id}")
+    console.print(f"revoked [bold]{row['id']}[/bold] at {_when(row['revoked_at'])}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,3 +31,19 @@ class PayloadTooLarge(RunqError):
 
 class IllegalTransition(RunqError):
     """A state machine was asked to make a move it does not allow."""
+
+
+class Forbidden(RunqError):
+    """A valid key whose scopes do not cover the request (HTTP 403)."""
+
+
+class RateLimited(RunqError):
+    """A key over its request rate (HTTP 429 with a Retry-After header)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class QueueFull(RunqError):
+    """An endpoint's queue holds its `max_queue` jobs already (HTTP 429)."""

@@ -63,6 +63,7 @@ init_timeout = "10m"
 execution_timeout = "2h"
 ttl = "1h"
 max_retries = 0
+max_queue = 500
 
 [model]
 source = "hf://org/name"
@@ -125,7 +126,9 @@ def test_a_full_file_sets_every_field(tmp_path: Path) -> None:
         flashboot=False,
         init_timeout_s=600.0,
     )
-    assert spec.jobs == JobsSection(execution_timeout_s=7200.0, ttl_s=3600.0, max_retries=0)
+    assert spec.jobs == JobsSection(
+        execution_timeout_s=7200.0, ttl_s=3600.0, max_retries=0, max_queue=500
+    )
     assert spec.model == ModelSection(
         source="hf://org/name", revision="main", sha256="abc123", preload=True
     )
@@ -148,7 +151,9 @@ def test_a_minimal_file_gets_the_documented_defaults(tmp_path: Path) -> None:
         flashboot=True,
         init_timeout_s=420.0,
     )
-    assert spec.jobs == JobsSection(execution_timeout_s=600.0, ttl_s=86400.0, max_retries=3)
+    assert spec.jobs == JobsSection(
+        execution_timeout_s=600.0, ttl_s=86400.0, max_retries=3, max_queue=0
+    )
     assert spec.model is None
 
 
@@ -241,6 +246,8 @@ INVALID = [
         spec_text(jobs="max_retries = true"), "jobs.max_retries", id="a bool for a number"
     ),
     pytest.param(spec_text(jobs="max_retries = -1"), "jobs.max_retries", id="negative max_retries"),
+    pytest.param(spec_text(jobs="max_queue = -1"), "jobs.max_queue", id="a negative max_queue"),
+    pytest.param(spec_text(jobs="max_queue = 2.5"), "jobs.max_queue", id="a fractional max_queue"),
     pytest.param(
         'name = "echo"\n[worker]\ncommand = 5\n', "worker.command", id="a command that is a number"
     ),
@@ -391,8 +398,16 @@ def test_a_config_file_sets_fields_and_parses_durations(tmp_path: Path) -> None:
     assert (config.host, config.port, config.webhook_attempts) == ("0.0.0.0", 9000, 5)
     assert (config.heartbeat_timeout_s, config.tick_s, config.ping_interval_s) == (20.0, 0.25, 2.0)
     assert config.webhook_backoff_s == 60.0
+    assert config.rate_limit == 0.0  # off unless set
     assert config.database_path == (tmp_path / "data" / "runq.db").resolve()
     assert config.base_url == "http://127.0.0.1:9000"
+
+
+@pytest.mark.parametrize(("text", "rate"), [("5", 5.0), ("0.5", 0.5), ("0", 0.0)])
+def test_rate_limit_is_requests_per_second_per_key(tmp_path: Path, text: str, rate: float) -> None:
+    path = write_spec(tmp_path, f"[server]\nrate_limit = {text}\n", "runq.toml")
+
+    assert load_config(path).rate_limit == rate
 
 
 def test_flags_override_the_file_and_unset_flags_do_not(tmp_path: Path) -> None:
@@ -418,6 +433,9 @@ BAD_CONFIGS = [
     pytest.param('[server]\ntick = "fast"\n', "'server.tick'", id="a bad duration names it"),
     pytest.param('[server]\nport = "80"\n', "'server.port'", id="a string port names it"),
     pytest.param("[server]\nport = true\n", "'server.port'", id="a bool port names it"),
+    pytest.param("[server]\nrate_limit = -1\n", "'server.rate_limit'", id="a negative rate"),
+    pytest.param('[server]\nrate_limit = "5"\n', "'server.rate_limit'", id="a string rate"),
+    pytest.param("[server]\nrate_limit = true\n", "'server.rate_limit'", id="a bool rate"),
     pytest.param("[server\n", "not valid TOML", id="a file that is not TOML"),
     pytest.param(
         '[server]\ntick_s = "fast"\n',

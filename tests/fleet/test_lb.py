@@ -100,6 +100,27 @@ def test_auth_is_required_as_on_queue_endpoints(lb_server: Server) -> None:
     assert queue.status_code == 404 and "queue endpoint" in queue.json()["error"]
 
 
+def test_an_invoke_key_reaches_its_endpoint_only(lb_server: Server) -> None:
+    made = lb_server.post("/admin/keys", json={"name": "web-ci", "scopes": ["invoke:web"]})
+    headers = {"Authorization": f"Bearer {made.json()['key']}"}
+    reply = httpx.post(f"{lb_server.url}/lb/web/echo/x", headers=headers, timeout=10)
+    assert reply.status_code == 200 and reply.json()["path"] == "/echo/x"
+    other = httpx.get(f"{lb_server.url}/lb/queue/x", headers=headers, timeout=10)
+    assert other.status_code == 403
+    assert other.json()["error"] == "key 'web-ci' may not invoke endpoint 'queue'"
+
+
+def test_a_body_over_30_mb_is_refused_with_413_before_it_is_forwarded(lb_server: Server) -> None:
+    reply = httpx.post(
+        f"{lb_server.url}/lb/web/echo/x",
+        headers={**lb_server.headers, "Content-Length": str(30 * 1024 * 1024 + 1)},
+        content=b"x" * (30 * 1024 * 1024 + 1),
+        timeout=30,
+    )
+    assert reply.status_code == 413
+    assert "limit is 31457280 bytes" in reply.json()["error"]
+
+
 def test_scale_from_zero_holds_the_request_until_a_worker_is_ready(server_factory: Any) -> None:
     server: Server = server_factory()
     server.add_endpoint_text("cold", lb_endpoint("cold", active=0, env='{ INIT_SECONDS = "1" }'))

@@ -24,7 +24,8 @@ from runq.core.job import (
     WorkerResult,
     parse_worker_result,
 )
-from runq.errors import Conflict
+from runq.core.keys import ApiKey
+from runq.errors import Conflict, QueueFull
 from runq.store.base import JobStore, QueueStats
 from runq.store.sqlite import SqliteJobStore
 
@@ -161,6 +162,68 @@ async def test_enqueue_with_a_known_id_returns_the_stored_job_unchanged(
     assert again == first
     assert await store.get("job-1") == first
     assert await store.queue_depth(ENDPOINT) == 1
+
+
+# max_queue: what the endpoint holds before the new enqueue, and whether it is stored.
+QUEUE_LIMIT_CASES = [
+    pytest.param(0, 5, True, id="max_queue 0 is no limit"),
+    pytest.param(3, 2, True, id="two queued under a limit of three: stored"),
+    pytest.param(3, 3, False, id="three queued at a limit of three: refused"),
+    pytest.param(1, 1, False, id="a limit of one with one queued: refused"),
+]
+
+
+@pytest.mark.parametrize(("max_queue", "queued", "stored"), QUEUE_LIMIT_CASES)
+async def test_enqueue_with_max_queue_refuses_a_job_once_that_many_wait(
+    store: JobStore, max_queue: int, queued: int, stored: bool
+) -> None:
+    waiting = [await store.enqueue(make_request()) for _ in range(queued)]
+
+    if stored:
+        job = await store.enqueue(make_request(), max_queue)
+        assert job.status is JobStatus.IN_QUEUE
+    else:
+        with pytest.raises(QueueFull, match=f"{max_queue} jobs queued"):
+            await store.enqueue(make_request(), max_queue)
+
+    assert await store.queue_depth(ENDPOINT) == queued + int(stored)
+    for job in waiting:
+        assert await store.get(job.id) == job  # the queue keeps what it held
+
+
+async def test_max_queue_counts_only_queued_jobs_of_the_endpoint(store: JobStore) -> None:
+    await running_job(store)  # running: not waiting
+    await job_in(store, JobStatus.COMPLETED)
+    await store.enqueue(make_request(endpoint="other"))
+    await store.enqueue(make_request())
+
+    job = await store.enqueue(make_request(), max_queue=2)  # 1 queued here: room for one
+
+    assert job.status is JobStatus.IN_QUEUE
+    with pytest.raises(QueueFull):
+        await store.enqueue(make_request(), max_queue=2)
+
+
+async def test_a_known_id_is_returned_even_when_the_queue_is_full(store: JobStore) -> None:
+    first = await store.enqueue(make_request(id="job-1"))
+
+    again = await store.enqueue(make_request(id="job-1"), max_queue=1)
+
+    assert again == first
+
+
+async def test_concurrent_enqueues_never_pass_max_queue(store: JobStore) -> None:
+    async def submit() -> bool:
+        try:
+            await store.enqueue(make_request(), max_queue=5)
+        except QueueFull:
+            return False
+        return True
+
+    stored = await asyncio.gather(*(submit() for _ in range(20)))
+
+    assert sum(stored) == 5
+    assert await store.queue_depth(ENDPOINT) == 5
 
 
 async def test_jobs_survive_a_restart_on_the_same_database(backend: Backend) -> None:
@@ -1020,3 +1083,72 @@ async def test_counts_report_every_status_of_the_endpoint(store: JobStore) -> No
 
     assert counts == {**{status.value: 0 for status in JobStatus}, "COMPLETED": 1, "retried": 0}
     assert (await store.counts("ep-failed"))[JobStatus.FAILED] == 2
+
+
+# --- API keys -------------------------------------------------------------------------------
+
+
+async def test_a_created_key_is_stored_by_hash_with_an_id_and_a_date(
+    store: JobStore, clock: FakeClock
+) -> None:
+    key = await store.create_key("ci", "a" * 64, ("invoke:echo", "invoke:other"))
+
+    assert key.id and (key.name, key.hash) == ("ci", "a" * 64)
+    assert key.scopes == ("invoke:echo", "invoke:other")
+    assert (key.created_at, key.revoked_at) == (clock.now, None)
+    assert await store.api_keys() == [key]
+
+
+async def test_keys_are_listed_oldest_first_with_distinct_ids(
+    store: JobStore, clock: FakeClock
+) -> None:
+    first = await store.create_key("one", "1" * 64, ("admin",))
+    clock.advance(1)
+    second = await store.create_key("", "2" * 64, ("invoke:echo",))
+
+    assert await store.api_keys() == [first, second]
+    assert first.id != second.id
+
+
+async def test_a_hash_stored_already_is_a_conflict(store: JobStore) -> None:
+    first = await store.create_key("one", "1" * 64, ("admin",))
+
+    with pytest.raises(Conflict):
+        await store.create_key("two", "1" * 64, ("invoke:echo",))
+
+    assert await store.api_keys() == [first]
+
+
+async def test_revoke_dates_the_key_once_and_keeps_it_listed(
+    store: JobStore, clock: FakeClock
+) -> None:
+    key = await store.create_key("ci", "a" * 64, ("invoke:echo",))
+    clock.advance(10)
+
+    revoked = await store.revoke_key(key.id)
+    clock.advance(10)
+    again = await store.revoke_key(key.id)
+
+    expected = ApiKey(key.id, "ci", "a" * 64, ("invoke:echo",), key.created_at, clock.now - 10)
+    assert revoked == again == expected
+    assert await store.api_keys() == [expected]
+
+
+async def test_revoking_an_unknown_key_returns_none(store: JobStore) -> None:
+    assert await store.revoke_key("no-such-key") is None
+
+
+async def test_keys_survive_a_restart(backend: Backend) -> None:
+    store = await backend.open()
+    try:
+        kept = await store.create_key("kept", "1" * 64, ("admin",))
+        gone = await store.create_key("gone", "2" * 64, ("invoke:echo",))
+        gone = await store.revoke_key(gone.id)
+    finally:
+        await store.close()
+
+    reopened = await backend.open()
+    try:
+        assert await reopened.api_keys() == [kept, gone]
+    finally:
+        await reopened.close()

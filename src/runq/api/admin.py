@@ -1,4 +1,5 @@
-"""The admin API used by the CLI: deploy and list endpoints, see workers and jobs."""
+"""The admin API used by the CLI: deploy and list endpoints, see workers and jobs, manage
+API keys. Every route needs a key with the `admin` scope."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from runq.api.auth import ApiKeys
 from runq.api.responses import json_response, read_json
+from runq.core.keys import parse_name, parse_scopes
 from runq.core.spec import load_spec, loads_spec
 from runq.core.worker import Worker, WorkerState
 from runq.errors import BadRequest, NotFound
@@ -18,9 +21,16 @@ router = APIRouter(prefix="/admin", tags=["admin"])
 
 
 def _plane(request: Request) -> ControlPlane:
-    request.app.state.keys.require(request)
+    _keys(request)
     plane: ControlPlane = request.app.state.plane
     return plane
+
+
+def _keys(request: Request) -> ApiKeys:
+    """The key registry, once the caller's key is an admin key (401, 403)."""
+    keys: ApiKeys = request.app.state.keys
+    keys.require_admin(request)
+    return keys
 
 
 @router.get("/endpoints", summary="Deployed endpoints with job and worker counts")
@@ -131,3 +141,28 @@ async def cancel(job_id: str, request: Request) -> Response:
     if found is None:
         raise NotFound(f"job '{job_id}' not found (or past retention)")
     return json_response({"endpoint": found.endpoint, **found.to_wire()})
+
+
+@router.post("/keys", summary="Create an API key (its text is in this answer only)")
+async def create_key(request: Request) -> Response:
+    """`{"name"?: "ci", "scopes": ["admin"] or ["invoke:ENDPOINT", ...]}`."""
+    keys = _keys(request)
+    body = await read_json(request, 64 * 1024)
+    if not isinstance(body, dict):
+        raise BadRequest('expected {"name"?: "...", "scopes": ["admin" | "invoke:ENDPOINT", ...]}')
+    scopes = body.get("scopes")
+    if not isinstance(scopes, list):
+        raise BadRequest("field 'scopes': expected a list such as ['invoke:echo'] or ['admin']")
+    key, text = await keys.create(parse_name(body.get("name")), parse_scopes(scopes))
+    return json_response({**key.public(), "key": text})
+
+
+@router.get("/keys", summary="API keys: ids, names, scopes, dates (never a key or its hash)")
+async def list_keys(request: Request) -> Response:
+    return json_response([key.public() for key in _keys(request).listed()])
+
+
+@router.delete("/keys/{key_id}", summary="Revoke an API key")
+async def revoke_key(key_id: str, request: Request) -> Response:
+    key = await _keys(request).revoke(key_id)
+    return json_response(key.public())

@@ -15,36 +15,18 @@ from runq import __version__
 from runq.api import admin, client, lb, worker
 from runq.api.auth import ApiKeys
 from runq.api.responses import error_response
+from runq.api.statuses import headers_of, status_of
 from runq.core.spec import EndpointSpec
-from runq.errors import (
-    BadRequest,
-    Conflict,
-    IllegalTransition,
-    NotFound,
-    PayloadTooLarge,
-    RunqError,
-    SpecError,
-    Unauthorized,
-)
+from runq.errors import RunqError
 from runq.fleet.controlplane import ControlPlane
 
 log = logging.getLogger("runq.api")
 
-# One place maps errors to HTTP statuses (starlette's exception-handler lookup walks the MRO).
-_STATUS: dict[type[RunqError], int] = {
-    BadRequest: 400,
-    Conflict: 400,
-    SpecError: 400,
-    IllegalTransition: 400,
-    Unauthorized: 401,
-    NotFound: 404,
-    PayloadTooLarge: 413,
-}
-
 
 async def _runq_error(request: Request, exc: Exception) -> Response:
-    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
-    return error_response(str(exc), status)
+    response = error_response(str(exc), status_of(exc))
+    response.headers.update(headers_of(exc))
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -67,6 +49,7 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await plane.start(specs)
         try:
+            await keys.load()  # the stored API keys, once the store is open
             yield
         finally:
             await plane.stop()

@@ -1,35 +1,183 @@
-"""API keys for clients and admins; per-worker tokens for the worker protocol."""
+"""API keys for clients and admins; per-worker tokens for the worker protocol.
+
+Routes state what they need: `keys.require(request, endpoint=...)` on client routes (the key
+may invoke that endpoint, within the rate limit), `keys.require_admin(request)` on admin
+routes. The raw-ASGI load balancer, which has only the headers, calls `keys.check` and
+`keys.check_admin` on `key_from_headers(...)`.
+"""
 
 from __future__ import annotations
 
 import hmac
 import os
 import secrets
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from starlette.requests import Request
 
-from runq.errors import Unauthorized
+from runq.core.keys import ADMIN, ApiKey, hash_key, new_key
+from runq.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
+from runq.policy.ratelimit import Bucket, admit
+from runq.store.base import JobStore
+
+BOOTSTRAP_ID = "bootstrap"
+INVALID = "missing or invalid API key in the Authorization header"
 
 
-def presented_key(request: Request) -> str:
-    """The key in `Authorization`, as `Bearer <key>` or the raw key (spec 1.1)."""
-    header = request.headers.get("authorization", "").strip()
+def _strip_bearer(header: str) -> str:
+    header = header.strip()
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
     return header
 
 
+def presented_key(request: Request) -> str:
+    """The key in `Authorization`, as `Bearer <key>` or the raw key (spec 1.1)."""
+    return _strip_bearer(request.headers.get("authorization", ""))
+
+
+def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str:
+    """`presented_key` for raw ASGI headers (lower-case names, as ASGI gives them)."""
+    for name, value in headers:
+        if name == b"authorization":
+            return _strip_bearer(value.decode("latin-1"))
+    return ""
+
+
 class ApiKeys:
-    def __init__(self, admin_key: str) -> None:
-        self._admin = admin_key
+    """Who may do what. Keys are looked up in memory by the sha256 of the presented key: the
+    cache is loaded from the store at start and updated on create and revoke (this process
+    is the only writer). The bootstrap key (RUNQ_API_KEY or data_dir/api_key) is an admin key
+    that lives only here, never in the store."""
 
-    def is_admin(self, key: str) -> bool:
-        return bool(key) and hmac.compare_digest(key.encode(), self._admin.encode())
+    def __init__(
+        self,
+        admin_key: str,
+        store: JobStore | None = None,
+        rate_limit: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._bootstrap = ApiKey(BOOTSTRAP_ID, BOOTSTRAP_ID, hash_key(admin_key), (ADMIN,), 0.0)
+        self._has_bootstrap = bool(admin_key)
+        self._by_hash: dict[str, ApiKey] = {}
+        self._stored: dict[str, ApiKey] = {}  # by id: what the admin API lists
+        self._put_bootstrap()
+        self._rate = rate_limit
+        self._burst = max(rate_limit, 1.0)
+        self._buckets: dict[str, Bucket] = {}
+        self._clock = clock
 
-    def require(self, request: Request) -> None:
-        if not self.is_admin(presented_key(request)):
-            raise Unauthorized("missing or invalid API key in the Authorization header")
+    async def load(self) -> None:
+        """Read the stored keys (after the store is open)."""
+        for key in await self._writer().api_keys():
+            self._remember(key)
+        self._put_bootstrap()  # the operator's own key wins over a stored one
+
+    def _remember(self, key: ApiKey) -> None:
+        self._by_hash[key.hash] = key
+        self._stored[key.id] = key
+
+    def _put_bootstrap(self) -> None:
+        if self._has_bootstrap:
+            self._by_hash[self._bootstrap.hash] = self._bootstrap
+
+    # --- checks -------------------------------------------------------------------------
+    def authenticate(self, key: str) -> ApiKey:
+        """The live key whose text is `key`.
+
+        Raises:
+            Unauthorized: no key, an unknown one or a revoked one.
+        """
+        if key:
+            digest = hash_key(key)
+            found = self._by_hash.get(digest)
+            if found is not None and hmac.compare_digest(found.hash, digest):
+                if found.revoked_at is None:
+                    return found
+                raise Unauthorized(f"API key '{found.label}' was revoked")
+        raise Unauthorized(INVALID)
+
+    def check(self, key: str, endpoint: str) -> ApiKey:
+        """A client call on `endpoint`: the key may invoke it and is within the rate limit.
+
+        Raises:
+            Unauthorized: see `authenticate`.
+            Forbidden: the key's scopes do not name the endpoint.
+            RateLimited: the key is over `rate_limit` requests per second.
+        """
+        found = self.authenticate(key)
+        if not found.may_invoke(endpoint):
+            raise Forbidden(f"key '{found.label}' may not invoke endpoint '{endpoint}'")
+        if self._rate > 0:
+            self._spend(found)
+        return found
+
+    def check_admin(self, key: str) -> ApiKey:
+        """An admin call: the key has the `admin` scope.
+
+        Raises:
+            Unauthorized: see `authenticate`.
+            Forbidden: a valid key without the admin scope.
+        """
+        found = self.authenticate(key)
+        if not found.is_admin:
+            endpoints = ", ".join(f"'{name}'" for name in found.invokable())
+            raise Forbidden(
+                f"key '{found.label}' is not an admin key: it may only invoke {endpoints}"
+            )
+        return found
+
+    def require(self, request: Request, endpoint: str) -> ApiKey:
+        """`check` on the request's Authorization header: for client routes."""
+        return self.check(presented_key(request), endpoint)
+
+    def require_admin(self, request: Request) -> ApiKey:
+        """`check_admin` on the request's Authorization header: for admin routes."""
+        return self.check_admin(presented_key(request))
+
+    def _spend(self, key: ApiKey) -> None:
+        verdict = admit(self._buckets.get(key.id), self._rate, self._burst, self._clock())
+        self._buckets[key.id] = verdict.bucket
+        if not verdict.allowed:
+            raise RateLimited(
+                f"key '{key.label}' is over its rate limit of {self._rate:g} requests per "
+                f"second: retry in {verdict.retry_after_s}s",
+                verdict.retry_after_s,
+            )
+
+    # --- management ---------------------------------------------------------------------
+    async def create(self, name: str, scopes: tuple[str, ...]) -> tuple[ApiKey, str]:
+        """A new key: its record and its text, which is shown this once and never stored."""
+        text = new_key()
+        key = await self._writer().create_key(name, hash_key(text), scopes)
+        self._remember(key)
+        return key, text
+
+    async def revoke(self, key_id: str) -> ApiKey:
+        if key_id == BOOTSTRAP_ID:
+            raise BadRequest(
+                "the bootstrap key comes from RUNQ_API_KEY or data_dir/api_key: change it there "
+                "and restart runq serve"
+            )
+        key = await self._writer().revoke_key(key_id)
+        if key is None:
+            raise NotFound(f"API key '{key_id}' not found")
+        self._remember(key)
+        self._put_bootstrap()
+        self._buckets.pop(key.id, None)
+        return key
+
+    def listed(self) -> list[ApiKey]:
+        """The stored keys, revoked ones included, oldest first (not the bootstrap key)."""
+        return sorted(self._stored.values(), key=lambda key: key.created_at)
+
+    def _writer(self) -> JobStore:
+        if self._store is None:
+            raise RuntimeError("ApiKeys was built without a store")
+        return self._store
 
 
 def load_or_create_secret(data_dir: Path, name: str, env_var: str | None = None) -> str:

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from runq.api.client_models import RunRequest, inline_schema, parse_run_request
-from runq.api.responses import json_response, read_json
+from runq.api.limits import check_input_depth
+from runq.api.responses import json_response, parse_json, read_body
 from runq.core.job import Job, JobStatus
 from runq.errors import NotFound
 from runq.fleet.controlplane import ControlPlane
@@ -29,10 +30,18 @@ _BODY = {
 }
 
 
-def _plane(request: Request) -> ControlPlane:
+def _plane(request: Request, endpoint: str) -> ControlPlane:
+    """The control plane, once the caller's key may invoke `endpoint` (401, 403, 429)."""
+    request.app.state.keys.require(request, endpoint=endpoint)
     plane: ControlPlane = request.app.state.plane
-    request.app.state.keys.require(request)
     return plane
+
+
+async def _run_body(request: Request, limit: int) -> Any:
+    raw = await read_body(request, limit)
+    body = parse_json(raw)
+    check_input_depth(body, raw)
+    return body
 
 
 def _wait_s(request: Request, default_ms: int) -> float:
@@ -56,9 +65,9 @@ async def _job(plane: ControlPlane, endpoint: str, job_id: str) -> Job:
 
 @router.post("/run", openapi_extra=_BODY, summary="Submit a job")
 async def run(endpoint: str, request: Request) -> Response:
-    plane = _plane(request)
+    plane = _plane(request, endpoint)
     spec = plane.spec(endpoint)
-    body = await read_json(request, RUN_LIMIT)
+    body = await _run_body(request, RUN_LIMIT)
     job = await plane.submit(
         parse_run_request(body, spec, sync=False, ttl_override_ms=_ttl_ms(request))
     )
@@ -67,9 +76,9 @@ async def run(endpoint: str, request: Request) -> Response:
 
 @router.post("/runsync", openapi_extra=_BODY, summary="Submit a job and wait for its result")
 async def runsync(endpoint: str, request: Request) -> Response:
-    plane = _plane(request)
+    plane = _plane(request, endpoint)
     spec = plane.spec(endpoint)
-    body = await read_json(request, RUNSYNC_LIMIT)
+    body = await _run_body(request, RUNSYNC_LIMIT)
     job_request = parse_run_request(body, spec, sync=True, ttl_override_ms=_ttl_ms(request))
     wait = _wait_s(request, DEFAULT_SYNC_WAIT_MS)
     submitted = await plane.submit(job_request)
@@ -84,7 +93,7 @@ async def runsync(endpoint: str, request: Request) -> Response:
 
 @router.api_route("/status/{job_id}", methods=["GET", "POST"], summary="A job's status")
 async def status(endpoint: str, job_id: str, request: Request) -> Response:
-    plane = _plane(request)
+    plane = _plane(request, endpoint)
     job = await _job(plane, endpoint, job_id)
     wire = job.to_wire(now=plane.clock())
     if job.status == JobStatus.IN_QUEUE:
@@ -98,7 +107,7 @@ async def status(endpoint: str, job_id: str, request: Request) -> Response:
 
 @router.api_route("/status-sync/{job_id}", methods=["GET", "POST"], summary="Wait for a job")
 async def status_sync(endpoint: str, job_id: str, request: Request) -> Response:
-    plane = _plane(request)
+    plane = _plane(request, endpoint)
     job = await _job(plane, endpoint, job_id)
     if job.sync:
         await plane.store.keep_async(job_id)
@@ -108,7 +117,7 @@ async def status_sync(endpoint: str, job_id: str, request: Request) -> Response:
 
 @router.api_route("/stream/{job_id}", methods=["GET", "POST"], summary="Drain streamed output")
 async def stream(endpoint: str, job_id: str, request: Request) -> Response:
-    plane = _plane(request)
+    plane = _plane(request, endpoint)
     await _job(plane, endpoint, job_id)
     raw = request.query_params.get("wait")
     hold = min(int(raw), MAX_SYNC_WAIT_MS) / 1000 if raw and raw.isdigit() else STREAM_HOLD_S
@@ -127,7 +136,7 @@ async def stream(endpoint: str, job_id: str, request: Request) -> Response:
 
 @router.post("/cancel/{job_id}", summary="Cancel a queued or running job")
 async def cancel(endpoint: str, job_id: str, request: Request) -> Response:
-    plane = _plane(request)
+    plane = _plane(request, endpoint)
     await _job(plane, endpoint, job_id)
     job = await plane.cancel(job_id)
     if job is None:
@@ -137,7 +146,7 @@ async def cancel(endpoint: str, job_id: str, request: Request) -> Response:
 
 @router.post("/retry/{job_id}", summary="Requeue a FAILED or TIMED_OUT job")
 async def retry(endpoint: str, job_id: str, request: Request) -> Response:
-    plane = _plane(request)
+    plane = _plane(request, endpoint)
     await _job(plane, endpoint, job_id)
     job = await plane.retry(job_id)
     if job is None:
@@ -147,7 +156,7 @@ async def retry(endpoint: str, job_id: str, request: Request) -> Response:
 
 @router.post("/purge-queue", summary="Drop every queued job")
 async def purge_queue(endpoint: str, request: Request) -> Response:
-    plane = _plane(request)
+    plane = _plane(request, endpoint)
     plane.spec(endpoint)
     removed = await plane.store.purge_queue(endpoint)
     return json_response({"removed": removed, "status": "completed"})
@@ -155,6 +164,6 @@ async def purge_queue(endpoint: str, request: Request) -> Response:
 
 @router.get("/health", summary="Job and worker counts")
 async def health(endpoint: str, request: Request) -> Response:
-    plane = _plane(request)
+    plane = _plane(request, endpoint)
     plane.spec(endpoint)
     return json_response(await plane.health(endpoint))

@@ -18,6 +18,9 @@ from typing import Any
 
 from starlette.routing import Route
 
+from runq.api.auth import ApiKeys, key_from_headers
+from runq.api.statuses import headers_of, status_of
+from runq.errors import RunqError
 from runq.fleet.controlplane import ControlPlane
 from runq.fleet.lb import NoWorker
 from runq.fleet.upstream import Headers, UpstreamError
@@ -46,31 +49,27 @@ DROPPED = frozenset(
 )
 DROPPED_BACK = DROPPED - {b"content-length", b"authorization"}
 BUFFER_BELOW = 64 * 1024  # smaller request bodies are read whole before forwarding
+BODY_LIMIT = 30 * 1024 * 1024  # RunPod's load balancer payload limit (spec 1.10)
 DEFAULT_TIMEOUT_S = 600.0
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-async def _error(send: Send, status: int, message: str) -> None:
+async def _error(
+    send: Send, status: int, message: str, extra: dict[str, str] | None = None
+) -> None:
     body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(name.lower().encode(), value.encode()) for name, value in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
-def _presented_key(headers: Headers) -> str:
-    for name, value in headers:
-        if name == b"authorization":
-            text = value.decode("latin-1").strip()
-            return text[7:].strip() if text[:7].lower() == "bearer " else text
-    return ""
+def _declared_length(headers: Headers) -> int | None:
+    length = next((v for n, v in headers if n == b"content-length"), None)
+    return int(length) if length is not None and length.isdigit() else None
 
 
 async def _request_body(receive: Receive, headers: Headers) -> bytes | AsyncIterator[bytes]:
@@ -104,10 +103,13 @@ class Proxy:
         app = scope["app"]
         plane: ControlPlane = app.state.plane
         headers: Headers = scope["headers"]
-        if not app.state.keys.is_admin(_presented_key(headers)):
-            await _error(send, 401, "missing or invalid API key in the Authorization header")
-            return
         endpoint = scope["path_params"]["endpoint"]
+        keys: ApiKeys = app.state.keys
+        try:
+            keys.check(key_from_headers(headers), endpoint)  # 401, 403 or 429
+        except RunqError as exc:
+            await _error(send, status_of(exc), str(exc), headers_of(exc))
+            return
         spec = plane.specs.get(endpoint)
         if spec is None:
             await _error(send, 404, f"endpoint '{endpoint}' is not deployed")
@@ -116,6 +118,10 @@ class Proxy:
             await _error(
                 send, 404, f"endpoint '{endpoint}' is a queue endpoint: use /v2/{endpoint}/run"
             )
+            return
+        declared = _declared_length(headers)
+        if declared is not None and declared > BODY_LIMIT:
+            await _error(send, 413, f"body is {declared} bytes; the limit is {BODY_LIMIT} bytes")
             return
         timeout = spec.jobs.execution_timeout_s or DEFAULT_TIMEOUT_S
         body = await _request_body(receive, headers)

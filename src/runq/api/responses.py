@@ -23,18 +23,36 @@ def error_response(message: str, status_code: int) -> Response:
 NO_CONTENT = Response(status_code=204)
 
 
-async def read_json(request: Request, limit: int, what: str = "body") -> Any:
-    """Parse the raw body as JSON whatever the Content-Type says (curl -d sends a form type,
-    the runpod worker SDK sends x-www-form-urlencoded over JSON text: spec 6.4)."""
+async def read_body(request: Request, limit: int, what: str = "body") -> bytes:
+    """The raw body, refused (413) once it passes `limit` bytes: by its Content-Length before
+    reading anything, else while it streams in (a chunked body is never buffered past it)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"{what} is {int(declared)} bytes; the limit is {limit} bytes")
-    raw = await request.body()
-    if len(raw) > limit:
-        raise PayloadTooLarge(f"{what} is {len(raw)} bytes; the limit is {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"{what} is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes, what: str = "body") -> Any:
+    """Parse a body as JSON whatever the Content-Type says (curl -d sends a form type, the
+    runpod worker SDK sends x-www-form-urlencoded over JSON text: spec 6.4). Empty: None."""
     if not raw.strip():
         return None
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON in the request {what}: {exc}") from None
+    except RecursionError:
+        # Python's parser gives up near 1,000 levels of nesting, far past any real payload.
+        raise BadRequest(f"the request {what} is JSON nested too deeply to parse") from None
+
+
+async def read_json(request: Request, limit: int, what: str = "body") -> Any:
+    """`read_body` then `parse_json`."""
+    return parse_json(await read_body(request, limit, what), what)

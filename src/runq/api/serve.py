@@ -63,7 +63,8 @@ def build(config: ServerConfig) -> tuple[ControlPlane, ApiKeys, str]:
     api_key = load_or_create_secret(config.data_dir, "api_key", "RUNQ_API_KEY")
     secret = config.webhook_secret or load_or_create_secret(config.data_dir, "webhook_secret")
     store = SqliteJobStore(config.database_path)
-    return ControlPlane(config, store, secret), ApiKeys(api_key), api_key
+    keys = ApiKeys(api_key, store, config.rate_limit)
+    return ControlPlane(config, store, secret), keys, api_key
 
 
 def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "info") -> None:

@@ -31,14 +31,16 @@ def _worker(request: Request, endpoint: str, worker_id: str) -> tuple[ControlPla
     plane: ControlPlane = request.app.state.plane
     key = presented_key(request)
     worker = plane.registry.get(worker_id)
-    if worker is not None and plane.registry.check_token(worker_id, key):
-        pass
-    elif request.app.state.keys.is_admin(key):
+    if worker is None or not plane.registry.check_token(worker_id, key):
+        try:
+            request.app.state.keys.check_admin(key)  # an invoke-only key: 403
+        except Unauthorized:
+            raise Unauthorized(
+                f"worker '{worker_id}' did not present its token (nor an admin API key)"
+            ) from None
         plane.spec(endpoint)
         if worker is None:
             worker = plane.registry.register(endpoint, worker_id, managed=False)
-    else:
-        raise Unauthorized(f"worker '{worker_id}' did not present its token")
     if worker.endpoint != endpoint:
         raise Unauthorized(f"worker '{worker_id}' belongs to endpoint '{worker.endpoint}'")
     return plane, worker

@@ -32,6 +32,7 @@ class ServerConfig:
     webhook_backoff_s: float = 10.0  # first retry delay; doubles each retry
     webhook_timeout_s: float = 10.0
     webhook_secret: str = ""  # empty: made once and kept in data_dir
+    rate_limit: float = 0.0  # client requests per second per API key (burst as many); 0: off
     # [[hosts]]; none declared: the caller detects the local machine (hosts.effective_hosts).
     hosts: tuple[Host, ...] = ()
     prices: Prices = field(default_factory=default_prices)  # [prices] over the table's defaults
@@ -96,6 +97,14 @@ def _apply(config: ServerConfig, table: dict[str, Any], where: str) -> ServerCon
                 changes[_DURATIONS[key]] = parse_duration(value)
             except ValueError as exc:
                 raise SpecError(f"{where}: field 'server.{key}': {exc}") from None
+        elif key == "rate_limit":
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or value < 0:
+                raise SpecError(
+                    f"{where}: field 'server.rate_limit': expected a number of requests per "
+                    f"second per key, at least 0 (0: off), got {value!r}"
+                )
+            changes["rate_limit"] = float(value)
         elif key == "data_dir":
             changes["data_dir"] = Path(os.path.expanduser(str(value))).resolve()
         elif key in _PLAIN:

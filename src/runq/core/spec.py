@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -58,6 +59,7 @@ class JobsSection:
     execution_timeout_s: float | None = 600.0  # None: off
     ttl_s: float = 86400.0
     max_retries: int = 3
+    max_queue: int = 0  # /run and /runsync answer 429 while this many jobs wait; 0: no limit
 
 
 @dataclass(frozen=True)
@@ -118,9 +120,14 @@ class _Reader:
         if key not in self.table:
             return default
         try:
-            return parse_duration(self.table[key])
+            seconds = parse_duration(self.table[key])
         except ValueError as exc:
             raise self.error(key, str(exc)) from None
+        except OverflowError:  # an int past a float's range
+            seconds = math.inf
+        # A string of 309 digits or more parses as infinity.
+        self.check(key, math.isfinite(seconds), "too large for a duration")
+        return seconds
 
     def check(self, key: str, ok: bool, message: str) -> None:
         if not ok:
@@ -145,6 +152,11 @@ def _positive_int(reader: _Reader, key: str, default: int, minimum: int = 0) -> 
     return value
 
 
+def _no_nul(reader: _Reader, key: str, *texts: str) -> None:
+    # The OS takes these as C strings: a NUL would fail when the worker starts, not here.
+    reader.check(key, not any("\0" in text for text in texts), "must not contain a NUL character")
+
+
 def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> WorkerSection:
     raw_command = reader.table.get("command")
     reader.seen.add("command")
@@ -155,10 +167,15 @@ def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> Worker
     else:
         raise reader.error("command", f"expected a list of strings, got {raw_command!r}")
     reader.check("command", len(command) > 0, "must not be empty")
-    directory = (base_dir / reader.get("dir", str, ".")).resolve()
+    _no_nul(reader, "command", *command)
+    raw_dir = reader.get("dir", str, ".")
+    _no_nul(reader, "dir", raw_dir)
+    directory = (base_dir / raw_dir).resolve()
     env = reader.get("env", dict, {})
     for key, value in env.items():
         reader.check("env", isinstance(value, str), f"value of {key!r} must be a string")
+        reader.check("env", "=" not in key, f"variable name {key!r} must not contain '='")
+        _no_nul(reader, "env", key, value)
     requirements = reader.get("requirements", str, "") or None
     port = reader.get("port", int, 0) or None
     health_port = reader.get("health_port", int, 0) or None
@@ -197,7 +214,12 @@ def _parse_jobs(reader: _Reader) -> JobsSection:
         timeout = None
     ttl = reader.duration("ttl", 86400.0)
     reader.check("ttl", ttl >= MIN_TTL_S, f"must be at least 10s, got {ttl:g}s")
-    section = JobsSection(timeout, ttl, _positive_int(reader, "max_retries", 3))
+    section = JobsSection(
+        timeout,
+        ttl,
+        _positive_int(reader, "max_retries", 3),
+        max_queue=_positive_int(reader, "max_queue", 0),
+    )
     reader.finish()
     return section
 
@@ -280,7 +302,7 @@ def loads_spec(text: str, file: Path) -> EndpointSpec:
     """Validate endpoint TOML text that came from `file` (used for paths and messages)."""
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an int past Python's 4300-digit limit
         raise SpecError(f"{file}: not valid TOML: {exc}") from None
     spec = parse_spec(data, file.parent, str(file))
     return EndpointSpec(**{**spec.__dict__, "source_path": file})

@@ -153,7 +153,9 @@ class ControlPlane:
 
     # --- clients ------------------------------------------------------------------------
     async def submit(self, request: JobRequest) -> Job:
-        job = await self.store.enqueue(request)
+        """Queue a job; QueueFull (nothing stored) while the endpoint's max_queue jobs wait."""
+        spec = self.specs.get(request.endpoint)
+        job = await self.store.enqueue(request, spec.jobs.max_queue if spec else 0)
         self.signals.work_available(request.endpoint)
         if not any(w.state in _SERVING for w in self.registry.all(request.endpoint)):
             # Nobody will take it: start or revive a worker now, not at the next tick. (Not

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runq.core.job import Job, JobRequest, JobStatus, WorkerResult
+from runq.core.keys import ApiKey
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,11 @@ class JobStore(Protocol):
     async def close(self) -> None:
         """Flush and release the database."""
 
-    async def enqueue(self, request: JobRequest) -> Job:
+    async def enqueue(self, request: JobRequest, max_queue: int = 0) -> Job:
         """Store a new IN_QUEUE job and return it once durable. A given `id` is idempotent:
-        enqueueing it again returns the stored job unchanged."""
+        enqueueing it again returns the stored job unchanged. With `max_queue` > 0, a new job
+        is refused (QueueFull, nothing stored) while the endpoint already holds that many
+        IN_QUEUE jobs; the count and the insert are one atomic step."""
 
     async def get(self, job_id: str) -> Job | None:
         """The job, or None if unknown or deleted after its retention."""
@@ -139,3 +142,15 @@ class JobStore(Protocol):
 
     async def endpoints(self) -> list[tuple[str, str, str]]:
         """Deployed endpoints as (name, path, toml)."""
+
+    async def create_key(self, name: str, key_hash: str, scopes: tuple[str, ...]) -> ApiKey:
+        """Store a new API key by its hash (never the key itself) with a fresh id and
+        `created_at` from the store's clock, durable before it returns. A hash that is stored
+        already raises Conflict."""
+
+    async def api_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
+
+    async def revoke_key(self, key_id: str) -> ApiKey | None:
+        """Revoke a key from now on, durable before it returns; a revoked key keeps its first
+        `revoked_at`. None for an unknown id."""

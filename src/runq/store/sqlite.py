@@ -19,7 +19,8 @@ from runq.core.job import (
     JobStatus,
     WorkerResult,
 )
-from runq.errors import Conflict
+from runq.core.keys import ApiKey, new_key_id
+from runq.errors import Conflict, QueueFull
 from runq.store.base import FinishOutcome, QueueStats, StreamRead, Webhook
 from runq.store.sqlite_executor import SqliteExecutor
 from runq.store.sqlite_schema import MIGRATIONS
@@ -126,7 +127,7 @@ class SqliteJobStore:
         await self._db.stop()
 
     # --- clients ------------------------------------------------------------------------
-    async def enqueue(self, request: JobRequest) -> Job:
+    async def enqueue(self, request: JobRequest, max_queue: int = 0) -> Job:
         job_id = request.id or new_job_id(request.sync)
         now = self._clock()
         params = (
@@ -142,12 +143,20 @@ class SqliteJobStore:
             now,
         )
 
-        def op(conn: sqlite3.Connection) -> Job:
+        def op(conn: sqlite3.Connection) -> Job | None:
+            if max_queue > 0 and _queue_full(conn, request.endpoint, job_id, max_queue):
+                return None  # not raised here: a failed operation makes its batch run again
             conn.execute(_INSERT, params)
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             return _row_to_job(row)
 
-        return await self._db.run(op)
+        job = await self._db.run(op)
+        if job is None:
+            raise QueueFull(
+                f"endpoint '{request.endpoint}' has {max_queue} jobs queued, its max_queue: "
+                "try again later"
+            )
+        return job
 
     async def get(self, job_id: str) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
@@ -457,6 +466,66 @@ class SqliteJobStore:
             return [(r["name"], r["path"], r["toml"]) for r in rows]
 
         return await self._db.run(op, durable=False)
+
+    # --- API keys -----------------------------------------------------------------------
+    async def create_key(self, name: str, key_hash: str, scopes: tuple[str, ...]) -> ApiKey:
+        key = ApiKey(new_key_id(), name, key_hash, tuple(scopes), self._clock())
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                (key.id, key.name, key.hash, _dumps(list(key.scopes)), key.created_at),
+            )
+            return cursor.rowcount == 1
+
+        if not await self._db.run(op):
+            raise Conflict("an API key with that hash (or id) exists already")
+        return key
+
+    async def api_keys(self) -> list[ApiKey]:
+        def op(conn: sqlite3.Connection) -> list[ApiKey]:
+            rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at, rowid").fetchall()
+            return [_row_to_key(row) for row in rows]
+
+        return await self._db.run(op, durable=False)
+
+    async def revoke_key(self, key_id: str) -> ApiKey | None:
+        now = self._clock()
+
+        def op(conn: sqlite3.Connection) -> ApiKey | None:
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now, key_id),
+            )
+            row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+            return _row_to_key(row) if row is not None else None
+
+        return await self._db.run(op)
+
+
+def _row_to_key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        name=row["name"],
+        hash=row["hash"],
+        scopes=tuple(json.loads(row["scopes"])),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+def _queue_full(conn: sqlite3.Connection, endpoint: str, job_id: str, max_queue: int) -> bool:
+    """Does the endpoint hold `max_queue` queued jobs already? A known id is never refused
+    (enqueue is idempotent). The count stops at the limit: its cost is bounded by it."""
+    if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is not None:
+        return False
+    row = conn.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE endpoint = ? AND status = 'IN_QUEUE' "
+        "LIMIT ?)",
+        (endpoint, max_queue),
+    ).fetchone()
+    return int(row[0]) >= max_queue
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

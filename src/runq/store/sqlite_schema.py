@@ -57,4 +57,15 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (endpoint, name)
     ) WITHOUT ROWID;
     """,
+    # 2: API keys, kept as the sha256 of the key (never the key); scopes as a JSON array.
+    """
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    """,
 )
