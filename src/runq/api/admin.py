@@ -70,7 +70,7 @@ async def deploy(request: Request) -> Response:
     path = Path(body["path"])
     toml = body.get("toml")
     spec = loads_spec(toml, path) if isinstance(toml, str) else load_spec(path)
-    await plane.deploy(spec)
+    await plane.deploy(spec, toml if isinstance(toml, str) else None)
     return json_response({"name": spec.name, "status": "deployed"})
 
 

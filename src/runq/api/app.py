@@ -31,7 +31,9 @@ async def _runq_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(str(exc.detail), exc.status_code)
+    response = error_response(str(exc.detail), exc.status_code)
+    response.headers.update(exc.headers or {})  # e.g. Allow on a 405 (RFC 9110)
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -46,13 +46,13 @@ async def _run_body(request: Request, limit: int) -> Any:
 
 def _wait_s(request: Request, default_ms: int) -> float:
     raw = request.query_params.get("wait")
-    wait_ms = int(raw) if raw is not None and raw.isdigit() else default_ms
+    wait_ms = int(raw) if raw is not None and raw.isdecimal() else default_ms
     return min(max(wait_ms, 1000), MAX_SYNC_WAIT_MS) / 1000
 
 
 def _ttl_ms(request: Request) -> int | None:
     raw = request.query_params.get("ttl")
-    return int(raw) if raw is not None and raw.isdigit() else None
+    return int(raw) if raw is not None and raw.isdecimal() else None
 
 
 async def _job(plane: ControlPlane, endpoint: str, job_id: str) -> Job:
@@ -120,7 +120,7 @@ async def stream(endpoint: str, job_id: str, request: Request) -> Response:
     plane = _plane(request, endpoint)
     await _job(plane, endpoint, job_id)
     raw = request.query_params.get("wait")
-    hold = min(int(raw), MAX_SYNC_WAIT_MS) / 1000 if raw and raw.isdigit() else STREAM_HOLD_S
+    hold = min(int(raw), MAX_SYNC_WAIT_MS) / 1000 if raw and raw.isdecimal() else STREAM_HOLD_S
     read = await plane.read_stream(job_id, hold)
     if read is None:
         raise NotFound(f"job '{job_id}' not found (or past retention)")

@@ -27,7 +27,7 @@ async def read_body(request: Request, limit: int, what: str = "body") -> bytes:
     """The raw body, refused (413) once it passes `limit` bytes: by its Content-Length before
     reading anything, else while it streams in (a chunked body is never buffered past it)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdecimal() and int(declared) > limit:
         raise PayloadTooLarge(f"{what} is {int(declared)} bytes; the limit is {limit} bytes")
     chunks: list[bytes] = []
     size = 0

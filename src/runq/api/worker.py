@@ -52,7 +52,7 @@ def _in_progress(request: Request) -> bool:
 
 def _count(request: Request, name: str, default: str) -> int:
     raw = request.query_params.get(name, default)
-    if not raw.isdigit():
+    if not raw.isdecimal():
         raise BadRequest(f"query '{name}': expected a non-negative integer, got {raw!r}")
     return min(int(raw), MAX_BATCH)
 

@@ -19,12 +19,24 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 30, '30s', '5m', '2h', got {value!r}")
     if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"a duration must be a finite number >= 0, got {value!r}")
-        return float(value)
+        return _finite(value, value)
     if isinstance(value, str):
         match = _PATTERN.match(value)
         if match:
             number, unit = match.groups()
-            return float(number) * _UNITS[unit or "s"]
+            return _finite(float(number) * _UNITS[unit or "s"], value)
     raise ValueError(f"expected a duration like 30, '30s', '5m', '2h', got {value!r}")
+
+
+def _finite(seconds: float, value: object) -> float:
+    """A string of 400 digits is a float of inf, and an int that large cannot be one at all."""
+    try:
+        seconds = float(seconds)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
+        shown = (
+            value if not isinstance(value, str | int) or len(str(value)) < 40 else "a huge value"
+        )
+        raise ValueError(f"a duration must be a finite number >= 0, got {shown!r}")
+    return seconds

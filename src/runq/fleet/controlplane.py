@@ -116,16 +116,19 @@ class ControlPlane:
         await self.lb.close()
         await self.store.close()
 
-    async def deploy(self, spec: EndpointSpec) -> None:
+    async def deploy(self, spec: EndpointSpec, text: str | None = None) -> None:
         """Serve `spec`, replacing an endpoint of that name (its workers restart)."""
         if spec.name in self.specs:
             await self.provisioner.stop_endpoint(spec.name, "endpoint redeployed")
-        await self._remember(spec)
+        await self._remember(spec, text)
         self.scheduler.poke()
 
-    async def _remember(self, spec: EndpointSpec) -> None:
+    async def _remember(self, spec: EndpointSpec, text: str | None = None) -> None:
+        """Store the endpoint file (its text as given, else as on this machine's disk) so a
+        restart serves it again. An inline deploy may name a path this machine lacks."""
         path = spec.source_path
-        text = path.read_text(encoding="utf-8") if path is not None else ""
+        if text is None:
+            text = path.read_text(encoding="utf-8") if path is not None else ""
         await self.store.save_endpoint(spec.name, str(path or ""), text)
         self.specs[spec.name] = spec
 
