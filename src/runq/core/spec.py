@@ -170,7 +170,10 @@ def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> Worker
     _no_nul(reader, "command", *command)
     raw_dir = reader.get("dir", str, ".")
     _no_nul(reader, "dir", raw_dir)
-    directory = (base_dir / raw_dir).resolve()
+    try:
+        directory = (base_dir / raw_dir).resolve()
+    except (OSError, ValueError) as exc:  # e.g. a lone surrogate cannot be a file name
+        raise reader.error("dir", f"not a usable path: {exc}") from None
     env = reader.get("env", dict, {})
     for key, value in env.items():
         reader.check("env", isinstance(value, str), f"value of {key!r} must be a string")
