@@ -13,7 +13,6 @@ from typing import Any
 from runq.core.job import (
     RETENTION_ASYNC_S,
     RETENTION_SYNC_S,
-    WEBHOOK_STATUSES,
     Job,
     JobRequest,
     JobStatus,
@@ -21,88 +20,12 @@ from runq.core.job import (
 )
 from runq.core.keys import ApiKey, new_key_id
 from runq.errors import Conflict, QueueFull
+from runq.store import sqlite_queries as q
 from runq.store.base import FinishOutcome, QueueStats, StreamRead, Webhook
 from runq.store.sqlite_executor import SqliteExecutor
 from runq.store.sqlite_schema import MIGRATIONS
 
 Clock = Callable[[], float]
-
-_INSERT = """
-INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
-                  execution_timeout_s, ttl_s, sync, created_at)
-VALUES (?, ?, 'IN_QUEUE', ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO NOTHING
-"""
-_TAKE = """
-UPDATE jobs SET status = 'IN_PROGRESS', started_at = :now, worker_id = :worker
-WHERE rowid IN (
-    SELECT rowid FROM jobs
-    WHERE endpoint = :endpoint AND status = 'IN_QUEUE' AND created_at + ttl_s > :now
-    ORDER BY low_priority, rowid LIMIT :limit)
-RETURNING rowid AS seq, *
-"""
-_FINISH = """
-UPDATE jobs SET status = :status, finished_at = :now, has_output = :has_output,
-       output = :output, error = :error, expires_at = :now + CASE sync WHEN 1 THEN :sync_keep
-                                                                  ELSE :async_keep END
-WHERE id = :id AND status = 'IN_PROGRESS' AND worker_id = :worker
-RETURNING *
-"""
-_END = """
-UPDATE jobs SET status = :status, finished_at = :now, error = coalesce(:error, error),
-       expires_at = :now + CASE sync WHEN 1 THEN :sync_keep ELSE :async_keep END
-WHERE id = :id AND status IN ({states}) {worker_guard}
-RETURNING *
-"""
-_REQUEUE = """
-UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, worker_id = NULL,
-       retries = retries + 1, has_output = 0, output = NULL
-WHERE id = ? AND status = 'IN_PROGRESS' AND worker_id = ?
-RETURNING *
-"""
-_RETRY = """
-UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, finished_at = NULL, worker_id = NULL,
-       has_output = 0, output = NULL, error = NULL, expires_at = NULL, stream_read = 0,
-       created_at = :now, retries = 0
-WHERE id = :id AND status IN ('FAILED', 'TIMED_OUT')
-RETURNING *
-"""
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def _row_to_job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        endpoint=row["endpoint"],
-        status=JobStatus(row["status"]),
-        input=json.loads(row["input"]),
-        created_at=row["created_at"],
-        webhook=row["webhook"],
-        s3_config=json.loads(row["s3_config"]) if row["s3_config"] is not None else None,
-        low_priority=bool(row["low_priority"]),
-        execution_timeout_s=row["execution_timeout_s"],
-        ttl_s=row["ttl_s"],
-        sync=bool(row["sync"]),
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        worker_id=row["worker_id"],
-        has_output=bool(row["has_output"]),
-        output=json.loads(row["output"]) if row["output"] is not None else None,
-        error=row["error"],
-        retries=row["retries"],
-    )
-
-
-def _take(
-    conn: sqlite3.Connection, endpoint: str, worker_id: str, limit: int, now: float
-) -> list[Job]:
-    params = {"now": now, "worker": worker_id, "endpoint": endpoint, "limit": max(0, limit)}
-    rows = conn.execute(_TAKE, params).fetchall()
-    rows.sort(key=lambda row: (row["low_priority"], row["seq"]))  # RETURNING is unordered
-    return [_row_to_job(row) for row in rows]
 
 
 def new_job_id(sync: bool) -> str:
@@ -133,9 +56,9 @@ class SqliteJobStore:
         params = (
             job_id,
             request.endpoint,
-            _dumps(request.input),
+            q.dumps(request.input),
             request.webhook,
-            _dumps(request.s3_config) if request.s3_config is not None else None,
+            q.dumps(request.s3_config) if request.s3_config is not None else None,
             int(request.low_priority),
             request.execution_timeout_s,
             request.ttl_s,
@@ -144,11 +67,11 @@ class SqliteJobStore:
         )
 
         def op(conn: sqlite3.Connection) -> Job | None:
-            if max_queue > 0 and _queue_full(conn, request.endpoint, job_id, max_queue):
+            if max_queue > 0 and q.queue_full(conn, request.endpoint, job_id, max_queue):
                 return None  # not raised here: a failed operation makes its batch run again
-            conn.execute(_INSERT, params)
+            conn.execute(q.INSERT, params)
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            return _row_to_job(row)
+            return q.row_to_job(row)
 
         job = await self._db.run(op)
         if job is None:
@@ -161,7 +84,7 @@ class SqliteJobStore:
     async def get(self, job_id: str) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            return _row_to_job(row) if row is not None else None
+            return q.row_to_job(row) if row is not None else None
 
         return await self._db.run(op, durable=False)
 
@@ -174,12 +97,12 @@ class SqliteJobStore:
             ).fetchone()
             if before is None:
                 return None, None
-            row = _end(conn, job_id, JobStatus.CANCELLED, now, None, ("IN_QUEUE", "IN_PROGRESS"))
+            row = q.end(conn, job_id, JobStatus.CANCELLED, now, None, ("IN_QUEUE", "IN_PROGRESS"))
             if row is None:
                 current = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                return _row_to_job(current), None
+                return q.row_to_job(current), None
             was_running = before["status"] == "IN_PROGRESS"
-            return _row_to_job(row), before["worker_id"] if was_running else None
+            return q.row_to_job(row), before["worker_id"] if was_running else None
 
         return await self._db.run(op)
 
@@ -190,14 +113,14 @@ class SqliteJobStore:
             current = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if current is None:
                 return None
-            row = conn.execute(_RETRY, {"id": job_id, "now": now}).fetchone()
+            row = conn.execute(q.RETRY, {"id": job_id, "now": now}).fetchone()
             if row is None:
                 raise Conflict(
                     f"job {job_id} is {current['status']}: only FAILED or TIMED_OUT jobs "
                     "can be retried"
                 )
             conn.execute("DELETE FROM stream_chunks WHERE job_id = ?", (job_id,))
-            return _row_to_job(row)
+            return q.row_to_job(row)
 
         return await self._db.run(op)
 
@@ -238,7 +161,7 @@ class SqliteJobStore:
                 conn.execute(
                     "UPDATE jobs SET stream_read = ? WHERE id = ?", (chunks[-1]["seq"], job_id)
                 )
-            return StreamRead(_row_to_job(row), [json.loads(c["output"]) for c in chunks])
+            return StreamRead(q.row_to_job(row), [json.loads(c["output"]) for c in chunks])
 
         return await self._db.run(op, durable=False)
 
@@ -285,7 +208,7 @@ class SqliteJobStore:
     # --- workers ------------------------------------------------------------------------
     async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
         now = self._clock()
-        return await self._db.run(lambda c: _take(c, endpoint, worker_id, limit, now), False)
+        return await self._db.run(lambda c: q.take(c, endpoint, worker_id, limit, now), False)
 
     async def finish(
         self, job_id: str, worker_id: str, result: WorkerResult, then_take: int = 0
@@ -297,26 +220,26 @@ class SqliteJobStore:
             "now": now,
             "status": result.status.value,
             "has_output": int(result.has_output),
-            "output": _dumps(result.output) if result.has_output else None,
+            "output": q.dumps(result.output) if result.has_output else None,
             "error": result.error,
             "sync_keep": RETENTION_SYNC_S,
             "async_keep": RETENTION_ASYNC_S,
         }
 
         def op(conn: sqlite3.Connection) -> FinishOutcome:
-            row = conn.execute(_FINISH, params).fetchone()
+            row = conn.execute(q.FINISH, params).fetchone()
             if row is None:
                 current = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                return FinishOutcome(_row_to_job(current) if current else None, applied=False)
-            job = _row_to_job(row)
-            _queue_webhook(conn, job, now)
-            taken = _take(conn, job.endpoint, worker_id, then_take, now) if then_take > 0 else []
+                return FinishOutcome(q.row_to_job(current) if current else None, applied=False)
+            job = q.row_to_job(row)
+            q.queue_webhook(conn, job, now)
+            taken = q.take(conn, job.endpoint, worker_id, then_take, now) if then_take > 0 else []
             return FinishOutcome(job, applied=True, taken=taken)
 
         return await self._db.run(op, durable=False)
 
     async def progress(self, job_id: str, worker_id: str, output: Any) -> bool:
-        encoded = _dumps(output)
+        encoded = q.dumps(output)
 
         def op(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
@@ -329,7 +252,7 @@ class SqliteJobStore:
         return await self._db.run(op, durable=False)
 
     async def append_stream(self, job_id: str, worker_id: str, chunk: Any) -> bool:
-        encoded = _dumps(chunk)
+        encoded = q.dumps(chunk)
 
         def op(conn: sqlite3.Connection) -> bool:
             holder = conn.execute(
@@ -350,11 +273,11 @@ class SqliteJobStore:
     # --- fleet and reaper ---------------------------------------------------------------
     async def requeue(self, job_id: str, worker_id: str) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
-            row = conn.execute(_REQUEUE, (job_id, worker_id)).fetchone()
+            row = conn.execute(q.REQUEUE, (job_id, worker_id)).fetchone()
             if row is None:
                 return None
-            _bump(conn, row["endpoint"], "retried")
-            return _row_to_job(row)
+            q.bump(conn, row["endpoint"], "retried")
+            return q.row_to_job(row)
 
         return await self._db.run(op)
 
@@ -364,11 +287,11 @@ class SqliteJobStore:
         now = self._clock()
 
         def op(conn: sqlite3.Connection) -> Job | None:
-            row = _end(conn, job_id, status, now, error, ("IN_PROGRESS",), worker_id)
+            row = q.end(conn, job_id, status, now, error, ("IN_PROGRESS",), worker_id)
             if row is None:
                 return None
-            job = _row_to_job(row)
-            _queue_webhook(conn, job, now)
+            job = q.row_to_job(row)
+            q.queue_webhook(conn, job, now)
             return job
 
         return await self._db.run(op)
@@ -382,7 +305,7 @@ class SqliteJobStore:
                     "SELECT * FROM jobs WHERE status = 'IN_PROGRESS' AND endpoint = ?",
                     (endpoint,),
                 ).fetchall()
-            return [_row_to_job(row) for row in rows]
+            return [q.row_to_job(row) for row in rows]
 
         return await self._db.run(op, durable=False)
 
@@ -394,7 +317,7 @@ class SqliteJobStore:
                 "OR created_at + ttl_s <= ?)",
                 (now, now),
             ).fetchall()
-            return [_row_to_job(row) for row in rows]
+            return [q.row_to_job(row) for row in rows]
 
         return await self._db.run(op, durable=False)
 
@@ -407,7 +330,7 @@ class SqliteJobStore:
                 "WHERE status = 'IN_QUEUE' AND created_at + ttl_s <= :now RETURNING *",
                 {"now": now, "sync_keep": RETENTION_SYNC_S, "async_keep": RETENTION_ASYNC_S},
             ).fetchall()
-            return [_row_to_job(row) for row in rows]
+            return [q.row_to_job(row) for row in rows]
 
         return await self._db.run(op)
 
@@ -475,7 +398,7 @@ class SqliteJobStore:
             cursor = conn.execute(
                 "INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
-                (key.id, key.name, key.hash, _dumps(list(key.scopes)), key.created_at),
+                (key.id, key.name, key.hash, q.dumps(list(key.scopes)), key.created_at),
             )
             return cursor.rowcount == 1
 
@@ -486,7 +409,7 @@ class SqliteJobStore:
     async def api_keys(self) -> list[ApiKey]:
         def op(conn: sqlite3.Connection) -> list[ApiKey]:
             rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at, rowid").fetchall()
-            return [_row_to_key(row) for row in rows]
+            return [q.row_to_key(row) for row in rows]
 
         return await self._db.run(op, durable=False)
 
@@ -499,33 +422,9 @@ class SqliteJobStore:
                 (now, key_id),
             )
             row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-            return _row_to_key(row) if row is not None else None
+            return q.row_to_key(row) if row is not None else None
 
         return await self._db.run(op)
-
-
-def _row_to_key(row: sqlite3.Row) -> ApiKey:
-    return ApiKey(
-        id=row["id"],
-        name=row["name"],
-        hash=row["hash"],
-        scopes=tuple(json.loads(row["scopes"])),
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
-    )
-
-
-def _queue_full(conn: sqlite3.Connection, endpoint: str, job_id: str, max_queue: int) -> bool:
-    """Does the endpoint hold `max_queue` queued jobs already? A known id is never refused
-    (enqueue is idempotent). The count stops at the limit: its cost is bounded by it."""
-    if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is not None:
-        return False
-    row = conn.execute(
-        "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE endpoint = ? AND status = 'IN_QUEUE' "
-        "LIMIT ?)",
-        (endpoint, max_queue),
-    ).fetchone()
-    return int(row[0]) >= max_queue
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
@@ -535,45 +434,3 @@ def _migrate(conn: sqlite3.Connection) -> None:
             if statement.strip():
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number}")
-
-
-def _end(
-    conn: sqlite3.Connection,
-    job_id: str,
-    status: JobStatus,
-    now: float,
-    error: str | None,
-    from_states: tuple[str, ...],
-    worker_id: str | None = None,
-) -> sqlite3.Row | None:
-    states = ", ".join(f"'{state}'" for state in from_states)
-    guard = "AND worker_id = :worker" if worker_id is not None else ""
-    params = {
-        "id": job_id,
-        "status": status.value,
-        "now": now,
-        "error": error,
-        "worker": worker_id,
-        "sync_keep": RETENTION_SYNC_S,
-        "async_keep": RETENTION_ASYNC_S,
-    }
-    row: sqlite3.Row | None = conn.execute(
-        _END.format(states=states, worker_guard=guard), params
-    ).fetchone()
-    return row
-
-
-def _queue_webhook(conn: sqlite3.Connection, job: Job, now: float) -> None:
-    if job.webhook and job.status in WEBHOOK_STATUSES:
-        conn.execute(
-            "INSERT INTO webhook_outbox (job_id, url, body, next_at) VALUES (?, ?, ?, ?)",
-            (job.id, job.webhook, _dumps(job.to_webhook()), now),
-        )
-
-
-def _bump(conn: sqlite3.Connection, endpoint: str, name: str) -> None:
-    conn.execute(
-        "INSERT INTO counters (endpoint, name, value) VALUES (?, ?, 1) "
-        "ON CONFLICT (endpoint, name) DO UPDATE SET value = value + 1",
-        (endpoint, name),
-    )
