@@ -1,0 +1,199 @@
+"""GET /metrics: Prometheus text format, for an admin key (Bearer, as Prometheus's
+`authorization` scrape setting sends it).
+
+One `CollectorRegistry` per app (never the process-global one: tests run several apps in one
+process) holding one collector that reads live state at scrape time: the store's queue and
+ended-job counts, the worker registry and ledger, and the control plane's delay and
+execution histograms. The store is async and a collector is not, so each scrape first reads
+the store (`refresh`), then renders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Request
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+from starlette.responses import Response
+
+from runq.api.auth import ApiKeys
+from runq.api.coldstart_metrics import ColdStartTally
+from runq.core.job import JobStatus
+from runq.core.worker import WorkerState
+from runq.fleet.controlplane import ControlPlane
+from runq.fleet.job_timing import Histogram
+from runq.fleet.usage_tally import UsageTally
+from runq.policy.usage import Usage, worker_usage
+from runq.store.base import QueueStats
+
+router = APIRouter(tags=["metrics"])
+
+_LIVE_STATES = [state for state in WorkerState if state is not WorkerState.TERMINATED]
+
+
+@dataclass(frozen=True)
+class _StoreRead:
+    queue: QueueStats
+    ended: dict[JobStatus, int]
+
+
+def _lifetimes(plane: ControlPlane) -> dict[str, tuple[str, Usage]]:
+    """Every known worker's usage over its whole life so far, by worker id."""
+    now = plane.clock()
+    return {
+        w.id: (
+            w.endpoint,
+            worker_usage(w.transitions, plane.ledger.rate(w), w.active, float("-inf"), now),
+        )
+        for w in plane.registry.history(None)
+    }
+
+
+class RunqCollector(Collector):
+    def __init__(self, plane: ControlPlane) -> None:
+        self._plane = plane
+        self._store: dict[str, _StoreRead] = {}
+        self._usage = UsageTally()
+        self._cold_starts = ColdStartTally()
+
+    async def refresh(self) -> None:
+        """Read what only the (async) store knows, for the next `collect`."""
+        store = self._plane.store
+        names = sorted(self._plane.specs)
+        queues = await asyncio.gather(*(store.queue_stats(name) for name in names))
+        ended = await asyncio.gather(*(store.ended_totals(name) for name in names))
+        self._store = {
+            name: _StoreRead(q, e) for name, q, e in zip(names, queues, ended, strict=True)
+        }
+
+    def describe(self) -> list[Metric]:
+        return []  # nothing fixed to describe: registering must not read live state
+
+    def collect(self) -> Iterator[Metric]:
+        plane = self._plane
+        names = sorted(self._store)
+        queued = GaugeMetricFamily(
+            "runq_jobs_queued", "Jobs waiting in the endpoint's queue.", labels=["endpoint"]
+        )
+        running = GaugeMetricFamily(
+            "runq_jobs_in_progress", "Jobs a worker holds now.", labels=["endpoint"]
+        )
+        ended = CounterMetricFamily(
+            "runq_jobs_ended",
+            "Jobs that reached a final status (a retried job counts each time it ends).",
+            labels=["endpoint", "status"],
+        )
+        for name in names:
+            read = self._store[name]
+            queued.add_metric([name], read.queue.in_queue)
+            running.add_metric([name], read.queue.in_progress)
+            for status, n in read.ended.items():
+                ended.add_metric([name, status.value.lower()], n)
+        yield from (queued, running, ended)
+
+        workers = GaugeMetricFamily(
+            "runq_workers", "Workers by state.", labels=["endpoint", "state"]
+        )
+        for name in names:
+            states = [w.state for w in plane.registry.all(name)]
+            for state in _LIVE_STATES:
+                workers.add_metric([name, state.value], states.count(state))
+        yield workers
+        yield from self._usage_metrics(names)
+        yield self._histogram(
+            "runq_job_delay_seconds",
+            "Time from submission until a worker took the job.",
+            plane.timings.delay,
+        )
+        yield self._histogram(
+            "runq_job_execution_seconds",
+            "Time from a worker taking the job until it reported the result.",
+            plane.timings.execution,
+        )
+        yield self._cold_starts.collect(plane)
+
+    def _usage_metrics(self, names: list[str]) -> Iterator[Metric]:
+        usage = self._usage.update(_lifetimes(self._plane))
+        cold = CounterMetricFamily(
+            "runq_cold_starts", "Workers started from nothing.", labels=["endpoint"]
+        )
+        revivals = CounterMetricFamily(
+            "runq_worker_revivals",
+            "Parked (FlashBoot) workers revived: not cold starts.",
+            labels=["endpoint"],
+        )
+        seconds = CounterMetricFamily(
+            "runq_worker_seconds",
+            "Billed worker-seconds by phase; the phases add up to the billed total.",
+            labels=["endpoint", "phase"],
+        )
+        cost = CounterMetricFamily(
+            "runq_worker_cost_usd", "What the endpoint's workers cost, in USD.", labels=["endpoint"]
+        )
+        for name in sorted({*names, *usage}):
+            used = usage.get(name, Usage())
+            cold.add_metric([name], used.cold_starts)
+            revivals.add_metric([name], used.revivals)
+            for phase, value in (
+                ("cold_start", used.cold_start_s),
+                ("idle", used.idle_s),
+                ("running", used.running_s),
+                ("other", used.other_s),
+            ):
+                seconds.add_metric([name, phase], value)
+            cost.add_metric([name], used.cost)
+        yield from (cold, revivals, seconds, cost)
+
+    @staticmethod
+    def _histogram(name: str, documentation: str, by: dict[str, Histogram]) -> Metric:
+        family = HistogramMetricFamily(name, documentation, labels=["endpoint"])
+        for endpoint, histogram in sorted(by.items()):
+            buckets = [
+                ("+Inf" if le == float("inf") else repr(le), float(n))
+                for le, n in histogram.cumulative()
+            ]
+            family.add_metric([endpoint], buckets, histogram.sum)
+        return family
+
+
+class MetricsExporter:
+    """The app's registry and its one collector."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.collector = RunqCollector(plane)
+        self.registry.register(self.collector)
+
+    async def render(self, accept: str) -> tuple[bytes, str]:
+        """The body and its content type: Prometheus text, or OpenMetrics when `accept` (the
+        scraper's Accept header) asks for it."""
+        await self.collector.refresh()
+        encode, content_type = choose_encoder(accept)
+        return encode(self.registry), content_type
+
+
+_TEXT = {"schema": {"type": "string"}}
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (admin key)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": _TEXT, "application/openmetrics-text": _TEXT}}},
+)
+async def metrics(request: Request) -> Response:
+    keys: ApiKeys = request.app.state.keys
+    keys.require_admin(request)
+    exporter: MetricsExporter = request.app.state.metrics
+    body, content_type = await exporter.render(request.headers.get("accept", ""))
+    return Response(body, media_type=content_type)
