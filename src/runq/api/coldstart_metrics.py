@@ -1,0 +1,48 @@
+"""`runq_worker_cold_start_seconds{endpoint, phase}`: each worker's cold start by phase
+(runq.policy.coldstart), observed once when the worker is first seen ready at a scrape.
+
+A tally, not a read of the registry at each scrape: the registry keeps a bounded history of
+workers, and a histogram rebuilt from it would go down when old workers drop out of it.
+"""
+
+from __future__ import annotations
+
+from prometheus_client.core import HistogramMetricFamily, Metric
+
+from runq.fleet.controlplane import ControlPlane
+from runq.fleet.job_timing import Histogram
+from runq.policy.coldstart import cold_start
+
+PHASES = ("init", "import", "load", "ready", "total")
+
+
+class ColdStartTally:
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._by: dict[tuple[str, str], Histogram] = {}
+
+    def collect(self, plane: ControlPlane) -> Metric:
+        known = plane.registry.history(None)
+        for worker in known:
+            phases = None if worker.id in self._seen else cold_start(worker)
+            if phases is None:
+                continue
+            self._seen.add(worker.id)
+            for phase in PHASES:
+                value = getattr(phases, f"{phase}_s")
+                if value is not None:
+                    self._by.setdefault((worker.endpoint, phase), Histogram()).observe(value)
+        self._seen &= {worker.id for worker in known}  # a worker gone from history never returns
+        family = HistogramMetricFamily(
+            "runq_worker_cold_start_seconds",
+            "Workers' cold starts by phase: init (environment, model fetch), import, load "
+            "(the handler's init), ready (to the first call), total.",
+            labels=["endpoint", "phase"],
+        )
+        for (endpoint, phase), histogram in sorted(self._by.items()):
+            buckets = [
+                ("+Inf" if le == float("inf") else repr(le), float(n))
+                for le, n in histogram.cumulative()
+            ]
+            family.add_metric([endpoint, phase], buckets, histogram.sum)
+        return family

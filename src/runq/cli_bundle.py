@@ -1,0 +1,95 @@
+"""`runq bundle build ENDPOINT_FILE|DIR`: build a worker bundle's venv ahead of its first start.
+
+Registered by cli.py with `register_bundle(app)`. Like cli_bench, it must not import runq.cli.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from runq.bundles import BundleError, build, bundle_for
+from runq.core.config import load_config
+from runq.core.spec import load_spec
+from runq.errors import SpecError
+
+console = Console()
+err = Console(stderr=True)
+bundle_app = typer.Typer(
+    help="Worker bundles: a venv per requirements file, built once.", no_args_is_help=True
+)
+
+
+@bundle_app.command("build")
+def build_command(
+    endpoint: Annotated[
+        Path, typer.Argument(help="Endpoint file, or a folder holding endpoint.toml.")
+    ],
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", envvar="RUNQ_CONFIG", help="Server config TOML (env RUNQ_CONFIG)."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", envvar="RUNQ_DATA_DIR", help="Where bundles live (env RUNQ_DATA_DIR)."
+        ),
+    ] = None,
+    find_links: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--find-links",
+            envvar="RUNQ_BUNDLE_FIND_LINKS",
+            help="Extra folder or URL of packages, given to pip (env RUNQ_BUNDLE_FIND_LINKS).",
+        ),
+    ] = None,
+    no_index: Annotated[
+        bool,
+        typer.Option(
+            "--no-index",
+            envvar="RUNQ_BUNDLE_NO_INDEX",
+            help="Install only from --find-links, never from an index (env RUNQ_BUNDLE_NO_INDEX).",
+        ),
+    ] = False,
+) -> None:
+    """Make the venv of the endpoint's [worker] requirements (a no-op while they are unchanged)."""
+    try:
+        overrides = {"data_dir": str(data_dir) if data_dir else None}
+        server_config = load_config(config, overrides)
+        spec = load_spec(endpoint)
+        bundle = bundle_for(spec, server_config.data_dir)
+    except (SpecError, BundleError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if bundle is None:
+        err.print(
+            f"[red]error:[/red] {spec.source_path}: endpoint '{spec.name}' has no "
+            "\\[worker] requirements: nothing to build"
+        )
+        raise typer.Exit(2)
+    pip_args = [arg for link in find_links or [] for arg in ("--find-links", link)]
+    if no_index:
+        pip_args.append("--no-index")
+    started = time.monotonic()
+    try:
+        made = build(bundle, pip_args)
+    except BundleError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    if made:
+        took = time.monotonic() - started
+        console.print(f"built {bundle.venv} in {took:.1f}s", markup=False, soft_wrap=True)
+    else:
+        message = f"up to date: {bundle.venv} (requirements unchanged, nothing to do)"
+        console.print(message, markup=False, soft_wrap=True)
+
+
+def register_bundle(app: typer.Typer) -> None:
+    app.add_typer(bundle_app, name="bundle")
