@@ -1,0 +1,370 @@
+"""Ray provisioner: worker processes on the nodes of a Ray cluster, one Ray actor each.
+
+Ray places and runs; runq still decides. The scheduler's placement policy picks a host (a Ray
+node) and GPUs from the hosts this module discovers from the cluster, and the actor is pinned
+to that node (hard node affinity) with the node's GPU resource, so Ray's own scheduler never
+second-guesses runq's GPU priority, model locality or data-centre rules.
+
+How a node describes itself (set at `ray start`):
+- GPU type: a custom resource `gpu:<TYPE>` with the count (`--resources '{"gpu:L4": 2}'`), or
+  Ray's own `GPU` count with its `accelerator_type:<TYPE>` resource (real GPUs, auto-detected).
+- Data centre and CUDA version: node labels `runq.io/data-center`, `runq.io/cuda-version`.
+- Network volumes: a label `runq.io/volume.<NAME>=true` per volume the node mounts. Ray label
+  values cannot hold a path: the mount path is `[server] ray_volumes.<NAME>`, else /mnt/<NAME>.
+Node labels are fixed at `ray start`, so which node caches which model is runq's own index:
+a worker that pulled its model on a node records it (`cached_on`), and placement prefers that
+node next time.
+
+Each actor runs the worker command as a child process in its own process group (so park and
+revive are SIGSTOP / SIGCONT of the group, as on one machine) that dies with the actor. A node
+that disappears takes its actors with it: the wait on the actor fails, the worker counts as
+exited unexpectedly, and its jobs are requeued like any lost worker's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from runq.core.config import ServerConfig
+from runq.core.hosts import Gpu, Host, category_of
+from runq.core.spec import EndpointSpec
+from runq.core.worker import Worker
+from runq.fleet.local import resolve_command
+from runq.fleet.registry import WorkerRegistry
+from runq.fleet.worker_env import worker_env
+from runq.models import ModelCache
+
+log = logging.getLogger("runq.fleet")
+
+ExitHandler = Callable[[Worker, int, bool], Awaitable[None]]  # worker, exit code, expected
+
+GPU_RESOURCE_PREFIX = "gpu:"
+ACCELERATOR_PREFIX = "accelerator_type:"
+LABEL_DATA_CENTER = "runq.io/data-center"
+LABEL_CUDA = "runq.io/cuda-version"
+LABEL_VOLUME_PREFIX = "runq.io/volume."
+CPU_SLOTS_PER_CORE = 4  # as on one machine: CPU workers are mostly waiting, not computing
+_STOP_GRACE_S = 5.0
+_NAMESPACE = "runq"
+
+
+@dataclass(frozen=True)
+class RayNode:
+    """What runq reads from one entry of `ray.nodes()`."""
+
+    node_id: str
+    alive: bool
+    resources: Mapping[str, float]
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def node_to_host(
+    node: RayNode, models: tuple[str, ...] = (), volume_paths: Mapping[str, str] | None = None
+) -> Host:
+    """A Ray node as a runq host, named by its node id (the placement key).
+
+    >>> node = RayNode("ab12", True, {"CPU": 2, "gpu:L4": 2}, {LABEL_DATA_CENTER: "eu"})
+    >>> host = node_to_host(node)
+    >>> host.name, host.data_center, host.gpus, host.cpu_slots
+    ('ab12', 'eu', (Gpu(type='L4', memory_gb=24, count=2),), 8)
+    """
+    gpus: list[Gpu] = []
+    for key, amount in sorted(node.resources.items()):
+        if key.startswith(GPU_RESOURCE_PREFIX) and amount >= 1:
+            gpus.append(_gpu(key[len(GPU_RESOURCE_PREFIX) :], int(amount)))
+    if not gpus and node.resources.get("GPU", 0) >= 1:
+        accelerators = [
+            key[len(ACCELERATOR_PREFIX) :]
+            for key in node.resources
+            if key.startswith(ACCELERATOR_PREFIX)
+        ]
+        if accelerators:
+            gpus.append(_gpu(accelerators[0], int(node.resources["GPU"])))
+    paths = volume_paths or {}
+    prefix = len(LABEL_VOLUME_PREFIX)
+    names = [key[prefix:] for key in node.labels if key.startswith(LABEL_VOLUME_PREFIX)]
+    volumes = {name: paths.get(name, f"/mnt/{name}") for name in names}
+    return Host(
+        name=node.node_id,
+        data_center=node.labels.get(LABEL_DATA_CENTER, ""),
+        cuda_version=node.labels.get(LABEL_CUDA, ""),
+        volumes=volumes,
+        models=models,
+        gpus=tuple(gpus),
+        cpu_slots=int(node.resources.get("CPU", 0)) * CPU_SLOTS_PER_CORE,
+    )
+
+
+def actor_resources(
+    node_resources: Mapping[str, float], gpu_type: str, count: int
+) -> tuple[dict[str, float], float]:
+    """The Ray resources that hold `count` GPUs of `gpu_type` on a node: (custom, num_gpus).
+
+    The node's custom `gpu:<TYPE>` resource when it declares one; else Ray's own GPUs (Ray then
+    sets the actor's CUDA_VISIBLE_DEVICES). CPU workers hold nothing: runq counts their slots.
+
+    >>> actor_resources({"gpu:L4": 2}, "L4", 1)
+    ({'gpu:L4': 1.0}, 0.0)
+    >>> actor_resources({"GPU": 4, "accelerator_type:H100": 1}, "H100", 2)
+    ({}, 2.0)
+    >>> actor_resources({"CPU": 8}, "cpu", 0)
+    ({}, 0.0)
+    """
+    if count == 0 or gpu_type == "cpu":
+        return {}, 0.0
+    custom = f"{GPU_RESOURCE_PREFIX}{gpu_type}"
+    if custom in node_resources:
+        return {custom: float(count)}, 0.0
+    return {}, float(count)
+
+
+def _gpu(gpu_type: str, count: int) -> Gpu:
+    """A GPU type as placement knows it: memory from its category in the price table."""
+    category = category_of(gpu_type)
+    return Gpu(gpu_type, category.memory_gb if category else 0, count)
+
+
+class WorkerActor:
+    """Runs one worker process on its node. Threaded (max_concurrency), so that `signal`
+    answers while `wait` blocks."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, command: list[str], cwd: str, env: dict[str, str], log_path: str) -> int:
+        import ray
+
+        env = dict(env)
+        gpu_ids = ray.get_gpu_ids()
+        if gpu_ids:  # Ray's own GPUs: the ones Ray gave this actor
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        with open(log_path, "ab") as log_file:
+            self.process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        return self.process.pid
+
+    def wait(self) -> int:
+        assert self.process is not None
+        code = self.process.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own children go with it
+        return code
+
+    def signal(self, signum: int) -> bool:
+        if self.process is None or self.process.poll() is not None:
+            return False
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signum)
+            return True
+        return False
+
+    def node_id(self) -> str:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+@dataclass
+class _Actor:
+    spec: EndpointSpec
+    worker: Worker
+    handle: Any = None  # the Ray actor handle, once created
+    pid: int | None = None
+    task: asyncio.Task[None] | None = None
+    stopping: bool = False
+    stop_reason: str = "stopped"
+
+
+class RayProvisioner:
+    """Workers as Ray actors on the cluster at `address` (a `ray start --head` address)."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        registry: WorkerRegistry,
+        on_exit: ExitHandler,
+        address: str,
+    ) -> None:
+        self._config = config
+        self._registry = registry
+        self._on_exit = on_exit
+        self.address = address
+        self._actors: dict[str, _Actor] = {}
+        self._cached: dict[str, set[str]] = {}  # node id -> model sources pulled there
+        self._nodes: dict[str, Mapping[str, float]] = {}  # node id -> resources, as last read
+        # The control plane's own machine's cache (`runq cache`, /admin/cache). Each node's
+        # models are in `hosts()` instead.
+        self.models = ModelCache(config.model_cache_dir, config.model_cache_max_bytes)
+        self._actor_class: Any = None
+
+    # --- cluster ------------------------------------------------------------------------
+    def connect(self) -> None:
+        """Joins the cluster (blocking, seconds): call from a thread."""
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(
+                address=self.address,
+                namespace=_NAMESPACE,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        remote: Any = ray.remote  # its typed overloads do not cover actor options
+        self._actor_class = remote(max_concurrency=4, num_cpus=0, max_restarts=0)(WorkerActor)
+
+    def nodes(self) -> list[RayNode]:
+        import ray
+
+        return [
+            RayNode(
+                node_id=str(n["NodeID"]),
+                alive=bool(n["Alive"]),
+                resources=dict(n.get("Resources") or {}),
+                labels={str(k): str(v) for k, v in (n.get("Labels") or {}).items()},
+            )
+            for n in ray.nodes()  # type: ignore[no-untyped-call]
+        ]
+
+    def hosts(self) -> tuple[Host, ...]:
+        """The cluster's live nodes, each with the models runq pulled there."""
+        nodes = [node for node in self.nodes() if node.alive]
+        self._nodes = {node.node_id: node.resources for node in nodes}
+        return tuple(
+            node_to_host(
+                node, tuple(sorted(self._cached.get(node.node_id, ()))), self._config.ray_volumes
+            )
+            for node in nodes
+        )
+
+    def record_cached(self, node_id: str, source: str) -> None:
+        self._cached.setdefault(node_id, set()).add(source)
+
+    # --- workers ------------------------------------------------------------------------
+    def start(self, spec: EndpointSpec, worker: Worker) -> None:
+        actor = _Actor(spec, worker)
+        self._actors[worker.id] = actor
+        actor.task = asyncio.create_task(self._run(actor), name=f"ray-worker-{worker.id}")
+
+    async def _run(self, actor: _Actor) -> None:
+        from ray.exceptions import RayError
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        spec, worker = actor.spec, actor.worker
+        placement = worker.placement
+        gpu_type = placement.gpu_type if placement else "cpu"
+        count = len(placement.gpu_indices) if placement else 0
+        node = self._nodes.get(placement.host, {}) if placement else {}
+        resources, num_gpus = actor_resources(node, gpu_type, count)
+        env = {**os.environ, **spec.worker.env, **worker_env(self._config, spec, worker, gpu_type)}
+        if gpu_type != "cpu" and placement is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in placement.gpu_indices)
+        log_path = str(self._config.data_dir / "logs" / spec.name / f"{worker.id}.log")
+        code = -1
+        try:
+            options: dict[str, Any] = {"resources": resources, "num_gpus": num_gpus}
+            if placement is not None:
+                options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+                    placement.host, soft=False
+                )
+            actor.handle = self._actor_class.options(**options).remote()
+            actor.pid = await actor.handle.start.remote(
+                list(resolve_command(spec.worker.command)), str(spec.worker.dir), env, log_path
+            )
+            if spec.model is not None and spec.model.source and placement is not None:
+                self.record_cached(placement.host, spec.model.source)
+            code = await actor.handle.wait.remote()
+        except RayError as exc:
+            log.warning("worker %s of %s lost with its Ray actor: %s", worker.id, spec.name, exc)
+        finally:
+            self._actors.pop(worker.id, None)
+            reason = actor.stop_reason if actor.stopping else f"exited with code {code}"
+            self._registry.remove(worker.id, reason)
+            if actor.handle is not None:
+                import ray
+
+                with contextlib.suppress(Exception):
+                    ray.kill(actor.handle)
+        await self._on_exit(worker, code, actor.stopping)
+
+    async def stop(self, worker_id: str, reason: str = "stopped") -> None:
+        actor = self._actors.get(worker_id)
+        if actor is None:
+            return
+        actor.stopping = True
+        actor.stop_reason = reason
+        if actor.handle is not None:
+            with contextlib.suppress(Exception):
+                await actor.handle.signal.remote(int(signal.SIGCONT))
+                await actor.handle.signal.remote(int(signal.SIGTERM))
+        if actor.task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(actor.task), _STOP_GRACE_S)
+            except TimeoutError:
+                self._kill_actor(actor)
+                with contextlib.suppress(asyncio.CancelledError):
+                    await actor.task
+
+    async def stop_endpoint(self, name: str, reason: str = "endpoint stopped") -> None:
+        ids = [wid for wid, actor in self._actors.items() if actor.spec.name == name]
+        await asyncio.gather(*(self.stop(wid, reason) for wid in ids))
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(*(self.stop(wid, "runq stopped") for wid in list(self._actors)))
+
+    def park(self, worker_id: str) -> bool:
+        return self._signal(worker_id, signal.SIGSTOP)
+
+    def revive(self, worker_id: str) -> bool:
+        return self._signal(worker_id, signal.SIGCONT)
+
+    def kill(self, worker_id: str, reason: str | None = None) -> bool:
+        actor = self._actors.get(worker_id)
+        if actor is None:
+            return False
+        if reason is not None:
+            actor.stopping = True
+            actor.stop_reason = reason
+        return self._signal(worker_id, signal.SIGKILL)
+
+    def pid(self, worker_id: str) -> int | None:
+        """The worker's pid on its node (not this machine's, unless the node is this one)."""
+        actor = self._actors.get(worker_id)
+        return actor.pid if actor is not None else None
+
+    def _signal(self, worker_id: str, sig: signal.Signals) -> bool:
+        actor = self._actors.get(worker_id)
+        if actor is None or actor.handle is None:
+            return False
+        actor.handle.signal.remote(int(sig))  # fire and forget: the loop must not block
+        return True
+
+    def _kill_actor(self, actor: _Actor) -> None:
+        import ray
+
+        if actor.handle is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(actor.handle)

@@ -1,0 +1,659 @@
+"""The JobStore on PostgreSQL (psycopg 3), for a control plane past one machine.
+
+Same contract as the SQLite store (`runq.store.base.JobStore`, `tests/store/test_contract.py`
+runs against both). What PostgreSQL changes:
+
+- Several `runq serve` replicas share the database, so every state change is one statement
+  guarded by the state it expects, and `take` claims rows with `FOR UPDATE SKIP LOCKED`: two
+  replicas handing out jobs never hand out the same one, and never wait on each other.
+- `max_queue` counts and inserts under a transaction-scoped advisory lock on the endpoint, so
+  the limit holds across replicas.
+- A new job sends `NOTIFY runq_work, '<endpoint>'` in its transaction: a replica holding a
+  worker's long-poll learns of work queued through another replica (`listen`). NOTIFY is only
+  a hint (it takes a global lock at commit, and a listener can miss one while reconnecting), so
+  long-polls still re-check the queue on their own.
+- Worker operations (take, finish, progress, stream) commit with `synchronous_commit = off`:
+  the same trade as the SQLite store's relaxed sync (a crash can lose the last few tens of
+  milliseconds of them, which costs a re-run of a job, never an accepted job). Client
+  operations wait for the flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from runq.core.job import (
+    RETENTION_ASYNC_S,
+    RETENTION_SYNC_S,
+    WEBHOOK_STATUSES,
+    Job,
+    JobRequest,
+    JobStatus,
+    WorkerResult,
+)
+from runq.core.keys import ApiKey, new_key_id
+from runq.errors import Conflict, QueueFull
+from runq.store import window
+from runq.store.base import FinishOutcome, JobTiming, JobWindow, QueueStats, StreamRead, Webhook
+from runq.store.leader import LeaderLock
+from runq.store.postgres_schema import MIGRATIONS
+from runq.store.rows import dumps, job_timing, row_to_job, row_to_key
+from runq.store.sqlite import new_job_id
+from runq.store.sqlite_queries import ENDED
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Conn = AsyncConnection[DictRow]
+
+WORK_CHANNEL = "runq_work"
+# pg_advisory_xact_lock key for migrations: any constant no other runq lock uses.
+_MIGRATION_LOCK = 0x72756E71  # "runq"
+
+_TAKE = """
+UPDATE jobs SET status = 'IN_PROGRESS', started_at = %(now)s, worker_id = %(worker)s
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE endpoint = %(endpoint)s AND status = 'IN_QUEUE' AND created_at + ttl_s > %(now)s
+    ORDER BY low_priority, seq LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING *
+"""
+_FINISH = """
+UPDATE jobs SET status = %(status)s, finished_at = %(now)s, has_output = %(has_output)s,
+       output = %(output)s, error = %(error)s,
+       expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s ELSE %(async_keep)s END
+WHERE id = %(id)s AND status = 'IN_PROGRESS' AND worker_id = %(worker)s
+RETURNING *
+"""
+_END = """
+UPDATE jobs SET status = %(status)s, finished_at = %(now)s, error = coalesce(%(error)s, error),
+       expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s ELSE %(async_keep)s END
+WHERE id = %(id)s AND status = ANY(%(states)s) AND (%(worker)s::text IS NULL
+                                                    OR worker_id = %(worker)s)
+RETURNING *
+"""
+_REQUEUE = """
+UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, worker_id = NULL,
+       retries = retries + 1, has_output = FALSE, output = NULL
+WHERE id = %s AND status = 'IN_PROGRESS' AND worker_id = %s
+RETURNING *
+"""
+_RETRY = """
+UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, finished_at = NULL, worker_id = NULL,
+       has_output = FALSE, output = NULL, error = NULL, expires_at = NULL, stream_read = 0,
+       created_at = %(now)s, retries = 0, seq = nextval('jobs_seq_seq')
+WHERE id = %(id)s AND status IN ('FAILED', 'TIMED_OUT')
+RETURNING *
+"""
+_INSERT = """
+INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
+                  execution_timeout_s, ttl_s, sync, created_at)
+VALUES (%s, %s, 'IN_QUEUE', %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO NOTHING
+"""
+
+
+class PostgresJobStore:
+    """JobStore on PostgreSQL. See `runq.store.base.JobStore` for each method's contract.
+
+    `dsn` is a libpq connection string or URL (postgresql://user@host:5432/db).
+    """
+
+    def __init__(self, dsn: str, clock: Clock = time.time, pool_size: int = 8) -> None:
+        self.dsn = dsn
+        self._clock = clock
+        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            connection_class=AsyncConnection[DictRow],
+        )
+
+    async def open(self) -> None:
+        try:
+            await self._pool.open(wait=True, timeout=15)
+        except psycopg.Error as exc:
+            raise ConnectionError(f"cannot connect to PostgreSQL at {self.dsn}: {exc}") from exc
+        async with self._tx() as conn:
+            await _migrate(conn)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _tx(self, durable: bool = True) -> AsyncIterator[Conn]:
+        async with self._pool.connection() as conn, conn.transaction():
+            if not durable:
+                await conn.execute("SET LOCAL synchronous_commit = off")
+            yield conn
+
+    async def _one(self, sql: str, params: Any = None) -> DictRow | None:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchone()
+
+    async def _all(self, sql: str, params: Any = None) -> list[DictRow]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(sql, params)
+            return await cursor.fetchall()
+
+    # --- clients ------------------------------------------------------------------------
+    async def enqueue(self, request: JobRequest, max_queue: int = 0) -> Job:
+        job_id = request.id or new_job_id(request.sync)
+        params = (
+            job_id,
+            request.endpoint,
+            dumps(request.input),
+            request.webhook,
+            dumps(request.s3_config) if request.s3_config is not None else None,
+            request.low_priority,
+            request.execution_timeout_s,
+            request.ttl_s,
+            request.sync,
+            self._clock(),
+        )
+        async with self._tx() as conn:
+            if max_queue > 0:
+                # Replicas enqueue concurrently: the count and the insert must be one step.
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request.endpoint,)
+                )
+                if await _queue_full(conn, request.endpoint, job_id, max_queue):
+                    raise QueueFull(
+                        f"endpoint '{request.endpoint}' has {max_queue} jobs queued, its "
+                        "max_queue: try again later"
+                    )
+            inserted = await conn.execute(_INSERT, params)
+            if inserted.rowcount == 1:
+                await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, request.endpoint))
+            row = await (
+                await conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))
+            ).fetchone()
+            assert row is not None
+            return row_to_job(row)
+
+    async def get(self, job_id: str) -> Job | None:
+        row = await self._one("SELECT * FROM jobs WHERE id = %s", (job_id,))
+        return row_to_job(row) if row is not None else None
+
+    async def cancel(self, job_id: str) -> tuple[Job | None, str | None]:
+        now = self._clock()
+        async with self._tx() as conn:
+            before = await (
+                await conn.execute(
+                    "SELECT status, worker_id FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
+                )
+            ).fetchone()
+            if before is None:
+                return None, None
+            row = await _end(
+                conn, job_id, JobStatus.CANCELLED, now, None, ("IN_QUEUE", "IN_PROGRESS")
+            )
+            if row is None:
+                current = await _get(conn, job_id)
+                return current, None
+            was_running = before["status"] == "IN_PROGRESS"
+            return row_to_job(row), before["worker_id"] if was_running else None
+
+    async def retry(self, job_id: str) -> Job | None:
+        now = self._clock()
+        async with self._tx() as conn:
+            current = await (
+                await conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,))
+            ).fetchone()
+            if current is None:
+                return None
+            row = await (await conn.execute(_RETRY, {"id": job_id, "now": now})).fetchone()
+            if row is None:
+                raise Conflict(
+                    f"job {job_id} is {current['status']}: only FAILED or TIMED_OUT jobs "
+                    "can be retried"
+                )
+            await conn.execute("DELETE FROM stream_chunks WHERE job_id = %s", (job_id,))
+            await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, row["endpoint"]))
+            return row_to_job(row)
+
+    async def purge_queue(self, endpoint: str) -> int:
+        now = self._clock()
+        async with self._tx() as conn:
+            cursor = await conn.execute(
+                "UPDATE jobs SET status = 'CANCELLED', finished_at = %s, error = 'purged', "
+                "expires_at = %s + CASE WHEN sync THEN %s ELSE %s END "
+                "WHERE endpoint = %s AND status = 'IN_QUEUE'",
+                (now, now, RETENTION_SYNC_S, RETENTION_ASYNC_S, endpoint),
+            )
+            if cursor.rowcount > 0:
+                await _bump(conn, endpoint, ENDED + JobStatus.CANCELLED, cursor.rowcount)
+            return cursor.rowcount
+
+    async def keep_async(self, job_id: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE jobs SET sync = FALSE, expires_at = CASE WHEN finished_at IS NULL "
+                "THEN NULL ELSE finished_at + %s END WHERE id = %s",
+                (RETENTION_ASYNC_S, job_id),
+            )
+
+    async def read_stream(self, job_id: str) -> StreamRead | None:
+        async with self._tx(durable=False) as conn:
+            row = await (
+                await conn.execute("SELECT * FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
+            ).fetchone()
+            if row is None:
+                return None
+            chunks = await (
+                await conn.execute(
+                    "SELECT seq, output FROM stream_chunks WHERE job_id = %s AND seq > %s "
+                    "ORDER BY seq",
+                    (job_id, row["stream_read"]),
+                )
+            ).fetchall()
+            if chunks:
+                await conn.execute(
+                    "UPDATE jobs SET stream_read = %s WHERE id = %s", (chunks[-1]["seq"], job_id)
+                )
+            return StreamRead(row_to_job(row), [json.loads(c["output"]) for c in chunks])
+
+    async def counts(self, endpoint: str) -> dict[str, int]:
+        result = {status.value: 0 for status in JobStatus}
+        for row in await self._all(
+            "SELECT status, count(*) AS n FROM jobs WHERE endpoint = %s GROUP BY status",
+            (endpoint,),
+        ):
+            result[row["status"]] = row["n"]
+        retried = await self._one(
+            "SELECT value FROM counters WHERE endpoint = %s AND name = 'retried'", (endpoint,)
+        )
+        result["retried"] = retried["value"] if retried else 0
+        return result
+
+    async def queue_depth(self, endpoint: str) -> int:
+        row = await self._one(
+            "SELECT count(*) AS n FROM jobs WHERE endpoint = %s AND status = 'IN_QUEUE'",
+            (endpoint,),
+        )
+        return int(row["n"]) if row else 0
+
+    async def queue_stats(self, endpoint: str) -> QueueStats:
+        row = await self._one(
+            "SELECT count(*) FILTER (WHERE status = 'IN_QUEUE') AS queued, "
+            "min(created_at) FILTER (WHERE status = 'IN_QUEUE') AS oldest, "
+            "count(*) FILTER (WHERE status = 'IN_PROGRESS') AS running "
+            "FROM jobs WHERE endpoint = %s AND status IN ('IN_QUEUE', 'IN_PROGRESS')",
+            (endpoint,),
+        )
+        assert row is not None
+        return QueueStats(int(row["queued"]), int(row["running"]), row["oldest"])
+
+    async def job_window(self, endpoint: str, since: float, until: float) -> JobWindow:
+        rows = await self._all(
+            "SELECT status, created_at, started_at, finished_at FROM job_times "
+            "WHERE endpoint = %s AND finished_at > %s AND finished_at <= %s",
+            (endpoint, since, until),
+        )
+        return window.summarise(rows, since, until)
+
+    async def ended_totals(self, endpoint: str) -> dict[JobStatus, int]:
+        result = dict.fromkeys(window.ENDED_STATUSES, 0)
+        for row in await self._all(
+            "SELECT name, value FROM counters WHERE endpoint = %s AND name LIKE 'ended:%%'",
+            (endpoint,),
+        ):
+            result[JobStatus(row["name"].removeprefix(ENDED))] = int(row["value"])
+        return result
+
+    async def job_timings(self, endpoint: str, limit: int) -> list[JobTiming]:
+        rows = await self._all(
+            "SELECT id, status, created_at, started_at, finished_at FROM jobs "
+            "WHERE endpoint = %s AND status IN ('COMPLETED', 'FAILED') AND started_at IS NOT NULL "
+            "ORDER BY finished_at DESC LIMIT %s",
+            (endpoint, max(0, limit)),
+        )
+        return [job_timing(row) for row in rows]
+
+    # --- workers ------------------------------------------------------------------------
+    async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
+        now = self._clock()
+        async with self._tx(durable=False) as conn:
+            return await _take(conn, endpoint, worker_id, limit, now)
+
+    async def finish(
+        self, job_id: str, worker_id: str, result: WorkerResult, then_take: int = 0
+    ) -> FinishOutcome:
+        now = self._clock()
+        params = {
+            "id": job_id,
+            "worker": worker_id,
+            "now": now,
+            "status": result.status.value,
+            "has_output": result.has_output,
+            "output": dumps(result.output) if result.has_output else None,
+            "error": result.error,
+            "sync_keep": RETENTION_SYNC_S,
+            "async_keep": RETENTION_ASYNC_S,
+        }
+        async with self._tx(durable=False) as conn:
+            row = await (await conn.execute(_FINISH, params)).fetchone()
+            if row is None:
+                return FinishOutcome(await _get(conn, job_id), applied=False)
+            job = row_to_job(row)
+            await _count_ended(conn, [row])
+            await _queue_webhook(conn, job, now)
+            taken = await _take(conn, job.endpoint, worker_id, then_take, now) if then_take else []
+            return FinishOutcome(job, applied=True, taken=taken)
+
+    async def progress(self, job_id: str, worker_id: str, output: Any) -> bool:
+        async with self._tx(durable=False) as conn:
+            cursor = await conn.execute(
+                "UPDATE jobs SET has_output = TRUE, output = %s "
+                "WHERE id = %s AND status = 'IN_PROGRESS' AND worker_id = %s",
+                (dumps(output), job_id, worker_id),
+            )
+            return cursor.rowcount == 1
+
+    async def append_stream(self, job_id: str, worker_id: str, chunk: Any) -> bool:
+        async with self._tx(durable=False) as conn:
+            # The row lock orders two appends of one job (one worker, but maybe two requests).
+            holder = await (
+                await conn.execute(
+                    "SELECT 1 FROM jobs WHERE id = %s AND status = 'IN_PROGRESS' "
+                    "AND worker_id = %s FOR UPDATE",
+                    (job_id, worker_id),
+                )
+            ).fetchone()
+            if holder is None:
+                return False
+            await conn.execute(
+                "INSERT INTO stream_chunks (job_id, seq, output) SELECT %s, coalesce(max(seq), 0) "
+                "+ 1, %s FROM stream_chunks WHERE job_id = %s",
+                (job_id, dumps(chunk), job_id),
+            )
+            return True
+
+    # --- fleet and reaper ---------------------------------------------------------------
+    async def requeue(self, job_id: str, worker_id: str) -> Job | None:
+        async with self._tx() as conn:
+            row = await (await conn.execute(_REQUEUE, (job_id, worker_id))).fetchone()
+            if row is None:
+                return None
+            await _bump(conn, row["endpoint"], "retried")
+            await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, row["endpoint"]))
+            return row_to_job(row)
+
+    async def fail(
+        self, job_id: str, worker_id: str | None, error: str, status: JobStatus = JobStatus.FAILED
+    ) -> Job | None:
+        now = self._clock()
+        async with self._tx() as conn:
+            row = await _end(conn, job_id, status, now, error, ("IN_PROGRESS",), worker_id)
+            if row is None:
+                return None
+            job = row_to_job(row)
+            await _queue_webhook(conn, job, now)
+            return job
+
+    async def running(self, endpoint: str | None = None) -> list[Job]:
+        if endpoint is None:
+            rows = await self._all("SELECT * FROM jobs WHERE status = 'IN_PROGRESS'")
+        else:
+            rows = await self._all(
+                "SELECT * FROM jobs WHERE status = 'IN_PROGRESS' AND endpoint = %s", (endpoint,)
+            )
+        return [row_to_job(row) for row in rows]
+
+    async def overdue(self, now: float) -> list[Job]:
+        rows = await self._all(
+            "SELECT * FROM jobs WHERE status = 'IN_PROGRESS' AND ("
+            "(execution_timeout_s IS NOT NULL AND started_at + execution_timeout_s <= %s) "
+            "OR created_at + ttl_s <= %s)",
+            (now, now),
+        )
+        return [row_to_job(row) for row in rows]
+
+    async def expire_queued(self, now: float) -> list[Job]:
+        async with self._tx() as conn:
+            rows = await (
+                await conn.execute(
+                    "UPDATE jobs SET status = 'TIMED_OUT', finished_at = %(now)s, "
+                    "error = 'ttl expired before a worker took the job', "
+                    "expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s "
+                    "ELSE %(async_keep)s END "
+                    "WHERE status = 'IN_QUEUE' AND created_at + ttl_s <= %(now)s RETURNING *",
+                    {"now": now, "sync_keep": RETENTION_SYNC_S, "async_keep": RETENTION_ASYNC_S},
+                )
+            ).fetchall()
+            await _count_ended(conn, rows)
+            return [row_to_job(row) for row in rows]
+
+    async def delete_expired(self, now: float) -> int:
+        async with self._tx() as conn:
+            await conn.execute(
+                "DELETE FROM stream_chunks WHERE job_id IN "
+                "(SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= %s)",
+                (now,),
+            )
+            cursor = await conn.execute(
+                "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= %s", (now,)
+            )
+            await conn.execute(
+                "DELETE FROM job_times WHERE finished_at <= %s", (now - window.TIMES_KEEP_S,)
+            )
+            return cursor.rowcount
+
+    # --- webhooks -----------------------------------------------------------------------
+    async def due_webhooks(self, now: float, limit: int) -> list[Webhook]:
+        rows = await self._all(
+            "SELECT id, job_id, url, body, attempts FROM webhook_outbox WHERE next_at <= %s "
+            "ORDER BY next_at, id LIMIT %s",
+            (now, limit),
+        )
+        return [Webhook(r["id"], r["job_id"], r["url"], r["body"], r["attempts"]) for r in rows]
+
+    async def webhook_result(self, hook_id: int, delivered: bool, next_at: float | None) -> None:
+        async with self._tx() as conn:
+            if delivered or next_at is None:
+                await conn.execute("DELETE FROM webhook_outbox WHERE id = %s", (hook_id,))
+            else:
+                await conn.execute(
+                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = %s WHERE id = %s",
+                    (next_at, hook_id),
+                )
+
+    # --- endpoints ----------------------------------------------------------------------
+    async def save_endpoint(self, name: str, path: str, toml: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                "INSERT INTO endpoints (name, path, toml) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET path = excluded.path, toml = excluded.toml",
+                (name, path, toml),
+            )
+
+    async def endpoints(self) -> list[tuple[str, str, str]]:
+        rows = await self._all("SELECT name, path, toml FROM endpoints ORDER BY name")
+        return [(r["name"], r["path"], r["toml"]) for r in rows]
+
+    # --- API keys -----------------------------------------------------------------------
+    async def create_key(self, name: str, key_hash: str, scopes: tuple[str, ...]) -> ApiKey:
+        key = ApiKey(new_key_id(), name, key_hash, tuple(scopes), self._clock())
+        async with self._tx() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO api_keys (id, name, hash, scopes, created_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (key.id, key.name, key.hash, dumps(list(key.scopes)), key.created_at),
+            )
+            if cursor.rowcount != 1:
+                raise Conflict("an API key with that hash (or id) exists already")
+        return key
+
+    async def api_keys(self) -> list[ApiKey]:
+        rows = await self._all("SELECT * FROM api_keys ORDER BY created_at, seq")
+        return [row_to_key(row) for row in rows]
+
+    async def revoke_key(self, key_id: str) -> ApiKey | None:
+        now = self._clock()
+        async with self._tx() as conn:
+            await conn.execute(
+                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+                (now, key_id),
+            )
+            row = await (
+                await conn.execute("SELECT * FROM api_keys WHERE id = %s", (key_id,))
+            ).fetchone()
+            return row_to_key(row) if row is not None else None
+
+    # --- replicas -----------------------------------------------------------------------
+    def leader_lock(self) -> LeaderLock:
+        """The lock whose holder runs the fleet (see runq.store.leader)."""
+        return LeaderLock(self.dsn)
+
+    async def listen(self, on_work: Callable[[str], None], stop: asyncio.Event) -> None:
+        """Calls `on_work(endpoint)` for every job queued through any replica, until `stop`.
+
+        Runs on its own connection (LISTEN holds it); reconnects after an error with a short
+        pause. A hint only: callers re-check the queue anyway.
+        """
+        while not stop.is_set():
+            try:
+                conn = await AsyncConnection.connect(self.dsn, autocommit=True)
+            except psycopg.Error as exc:
+                log.warning("LISTEN %s: cannot connect (%s); retrying", WORK_CHANNEL, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+                continue
+            try:
+                await conn.execute(f"LISTEN {WORK_CHANNEL}")
+                while not stop.is_set():
+                    # notifies(timeout=...) returns to check `stop` now and then; no query is
+                    # run inside the loop (that hangs psycopg's notifies generator).
+                    async for notice in conn.notifies(timeout=0.5):
+                        on_work(notice.payload)
+            except psycopg.Error as exc:
+                log.warning("LISTEN %s lost its connection (%s); reconnecting", WORK_CHANNEL, exc)
+            finally:
+                await conn.close()
+
+
+async def _migrate(conn: Conn) -> None:
+    # Replicas may start together: one migrates while the others wait on the lock.
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+    await conn.execute("CREATE TABLE IF NOT EXISTS runq_schema (version INTEGER NOT NULL)")
+    row = await (await conn.execute("SELECT max(version) AS v FROM runq_schema")).fetchone()
+    version = int(row["v"]) if row and row["v"] is not None else 0
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"the database schema is version {version}, newer than this runq "
+            f"({len(MIGRATIONS)}): upgrade runq"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        await conn.execute(script.encode())  # bytes: sent as one simple query, many statements
+        await conn.execute("INSERT INTO runq_schema (version) VALUES (%s)", (number,))
+
+
+async def _get(conn: Conn, job_id: str) -> Job | None:
+    row = await (await conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))).fetchone()
+    return row_to_job(row) if row is not None else None
+
+
+async def _take(conn: Conn, endpoint: str, worker_id: str, limit: int, now: float) -> list[Job]:
+    params = {"now": now, "worker": worker_id, "endpoint": endpoint, "limit": max(0, limit)}
+    rows = await (await conn.execute(_TAKE, params)).fetchall()
+    rows.sort(key=lambda row: (row["low_priority"], row["seq"]))  # RETURNING is unordered
+    return [row_to_job(row) for row in rows]
+
+
+async def _queue_full(conn: Conn, endpoint: str, job_id: str, max_queue: int) -> bool:
+    """See `sqlite_queries.queue_full`: a known id is never refused; the count stops at the
+    limit."""
+    known = await (await conn.execute("SELECT 1 FROM jobs WHERE id = %s", (job_id,))).fetchone()
+    if known is not None:
+        return False
+    row = await (
+        await conn.execute(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE endpoint = %s "
+            "AND status = 'IN_QUEUE' LIMIT %s) AS queued",
+            (endpoint, max_queue),
+        )
+    ).fetchone()
+    return row is not None and int(row["n"]) >= max_queue
+
+
+async def _end(
+    conn: Conn,
+    job_id: str,
+    status: JobStatus,
+    now: float,
+    error: str | None,
+    from_states: tuple[str, ...],
+    worker_id: str | None = None,
+) -> DictRow | None:
+    params = {
+        "id": job_id,
+        "status": status.value,
+        "now": now,
+        "error": error,
+        "states": list(from_states),
+        "worker": worker_id,
+        "sync_keep": RETENTION_SYNC_S,
+        "async_keep": RETENTION_ASYNC_S,
+    }
+    row = await (await conn.execute(_END, params)).fetchone()
+    if row is not None:
+        await _count_ended(conn, [row])
+    return row
+
+
+async def _bump(conn: Conn, endpoint: str, name: str, by: int = 1) -> None:
+    await conn.execute(
+        "INSERT INTO counters (endpoint, name, value) VALUES (%s, %s, %s) "
+        "ON CONFLICT (endpoint, name) DO UPDATE SET value = counters.value + excluded.value",
+        (endpoint, name, by),
+    )
+
+
+async def _count_ended(conn: Conn, rows: list[DictRow]) -> None:
+    """Jobs that just ended (rows after the change), in the same transaction: counted by final
+    status for ever (retention deletes jobs, not these counts), and their times kept for
+    metrics windows (`window.TIMES_KEEP_S`)."""
+    tally = collections.Counter((row["endpoint"], row["status"]) for row in rows)
+    for (endpoint, status), n in tally.items():
+        await _bump(conn, endpoint, ENDED + status, n)
+    if rows:
+        async with conn.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO job_times (endpoint, finished_at, job_id, status, created_at, "
+                "started_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [
+                    (
+                        r["endpoint"],
+                        r["finished_at"],
+                        r["id"],
+                        r["status"],
+                        r["created_at"],
+                        r["started_at"],
+                    )
+                    for r in rows
+                ],
+            )
+
+
+async def _queue_webhook(conn: Conn, job: Job, now: float) -> None:
+    if job.webhook and job.status in WEBHOOK_STATUSES:
+        await conn.execute(
+            "INSERT INTO webhook_outbox (job_id, url, body, next_at) VALUES (%s, %s, %s, %s)",
+            (job.id, job.webhook, dumps(job.to_webhook()), now),
+        )

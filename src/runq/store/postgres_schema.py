@@ -1,0 +1,92 @@
+"""The PostgreSQL schema, as numbered migrations applied in order (table `runq_schema`).
+
+The same tables as the SQLite store (`sqlite_schema.py`), with PostgreSQL types: times are
+epoch seconds in DOUBLE PRECISION (as the SQLite store keeps them, so the two agree to the
+bit), JSON is kept as TEXT (an input comes back byte for byte as it was sent, key order and
+big integers included), and `seq` gives the FIFO order SQLite's rowid gives.
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: jobs, stream chunks, webhook outbox, deployed endpoints, counters, ended jobs' times
+    # (kept past the job for metrics windows), API keys.
+    """
+    CREATE TABLE jobs (
+        seq BIGSERIAL NOT NULL,
+        id TEXT PRIMARY KEY,
+        endpoint TEXT NOT NULL,
+        status TEXT NOT NULL,
+        input TEXT NOT NULL,
+        webhook TEXT,
+        s3_config TEXT,
+        low_priority BOOLEAN NOT NULL DEFAULT FALSE,
+        execution_timeout_s DOUBLE PRECISION,
+        ttl_s DOUBLE PRECISION NOT NULL,
+        sync BOOLEAN NOT NULL DEFAULT FALSE,
+        created_at DOUBLE PRECISION NOT NULL,
+        started_at DOUBLE PRECISION,
+        finished_at DOUBLE PRECISION,
+        worker_id TEXT,
+        has_output BOOLEAN NOT NULL DEFAULT FALSE,
+        output TEXT,
+        error TEXT,
+        retries INTEGER NOT NULL DEFAULT 0,
+        stream_read INTEGER NOT NULL DEFAULT 0,
+        expires_at DOUBLE PRECISION
+    );
+    CREATE INDEX jobs_queue ON jobs (endpoint, low_priority, seq) WHERE status = 'IN_QUEUE';
+    CREATE INDEX jobs_running ON jobs (endpoint) WHERE status = 'IN_PROGRESS';
+    CREATE INDEX jobs_by_status ON jobs (endpoint, status);
+    CREATE INDEX jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
+    CREATE INDEX jobs_finished ON jobs (endpoint, finished_at);
+    CREATE TABLE stream_chunks (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        output TEXT NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    );
+    CREATE TABLE webhook_outbox (
+        id BIGSERIAL PRIMARY KEY,
+        job_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX webhook_due ON webhook_outbox (next_at);
+    CREATE TABLE endpoints (
+        name TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        toml TEXT NOT NULL
+    );
+    CREATE TABLE counters (
+        endpoint TEXT NOT NULL,
+        name TEXT NOT NULL,
+        value BIGINT NOT NULL,
+        PRIMARY KEY (endpoint, name)
+    );
+    CREATE TABLE job_times (
+        endpoint TEXT NOT NULL,
+        finished_at DOUBLE PRECISION NOT NULL,
+        job_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        started_at DOUBLE PRECISION,
+        PRIMARY KEY (endpoint, finished_at, job_id)
+    );
+    CREATE INDEX job_times_age ON job_times (finished_at);
+    CREATE TABLE runq_leader (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        url TEXT NOT NULL,
+        since DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE api_keys (
+        seq BIGSERIAL NOT NULL,
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        scopes TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION
+    );
+    """,
+)
