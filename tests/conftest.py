@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from runq.fleet.local import kill_leftovers
+from tests.postgres import PostgresServer
 
 HANDLERS = Path(__file__).parent / "handlers"
 
@@ -219,3 +220,13 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[[], Server]]:
     yield make
     for server in made:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster for the session (tests/postgres.py); a test takes a
+    fresh database of its own with `new_database()`."""
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.stop()

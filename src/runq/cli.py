@@ -13,6 +13,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from runq.cli_advise import register_advise
+from runq.cli_bench import register_bench
+from runq.cli_bundle import register_bundle
+from runq.cli_cache import cache_app
 from runq.core.config import DEFAULT_DATA_DIR, load_config
 from runq.core.spec import EndpointSpec, load_spec, resolve_spec_path
 from runq.errors import SpecError
@@ -108,10 +112,10 @@ def serve(
         overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None}
         server_config = load_config(config, overrides)
         specs: list[EndpointSpec] = [load_spec(path) for path in endpoints or []]
+        _, _, api_key = build(server_config)
     except SpecError as exc:
         _fail(str(exc), 2)
         return
-    _, _, api_key = build(server_config)
     base = server_config.base_url
     console.print(f"runq serving on [bold]{base}[/bold] (data in {server_config.data_dir})")
     for spec in specs:
@@ -200,10 +204,12 @@ def endpoints(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = "") -> None:
         "completed",
         "failed",
         "workers idle/running/init/throttled",
+        "p95 delay s (1 h)",
         "cost $ (billed s)",
     )
     for row in rows:
         jobs, workers, cost = row["jobs"], row["workers"], row["cost"]
+        p95 = row.get("latency", {}).get("delay_p95_s")
         table.add_row(
             row["name"],
             row["type"],
@@ -213,9 +219,58 @@ def endpoints(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = "") -> None:
             str(jobs["failed"]),
             f"{workers['idle']}/{workers['running']}/{workers['initializing']}"
             f"/{workers['throttled']}",
+            "-" if p95 is None else f"{p95:.3f}",
             f"{cost['total_usd']:.4f} ({cost['billed_s']:.0f})",
         )
     console.print(table)
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+@app.command()
+def metrics(
+    endpoint: Annotated[str, typer.Argument(help="The endpoint's name.")],
+    window: Annotated[
+        float,
+        typer.Option(
+            "--window",
+            envvar="RUNQ_METRICS_WINDOW",
+            help="Seconds back from now (env RUNQ_METRICS_WINDOW).",
+            min=0.001,
+        ),
+    ] = 3600,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
+) -> None:
+    """An endpoint over a window: jobs, delay and execution percentiles, workers, cost."""
+    row = _call("GET", url, api_key, f"/admin/endpoints/{endpoint}/metrics?window={window:g}")
+    jobs, delay, execution, used = row["jobs"], row["delay_s"], row["execution_s"], row["workers"]
+    console.print(
+        f"[bold]{endpoint}[/bold], last {row['window_s']:g} s: {jobs['ended']} jobs ended "
+        f"({jobs['completed']} completed, {jobs['failed']} failed, {jobs['cancelled']} "
+        f"cancelled, {jobs['timed_out']} timed out)"
+    )
+    latency = Table("seconds", "jobs", "p50", "p90", "p95", "p99")
+    for name, p in (("delay", delay), ("execution", execution)):
+        latency.add_row(
+            name, str(p["count"]), _s(p["p50"]), _s(p["p90"]), _s(p["p95"]), _s(p["p99"])
+        )
+    console.print(latency)
+    fleet = Table(
+        "cold starts", "revivals", "billed s", "cold start s", "idle s", "running s", "cost $"
+    )
+    fleet.add_row(
+        str(used["cold_starts"]),
+        str(used["revivals"]),
+        f"{used['billed_s']:.1f}",
+        f"{used['cold_start_s']:.1f}",
+        f"{used['idle_s']:.1f}",
+        f"{used['running_s']:.1f}",
+        f"{used['cost_usd']:.5f}",
+    )
+    console.print(fleet)
 
 
 @app.command()
@@ -227,7 +282,15 @@ def workers(
     """List workers: state and why, placement, cold start, jobs and cost."""
     path = "/admin/workers" + (f"?endpoint={endpoint}" if endpoint else "")
     table = Table(
-        "worker", "endpoint", "state (why)", "where", "pid", "cold start s", "jobs", "cost $"
+        "worker",
+        "endpoint",
+        "state (why)",
+        "where",
+        "pid",
+        "cold start s",
+        "init/import/load/ready s",
+        "jobs",
+        "cost $",
     )
     for row in _call("GET", url, api_key, path):
         last = row["transitions"][-1] if row["transitions"] else {"reason": ""}
@@ -239,17 +302,27 @@ def workers(
             f"{row['state']} ({last['reason']})",
             where,
             str(row["pid"] or "-"),
-            "-" if cold is None else f"{cold:.2f}",
+            "-" if cold is None else f"{cold:.2f}" + (" (forked)" if row.get("forked") else ""),
+            _phases(row.get("cold_start")),
             f"{len(row['jobs'])} now, {row['jobs_done']} done",
             f"{row['cost_usd']:.5f}",
         )
     console.print(table)
 
 
+def _phases(cold: dict[str, float | None] | None) -> str:
+    """`0.01/0.20/2.00/0.05`; `-` for a phase the worker did not report (runpod SDK)."""
+    if not cold:
+        return "-"
+    keys = ("init_s", "import_s", "load_s", "ready_s")
+    return "/".join("-" if cold.get(k) is None else f"{cold[k]:.2f}" for k in keys)
+
+
 keys_app = typer.Typer(
     help="Create, list and revoke API keys (needs an admin key).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+app.add_typer(cache_app, name="cache")
 
 
 def _when(epoch: float | None) -> str:
@@ -311,6 +384,10 @@ def keys_revoke(
     row = _call("DELETE", url, api_key, f"/admin/keys/{key_id}")
     console.print(f"revoked [bold]{row['id']}[/bold] at {_when(row['revoked_at'])}")
 
+
+register_advise(app)
+register_bench(app)
+register_bundle(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

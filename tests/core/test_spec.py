@@ -66,9 +66,9 @@ max_retries = 0
 max_queue = 500
 
 [model]
-source = "hf://org/name"
+source = "https://example.com/model.safetensors"
 revision = "main"
-sha256 = "abc123"
+sha256 = "abababababababababababababababababababababababababababababababab"
 preload = true
 """
 
@@ -130,7 +130,10 @@ def test_a_full_file_sets_every_field(tmp_path: Path) -> None:
         execution_timeout_s=7200.0, ttl_s=3600.0, max_retries=0, max_queue=500
     )
     assert spec.model == ModelSection(
-        source="hf://org/name", revision="main", sha256="abc123", preload=True
+        source="https://example.com/model.safetensors",
+        revision="main",
+        sha256="ab" * 32,
+        preload=True,
     )
 
 

@@ -163,9 +163,12 @@ OPTIONAL: dict[str, dict[str, st.SearchStrategy[Any]]] = {
         "max_retries": st.integers(min_value=0, max_value=5),
     },
     "model": {
-        "source": text,
+        # Single-file forms only: sha256 (drawn independently) is refused with hf://.
+        "source": st.sampled_from(
+            ["", "https://h/m.bin", "file:///m", "/abs/m", "volume://models/m", "weights/m"]
+        ),
         "revision": text,
-        "sha256": text,
+        "sha256": st.sampled_from(["", "ab" * 32, "AB" * 32]),
         "preload": st.booleans(),
     },
 }
@@ -221,6 +224,11 @@ REFUSED: dict[str, st.SearchStrategy[Any]] = {
     "choice": non_str | text.filter(lambda t: t not in (*ENDPOINT_TYPES, *SCALERS)),
     "path": with_nul | non_str,
     "text": non_str,
+    "model_source": non_str
+    | st.sampled_from(
+        ["s3://b/m", "hf://", "hf://a/b/c", "file://rel", "../up", " x", "ftp://h/m"]
+    ),
+    "sha256": non_str | text.filter(lambda t: t != "" and not re.fullmatch(r"[0-9a-fA-F]{64}", t)),
     "strings": st.one_of(text, st.integers(), st.lists(st.integers(), min_size=1, max_size=2)),
     "command": st.one_of(
         st.lists(with_nul, min_size=1, max_size=2),
@@ -271,9 +279,9 @@ FIELDS: dict[tuple[str, str], str] = {
     ("jobs", "execution_timeout"): "timeout",
     ("jobs", "ttl"): "ttl",
     ("jobs", "max_retries"): "count0",
-    ("model", "source"): "text",
+    ("model", "source"): "model_source",
     ("model", "revision"): "text",
-    ("model", "sha256"): "text",
+    ("model", "sha256"): "sha256",
     ("model", "preload"): "bool",
     **{("", section): "section" for section in SECTIONS},
 }

@@ -1,6 +1,7 @@
 """The JobStore contract (`runq.store.base`), run against every backend.
 
-Each backend is one entry in `BACKENDS`; PostgreSQL is added there later. The clock is a fake
+Each backend is one value of the `backend` fixture: SQLite, and PostgreSQL on a throwaway
+cluster started once per session (tests/postgres.py), a fresh database per test. The clock is a fake
 that a test moves by hand, so TTL and retention are exact and no test sleeps.
 """
 
@@ -27,7 +28,9 @@ from runq.core.job import (
 from runq.core.keys import ApiKey
 from runq.errors import Conflict, QueueFull
 from runq.store.base import JobStore, QueueStats
+from runq.store.postgres import PostgresJobStore
 from runq.store.sqlite import SqliteJobStore
+from tests.postgres import PostgresServer
 
 T0 = 1_000_000.0
 ENDPOINT = "echo"
@@ -49,10 +52,13 @@ class Backend:
     kind: str
     tmp_path: Path
     clock: FakeClock
+    dsn: str = ""
 
     def new(self) -> JobStore:
         if self.kind == "sqlite":
             return SqliteJobStore(self.tmp_path / "data" / "runq.db", clock=lambda: self.clock.now)
+        if self.kind == "postgres":
+            return PostgresJobStore(self.dsn, clock=lambda: self.clock.now)
         raise AssertionError(f"unknown backend {self.kind}")
 
     async def open(self) -> JobStore:
@@ -66,8 +72,11 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Backend:
+    if request.param == "postgres":
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        return Backend("postgres", tmp_path, clock, server.new_database())
     return Backend(request.param, tmp_path, clock)
 
 

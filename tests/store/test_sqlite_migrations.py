@@ -46,3 +46,32 @@ async def test_a_version_1_database_gains_the_api_keys_table_and_keeps_its_jobs(
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     finally:
         conn.close()
+
+
+async def test_a_version_2_database_gains_job_times_from_its_ended_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "runq.db"
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:
+        for statement in script.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute(
+        "INSERT INTO jobs (id, endpoint, status, input, ttl_s, created_at, started_at, "
+        "finished_at) VALUES ('done', 'echo', 'COMPLETED', '{}', 86400, 1000, 1002, 1007)"
+    )
+    conn.execute(
+        "INSERT INTO jobs (id, endpoint, status, input, ttl_s, created_at) "
+        "VALUES ('waiting', 'echo', 'IN_QUEUE', '{}', 86400, 1000)"
+    )
+    conn.commit()
+    conn.close()
+
+    store = SqliteJobStore(path, clock=lambda: 2000.0)
+    await store.open()
+    try:
+        window = await store.job_window("echo", 0, 2000)
+        # The ended job came across with its times (2 s waiting, 5 s running); the queued not.
+        assert (window.ended, window.delay.p50, window.execution.p50) == (1, 2.0, 5.0)
+    finally:
+        await store.close()

@@ -36,6 +36,9 @@ def test_echo_round_trip(plane: FakePlane, start_worker: Start) -> None:
     assert int(done.query["take"]) >= 1  # runq's extension: the next jobs come with the answer
     assert done.headers["Authorization"] == API_KEY
     take = plane.of_kind("job-take")[0]
+    # runq's extension: the cold-start marks (SDK imported, worker.start called), epoch s.
+    imported, loaded = map(float, take.query.pop("boot").split(","))
+    assert 0 <= loaded - imported < 60
     assert take.query == {"gpu": "cpu", "job_in_progress": "0"}
     assert take.headers["Authorization"] == API_KEY
 

@@ -3,12 +3,14 @@ API keys. Every route needs a key with the `admin` scope."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from runq.api import endpoint_metrics
 from runq.api.auth import ApiKeys
 from runq.api.responses import json_response, read_json
 from runq.core.keys import parse_name, parse_scopes
@@ -16,6 +18,7 @@ from runq.core.spec import load_spec, loads_spec
 from runq.core.worker import Worker, WorkerState
 from runq.errors import BadRequest, NotFound
 from runq.fleet.controlplane import ControlPlane
+from runq.policy.coldstart import cold_start, delay_breakdown
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 
@@ -39,7 +42,9 @@ async def list_endpoints(request: Request) -> Response:
     rows: list[dict[str, Any]] = []
     for name, spec in sorted(plane.specs.items()):
         health = await plane.health(name)
-        cost = plane.ledger.endpoint(name, plane.clock())
+        now = plane.clock()
+        cost = plane.ledger.endpoint(name, now)
+        window = await plane.store.job_window(name, now - endpoint_metrics.DEFAULT_WINDOW_S, now)
         rows.append(
             {
                 "name": name,
@@ -55,10 +60,56 @@ async def list_endpoints(request: Request) -> Response:
                     "running_usd": cost.running_cost,
                     "workers": cost.workers,
                 },
+                "latency": endpoint_metrics.latency_body(window),
                 **health,
             }
         )
     return json_response(rows)
+
+
+@router.get(
+    "/endpoints/{name}/metrics",
+    summary="An endpoint's jobs, latency percentiles, cold starts and cost over a window",
+)
+async def endpoint_window(name: str, request: Request) -> Response:
+    """`window`: seconds back from now (default 3600). Jobs count once they ended in it."""
+    plane = _plane(request)
+    window_s = endpoint_metrics.parse_window(request.query_params.get("window"))
+    return json_response(await endpoint_metrics.window_metrics(plane, name, window_s))
+
+
+@router.get(
+    "/endpoints/{name}/jobs",
+    summary="An endpoint's recently finished jobs with their times, and its scaling section",
+)
+async def endpoint_jobs(name: str, request: Request) -> Response:
+    """`limit`: most recent jobs (default 1000, at most 10000) that a worker ran to the end.
+    Times are epoch seconds; `delay_s` is created to started, `execution_s` started to
+    finished. `runq advise --endpoint` fits its distributions to these."""
+    plane = _plane(request)
+    spec = plane.spec(name)
+    raw = request.query_params.get("limit", str(JOBS_LIMIT_DEFAULT))
+    if not (raw.isascii() and raw.isdigit()):
+        raise BadRequest(f"query 'limit': expected a non-negative integer, got {raw!r}")
+    timings = await plane.store.job_timings(name, min(int(raw), JOBS_LIMIT_MAX))
+    jobs = [
+        {
+            "id": t.id,
+            "status": t.status.value,
+            "created_at": t.created_at,
+            "started_at": t.started_at,
+            "finished_at": t.finished_at,
+            "delay_s": max(0.0, t.started_at - t.created_at),
+            "execution_s": max(0.0, t.finished_at - t.started_at),
+        }
+        for t in timings
+    ]
+    scaling = dataclasses.asdict(spec.scaling)
+    return json_response({"endpoint": name, "scaling": scaling, "jobs": jobs})
+
+
+JOBS_LIMIT_DEFAULT = 1000
+JOBS_LIMIT_MAX = 10000
 
 
 @router.post("/endpoints", summary="Deploy an endpoint file (or replace one)")
@@ -104,6 +155,8 @@ def worker_row(plane: ControlPlane, w: Worker) -> dict[str, Any]:
         "jobs_done": w.jobs_done,
         "uptime_s": round(now - w.started_at, 3),
         "cold_start_s": None if w.cold_start_s is None else round(w.cold_start_s, 3),
+        "cold_start": None if (phases := cold_start(w)) is None else phases.as_dict(),
+        "forked": w.forked,
         "last_seen_s_ago": None if w.last_seen is None else round(now - w.last_seen, 3),
         "runpod_version": w.runpod_version,
         "unhealthy_reason": w.unhealthy_reason,
@@ -131,7 +184,17 @@ async def job(job_id: str, request: Request) -> Response:
             "idle_share_usd": split.idle,
             "total_usd": split.total,
         }
-    return json_response({"endpoint": found.endpoint, **found.to_wire(now=now), "cost": cost})
+    # Why it waited: split over the marks of the worker that took it (runq.policy.coldstart).
+    served_by = next((w for w in plane.registry.history() if w.id == found.worker_id), None)
+    delay = delay_breakdown(found.created_at, found.started_at, served_by, now).as_dict()
+    return json_response(
+        {
+            "endpoint": found.endpoint,
+            **found.to_wire(now=now),
+            "cost": cost,
+            "delay_breakdown": delay,
+        }
+    )
 
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a job by id alone")
@@ -141,6 +204,14 @@ async def cancel(job_id: str, request: Request) -> Response:
     if found is None:
         raise NotFound(f"job '{job_id}' not found (or past retention)")
     return json_response({"endpoint": found.endpoint, **found.to_wire()})
+
+
+@router.get("/cache", summary="This host's model cache: models, sizes, last use")
+async def model_cache(request: Request) -> Response:
+    """Most recently used first; `max_bytes` is the size the cache is evicted down to."""
+    cache = _plane(request).provisioner.models
+    models = [dataclasses.asdict(model) for model in cache.ls()]
+    return json_response({"max_bytes": cache.max_bytes, "models": models})
 
 
 @router.post("/keys", summary="Create an API key (its text is in this answer only)")

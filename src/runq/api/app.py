@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from runq import __version__
-from runq.api import admin, client, lb, worker
+from runq.api import admin, client, lb, metrics, worker
 from runq.api.auth import ApiKeys
 from runq.api.responses import error_response
 from runq.api.statuses import headers_of, status_of
@@ -64,11 +64,13 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
     )
     app.state.plane = plane
     app.state.keys = keys
+    app.state.metrics = metrics.MetricsExporter(plane)  # its own registry, never the global one
     # Worker routes first: they are matched on every job, twice.
     app.router.routes[0:0] = worker.routes
     app.router.routes.extend(lb.routes)
     app.include_router(client.router)
     app.include_router(admin.router)
+    app.include_router(metrics.router)
     app.add_exception_handler(RunqError, _runq_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -12,9 +12,8 @@ from runq.api.app import create_app
 from runq.api.auth import ApiKeys, load_or_create_secret
 from runq.core.config import ServerConfig
 from runq.core.spec import EndpointSpec
-from runq.errors import SpecError
 from runq.fleet.controlplane import ControlPlane
-from runq.store.sqlite import SqliteJobStore
+from runq.store.factory import make_store
 
 
 class _Server(uvicorn.Server):
@@ -57,12 +56,10 @@ class _Server(uvicorn.Server):
 
 
 def build(config: ServerConfig) -> tuple[ControlPlane, ApiKeys, str]:
-    if config.store != "sqlite":
-        raise SpecError(f"server.store: only 'sqlite' is supported so far, got {config.store!r}")
+    store = make_store(config)
     config.data_dir.mkdir(parents=True, exist_ok=True)
     api_key = load_or_create_secret(config.data_dir, "api_key", "RUNQ_API_KEY")
     secret = config.webhook_secret or load_or_create_secret(config.data_dir, "webhook_secret")
-    store = SqliteJobStore(config.database_path)
     keys = ApiKeys(api_key, store, config.rate_limit)
     return ControlPlane(config, store, secret), keys, api_key
 

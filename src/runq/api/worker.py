@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from runq.api.auth import presented_key
+from runq.api.forward import forward_to_leader
 from runq.api.responses import NO_CONTENT, json_response, read_json
 from runq.core.worker import Worker
 from runq.errors import BadRequest, PayloadTooLarge, Unauthorized
@@ -43,7 +44,19 @@ def _worker(request: Request, endpoint: str, worker_id: str) -> tuple[ControlPla
             worker = plane.registry.register(endpoint, worker_id, managed=False)
     if worker.endpoint != endpoint:
         raise Unauthorized(f"worker '{worker_id}' belongs to endpoint '{worker.endpoint}'")
+    if worker.loaded_at is None and "boot" in request.query_params:
+        _boot_marks(worker, request.query_params["boot"])
     return plane, worker
+
+
+def _boot_marks(worker: Worker, raw: str) -> None:
+    """runq's worker SDK reports `boot=IMPORTED,LOADED` (epoch s) for the cold-start
+    breakdown. Telemetry only: a malformed value is dropped rather than failing a take."""
+    try:
+        imported, loaded = (float(part) for part in raw.split(","))
+    except ValueError:
+        return
+    worker.imported_at, worker.loaded_at = imported, loaded
 
 
 def _in_progress(request: Request) -> bool:
@@ -149,7 +162,21 @@ _ROUTES: list[tuple[str, Endpoint, str]] = [
     ("/job-stop/{worker_id}", job_stop, "GET"),
     ("/ping/{worker_id}", ping, "GET"),
 ]
+
+
+def _leader_only(handler: Endpoint) -> Endpoint:
+    """On a standby replica, the call goes on to the leader (runq.api.forward)."""
+
+    async def route(request: Request) -> Response:
+        plane: ControlPlane = request.app.state.plane
+        if not plane.leading:
+            return await forward_to_leader(request, plane)
+        return await handler(request)
+
+    return route
+
+
 routes = [
-    Route(f"/v2/{{endpoint}}{path}", endpoint, methods=[method])
+    Route(f"/v2/{{endpoint}}{path}", _leader_only(endpoint), methods=[method])
     for path, endpoint, method in _ROUTES
 ]

@@ -22,14 +22,28 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import random
+import statistics
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from runq.bench.dists import Dist, draw
 from runq.core.spec import ScalingSection
 from runq.core.worker import Transition, WorkerState
 from runq.policy.cost import Rate, WorkerCost, endpoint_cost, worker_cost
-from runq.policy.scaling import ScalingSnapshot, WorkerView, plan
+from runq.policy.scaling import (
+    RECENT_ARRIVALS,
+    RECENT_EXECUTIONS,
+    ScalingPlan,
+    ScalingSnapshot,
+    WorkerView,
+    plan,
+)
+
+# What the simulator asks each decision: runq's `plan` by default, or a baseline policy of
+# runq.policy.baselines (snapshot, scaling, park retention) -> plan.
+ScalingPolicy = Callable[[ScalingSnapshot, ScalingSection, float], ScalingPlan]
 
 _SERVING = (WorkerState.IDLE, WorkerState.RUNNING, WorkerState.INITIALIZING)
 
@@ -41,11 +55,14 @@ _DONE, _READY, _ARRIVAL, _TICK = 0, 1, 2, 3
 @dataclass(frozen=True)
 class SimConfig:
     scaling: ScalingSection
-    cold_start_s: float = 10.0  # process start to ready (model load included)
-    revival_s: float = 0.002  # a parked worker's resume (FlashBoot)
+    # Seconds, or a distribution sampled once per start (revival) with `seed`.
+    cold_start_s: float | Dist = 10.0  # process start to ready (model load included)
+    revival_s: float | Dist = 0.002  # a parked worker's resume (FlashBoot)
     tick_s: float = 0.25  # the scheduler's period
     park_retention_s: float = 600.0
     rate: Rate = field(default_factory=lambda: Rate(flex_per_s=0.00019, active_per_s=0.00013))
+    seed: int = 0  # for durations drawn from a Dist
+    policy: ScalingPolicy | None = None  # None: runq.policy.scaling.plan
 
 
 @dataclass(frozen=True)
@@ -125,6 +142,12 @@ class _Sim:
         self.cold_starts = 0
         self.revivals = 0
         self.tick_due = False
+        self.rng = random.Random(config.seed)
+        # What the live scheduler tells the policy: recent arrivals, executions, cold starts.
+        self.arrived: deque[float] = deque(maxlen=RECENT_ARRIVALS)
+        self.executions: deque[float] = deque(maxlen=RECENT_EXECUTIONS)
+        self.cold_measured: deque[float] = deque(maxlen=20)
+        self.starting: dict[str, float] = {}
 
     def push(self, at: float, kind: int, data: object = None) -> None:
         heapq.heappush(self.events, (at, kind, next(self.seq), data))
@@ -139,8 +162,12 @@ class _Sim:
             in_progress=len(self.running),
             oldest_queued_at=self.queue[0][1] if self.queue else None,
             workers=tuple(WorkerView(w.id, w.state, w.since, w.active) for w in live),
+            recent_arrivals=tuple(self.arrived),
+            recent_execution_s=tuple(self.executions),
+            cold_start_s=statistics.median(self.cold_measured) if self.cold_measured else None,
         )
-        decision = plan(snapshot, scaling, self.config.park_retention_s)
+        decide = self.config.policy or plan
+        decision = decide(snapshot, scaling, self.config.park_retention_s)
         for worker_id in decision.stop:
             self.workers[worker_id].move(WorkerState.TERMINATED, self.now, "stopped")
         for worker_id in decision.park:
@@ -149,7 +176,7 @@ class _Sim:
             worker = self.workers[worker_id]
             worker.move(WorkerState.INITIALIZING, self.now, "reviving")
             self.revivals += 1
-            self.push(self.now + self.config.revival_s, _READY, worker_id)
+            self.push(self.now + draw(self.config.revival_s, self.rng), _READY, worker_id)
         for _ in range(decision.start):
             active = sum(1 for w in live if w.active) < scaling.active_workers
             worker = _Worker(
@@ -161,7 +188,8 @@ class _Sim:
             self.workers[worker.id] = worker
             live.append(worker)
             self.cold_starts += 1
-            self.push(self.now + self.config.cold_start_s, _READY, worker.id)
+            self.starting[worker.id] = self.now
+            self.push(self.now + draw(self.config.cold_start_s, self.rng), _READY, worker.id)
 
     # --- work ---------------------------------------------------------------------------
     def dispatch(self, execution: Sequence[float]) -> None:
@@ -185,6 +213,7 @@ class _Sim:
             if kind == _ARRIVAL:
                 assert isinstance(data, int)
                 self.queue.append((data, at))
+                self.arrived.append(at)
                 serving = any(w.state in _SERVING for w in self.workers.values())
                 if not serving:
                     self.cold_waiting.add(data)
@@ -197,11 +226,14 @@ class _Sim:
                 worker = self.workers[data]
                 if worker.state == WorkerState.INITIALIZING:
                     worker.move(WorkerState.IDLE, at, "ready")
+                if data in self.starting:
+                    self.cold_measured.append(at - self.starting.pop(data))
                 self.dispatch(execution)
             elif kind == _DONE:
                 assert isinstance(data, str)
                 index, arrived, started, cold = self.running.pop(data)
                 self.jobs[index] = SimJob(arrived, started, at, data, cold)
+                self.executions.append(at - started)
                 self.workers[data].move(WorkerState.IDLE, at, "no job left")
                 self.dispatch(execution)
             else:
@@ -230,10 +262,15 @@ class _Sim:
 
 
 def simulate(
-    arrivals: Sequence[float], execution_s: Sequence[float], config: SimConfig
+    arrivals: Sequence[float], execution_s: Sequence[float] | Dist, config: SimConfig
 ) -> SimResult:
     """Runs one endpoint over a trace: `arrivals[i]` (seconds, any order) brings a job that
-    runs `execution_s[i]` seconds once a worker takes it."""
+    runs `execution_s[i]` seconds once a worker takes it. A trace without execution times
+    passes a `Dist`: one draw per job, from its own stream of `config.seed` so that every
+    configuration simulated with that seed sees the same jobs."""
+    if not isinstance(execution_s, Sequence):
+        rng = random.Random(f"execution-{config.seed}")
+        execution_s = [execution_s.sample(rng) for _ in arrivals]
     if len(arrivals) != len(execution_s):
         raise ValueError(f"{len(arrivals)} arrivals but {len(execution_s)} execution times")
     return _Sim(config).run(arrivals, execution_s)

@@ -5,10 +5,11 @@ Formats read:
   plain seconds; the Azure LLM inference traces (`TIMESTAMP,ContextTokens,GeneratedTokens`)
   also give a service time from their token counts;
 * the Azure Functions 2019 invocation-count format: one row per function, columns `1`..`1440`
-  holding invocations per minute; arrivals are spread evenly inside each minute.
+  holding invocations per minute; arrivals are spread evenly inside each minute;
+* a plain CSV of timestamps (`load_timestamps`): first column, header optional.
 
-And synthetic ones with a fixed seed: Poisson (constant rate), bursty (on/off with bursts),
-diurnal (a rate that follows a day's sine).
+And synthetic ones: evenly spaced at a constant rate; with a fixed seed, Poisson (constant
+average rate), bursty (on/off with bursts), diurnal (a rate that follows a day's sine).
 """
 
 from __future__ import annotations
@@ -103,6 +104,75 @@ def _azure_functions(name: str, reader: csv.DictReader[str]) -> Trace:
         arrivals += [60.0 * minute + 60.0 * (k + 0.5) / count for k in range(count)]
     start = arrivals[0] if arrivals else 0.0
     return Trace(name, tuple(at - start for at in arrivals))
+
+
+TRACE_FORMATS = ("timestamps", "azure-functions", "azure-llm")
+
+
+def load(path: Path | str, trace_format: str = "timestamps") -> Trace:
+    """A trace file read as `trace_format` (one of TRACE_FORMATS), checked to be that format.
+
+    Raises:
+        BadRequest: the file is missing or unreadable, or not in the format named.
+    """
+    path = Path(path)
+    if trace_format not in TRACE_FORMATS:
+        raise BadRequest(
+            f"trace format '{trace_format}': expected one of {', '.join(TRACE_FORMATS)}"
+        )
+    if not path.is_file():
+        raise BadRequest(f"{path}: no such trace file")
+    if trace_format == "timestamps":
+        return load_timestamps(path)
+    with path.open(newline="", encoding="utf-8") as handle:
+        fields = next(csv.reader(handle), [])
+    if trace_format == "azure-functions" and not ("1" in fields and "1440" in fields):
+        raise BadRequest(f"{path}: not the Azure Functions format (no columns 1..1440)")
+    if trace_format == "azure-llm" and not {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} <= set(
+        fields
+    ):
+        raise BadRequest(
+            f"{path}: not the Azure LLM format (needs TIMESTAMP,ContextTokens,GeneratedTokens)"
+        )
+    return load_csv(path)
+
+
+def load_timestamps(path: Path | str) -> Trace:
+    """A trace from a CSV of timestamps: the first column of each row is a time (seconds, or an
+    ISO date-time); a header row is allowed, and so are blank lines and further columns.
+
+    Example: rows `t`, `100`, `101.5`, `100.25` give arrivals (0.0, 0.25, 1.5).
+
+    Raises:
+        BadRequest: a row whose first cell is not a time (the message names file and line).
+    """
+    path = Path(path)
+    arrivals: list[float] = []
+    with path.open(newline="", encoding="utf-8") as handle:
+        for line, row in enumerate(csv.reader(handle), start=1):
+            if not row or not row[0].strip():
+                continue
+            try:
+                arrivals.append(_seconds(row[0]))
+            except ValueError:
+                if line == 1:
+                    continue  # a header
+                raise BadRequest(f"{path}: line {line}: '{row[0]}' is not a time") from None
+    if not arrivals:
+        raise BadRequest(f"{path}: no rows")
+    arrivals.sort()
+    return Trace(path.stem, tuple(at - arrivals[0] for at in arrivals))
+
+
+def constant(rate_per_s: float, duration_s: float) -> Trace:
+    """Arrivals evenly spaced at `rate_per_s` from 0 until `duration_s` (exclusive).
+
+    Example: rate 2/s for 2 s gives (0.0, 0.5, 1.0, 1.5).
+    """
+    if rate_per_s <= 0:
+        raise BadRequest(f"rate {rate_per_s:g}/s: must be above 0")
+    count = math.ceil(duration_s * rate_per_s - 1e-9)
+    return Trace(f"constant-{rate_per_s:g}/s", tuple(k / rate_per_s for k in range(count)))
 
 
 def poisson(rate_per_s: float, duration_s: float, seed: int = 1) -> Trace:

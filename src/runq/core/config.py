@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from runq.core.durations import parse_duration
 from runq.core.hosts import Host, Prices, default_prices, parse_hosts, parse_prices
+from runq.core.sizes import parse_size
 from runq.errors import SpecError
 
 DEFAULT_DATA_DIR = "~/.local/share/runq"
+DEFAULT_MODEL_CACHE_MAX = 100 * 10**9  # bytes; [server] model_cache_max
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,13 @@ class ServerConfig:
     port: int = 8000
     data_dir: Path = field(default_factory=lambda: Path(DEFAULT_DATA_DIR).expanduser())
     store: str = "sqlite"
+    # The URL workers reach the control plane at; "" means base_url. With replicas, a load
+    # balancer in front of them: a standby forwards worker calls to the leader.
+    worker_url: str = ""
+    ray_address: str = ""  # a Ray cluster (`ray start --head` address): workers run there
+    # Where a network volume is mounted on the Ray nodes labelled runq.io/volume.NAME (Ray
+    # label values cannot hold a path); one not named here is at /mnt/NAME.
+    ray_volumes: Mapping[str, str] = field(default_factory=dict)
     # Worker protocol timing. The SDK pings every RUNPOD_PING_INTERVAL (whole seconds).
     ping_interval_s: float = 5.0
     heartbeat_timeout_s: float = 15.0  # three missed pings: the worker is lost
@@ -33,6 +43,7 @@ class ServerConfig:
     webhook_timeout_s: float = 10.0
     webhook_secret: str = ""  # empty: made once and kept in data_dir
     rate_limit: float = 0.0  # client requests per second per API key (burst as many); 0: off
+    model_cache_max_bytes: int = DEFAULT_MODEL_CACHE_MAX  # the host model cache is evicted to this
     # [[hosts]]; none declared: the caller detects the local machine (hosts.effective_hosts).
     hosts: tuple[Host, ...] = ()
     prices: Prices = field(default_factory=default_prices)  # [prices] over the table's defaults
@@ -44,8 +55,17 @@ class ServerConfig:
         return f"http://{host}:{self.port}"
 
     @property
+    def worker_base_url(self) -> str:
+        return self.worker_url.rstrip("/") or self.base_url
+
+    @property
     def database_path(self) -> Path:
         return self.data_dir / "runq.db"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """The host model cache, shared by every worker on this host (HF_HOME points here)."""
+        return self.data_dir / "models"
 
 
 _DURATIONS = {
@@ -58,7 +78,15 @@ _DURATIONS = {
     "webhook_backoff": "webhook_backoff_s",
     "webhook_timeout": "webhook_timeout_s",
 }
-_PLAIN = {"host": str, "port": int, "store": str, "webhook_attempts": int, "webhook_secret": str}
+_PLAIN = {
+    "host": str,
+    "port": int,
+    "store": str,
+    "ray_address": str,
+    "worker_url": str,
+    "webhook_attempts": int,
+    "webhook_secret": str,
+}
 _TOP_LEVEL = {"server", "hosts", "prices"}
 
 
@@ -105,6 +133,21 @@ def _apply(config: ServerConfig, table: dict[str, Any], where: str) -> ServerCon
                     f"second per key, at least 0 (0: off), got {value!r}"
                 )
             changes["rate_limit"] = float(value)
+        elif key == "model_cache_max":
+            try:
+                changes["model_cache_max_bytes"] = parse_size(value)
+            except ValueError as exc:
+                raise SpecError(f"{where}: field 'server.model_cache_max': {exc}") from None
+        elif key == "ray_volumes":
+            paths = value if isinstance(value, dict) else None
+            if paths is None or not all(
+                isinstance(v, str) and v.startswith("/") for v in paths.values()
+            ):
+                raise SpecError(
+                    f"{where}: field 'server.ray_volumes': expected a table of volume name to "
+                    f'absolute mount path, e.g. {{ models = "/mnt/models" }}, got {value!r}'
+                )
+            changes["ray_volumes"] = dict(paths)
         elif key == "data_dir":
             changes["data_dir"] = Path(os.path.expanduser(str(value))).resolve()
         elif key in _PLAIN:

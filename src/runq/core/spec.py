@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runq.core.durations import parse_duration
+from runq.core.model_source import HF, check_sha256, parse_model_source
 from runq.errors import SpecError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 ENDPOINT_TYPES = ("queue", "load_balancer")
-SCALERS = ("queue_delay", "request_count")
+SCALERS = ("queue_delay", "request_count", "slo", "histogram")
 MAX_EXECUTION_TIMEOUT_S = 24 * 3600.0
 MIN_TTL_S = 10.0
 
@@ -52,6 +53,7 @@ class ScalingSection:
     requests_per_worker: int = 4
     flashboot: bool = True
     init_timeout_s: float = 420.0
+    p95_delay_target_s: float = 10.0  # scaler "slo": the p95 queue delay to stay under
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,21 @@ def _parse_scaling(reader: _Reader) -> ScalingSection:
         requests_per_worker=_positive_int(reader, "requests_per_worker", 4, minimum=1),
         flashboot=reader.get("flashboot", bool, True),
         init_timeout_s=reader.duration("init_timeout", 420.0),
+        p95_delay_target_s=_p95_target(reader, scaler),
     )
     reader.finish()
     return section
+
+
+def _p95_target(reader: _Reader, scaler: str) -> float:
+    target = reader.duration("p95_delay_target", 10.0)
+    reader.check("p95_delay_target", target > 0, f"must be more than 0s, got {target:g}s")
+    reader.check(
+        "p95_delay_target",
+        scaler == "slo" or "p95_delay_target" not in reader.table,
+        f'is read only by scaler = "slo" (this endpoint uses "{scaler}")',
+    )
+    return target
 
 
 def _parse_jobs(reader: _Reader) -> JobsSection:
@@ -241,11 +255,22 @@ def _parse_compute(reader: _Reader) -> ComputeSection:
 
 
 def _parse_model(reader: _Reader) -> ModelSection:
+    source = reader.get("source", str, "")
+    revision = reader.get("revision", str, "")
+    sha256 = reader.get("sha256", str, "")
+    try:
+        kind = parse_model_source(source).kind if source else ""
+    except ValueError as exc:
+        raise reader.error("source", str(exc)) from None
+    try:
+        sha256 = check_sha256(sha256)
+    except ValueError as exc:
+        raise reader.error("sha256", str(exc)) from None
+    _no_nul(reader, "revision", revision)
+    # A repo is many files: the hub's per-file hashes verify it, one digest cannot.
+    reader.check("sha256", not (sha256 and kind == HF), "is for single-file sources, not hf://")
     section = ModelSection(
-        source=reader.get("source", str, ""),
-        revision=reader.get("revision", str, ""),
-        sha256=reader.get("sha256", str, ""),
-        preload=reader.get("preload", bool, False),
+        source=source, revision=revision, sha256=sha256, preload=reader.get("preload", bool, False)
     )
     reader.finish()
     return section

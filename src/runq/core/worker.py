@@ -74,6 +74,13 @@ class Worker:
     placement: Placement | None = None
     transitions: list[Transition] = field(default_factory=list)
     ready_at: float | None = None  # end of its cold start
+    # Cold-start marks (epoch s): the provisioner sets `spawned_at` when the process is
+    # started or forked (environment and model already prepared); runq's worker SDK reports
+    # the other two. A runpod-SDK worker reports none and its breakdown shows fewer phases.
+    spawned_at: float | None = None
+    imported_at: float | None = None  # the worker SDK was imported (interpreter up)
+    loaded_at: float | None = None  # the handler module's init ran: worker.start() was called
+    forked: bool = False  # forked from a preloaded template process
     jobs_done: int = 0
     port: int | None = None  # load_balancer endpoints: its HTTP server (PORT)
     health_port: int | None = None  # and its GET /ping (PORT_HEALTH)

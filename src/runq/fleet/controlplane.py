@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
 import secrets
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from runq.core.config import ServerConfig
 from runq.core.job import Job, JobRequest, JobStatus, parse_worker_result
@@ -21,9 +25,12 @@ from runq.core.spec import EndpointSpec, loads_spec
 from runq.core.worker import Worker, WorkerState
 from runq.errors import NotFound, SpecError
 from runq.fleet import lifecycle
+from runq.fleet.demand import DemandHistory
+from runq.fleet.job_timing import JobTimings
 from runq.fleet.lb import HOLD_LIMIT_S, LoadBalancer
 from runq.fleet.ledger import Ledger
-from runq.fleet.local import LocalProvisioner, kill_leftovers
+from runq.fleet.local import kill_leftovers
+from runq.fleet.provisioner import make_provisioner
 from runq.fleet.reaper import Reaper
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.scheduler import Scheduler
@@ -32,12 +39,16 @@ from runq.fleet.webhooks import WebhookSender
 from runq.policy.retry import LostJobAction, decide_lost_job
 from runq.store.base import JobStore, StreamRead
 
+if TYPE_CHECKING:
+    from runq.store.leader import LeaderLock
+
 log = logging.getLogger("runq")
 
 Clock = Callable[[], float]
 
 
 DRAIN_POLL_S = 0.05
+SHARED_STORE_POLL_S = 0.2  # waits on a store shared by replicas re-read it this often
 _SERVING = frozenset({WorkerState.IDLE, WorkerState.RUNNING, WorkerState.INITIALIZING})
 _TAKES_NOTHING = frozenset({WorkerState.PARKED, WorkerState.UNHEALTHY, WorkerState.TERMINATED})
 
@@ -51,15 +62,24 @@ class ControlPlane:
         self.clock = clock
         self.signals = Signals()
         self.registry = WorkerRegistry(clock)
-        self.provisioner = LocalProvisioner(config, self.registry, self._worker_exited)
+        self.provisioner = make_provisioner(config, self.registry, self._worker_exited)
         self.webhooks = WebhookSender(config, store, webhook_secret, clock)
         self.reaper = Reaper(self)
         self.scheduler = Scheduler(self)
         self.ledger = Ledger(config.prices, self.registry.history)
+        self.demand = DemandHistory()  # recent arrivals and executions, for the scalers
+        self.timings = JobTimings()  # delay and execution histograms for /metrics
         self.lb = LoadBalancer(self.registry, clock)
         self.lb_hold_s = HOLD_LIMIT_S
         self.specs: dict[str, EndpointSpec] = {}
         self.draining = False
+        self.leading = True  # runs the fleet (False: a standby replica on a shared store)
+        self._lock: LeaderLock | None = None
+        self._http: httpx.AsyncClient | None = None  # a standby's calls to the leader
+        self._leader_url: tuple[str | None, float] = (None, -math.inf)
+        # Replicas share the store: a change made through another replica sets no event here,
+        # so waits re-read the store at least this often.
+        self._wait_slice_s = SHARED_STORE_POLL_S if hasattr(store, "leader_lock") else math.inf
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -73,9 +93,24 @@ class ControlPlane:
                 log.error("not serving stored endpoint %s: %s", name, exc)
         for spec in specs:
             await self._remember(spec)
+        make_lock = getattr(self.store, "leader_lock", None)
+        if make_lock is None:
+            await self._lead()
+            return
+        # A store shared by replicas: only the holder of the scheduler lock runs the fleet;
+        # until then this replica serves the client API from the store.
+        self.leading = False
+        self._lock = make_lock()
+        self._tasks = [asyncio.create_task(self._stand_by(self._lock), name="runq-leader")]
+
+    async def _lead(self) -> None:
+        """Run the fleet: workers, scheduler, reaper, webhooks."""
         await self._adopt_running_jobs()
+        connect = getattr(self.provisioner, "connect", None)
+        if connect is not None:  # joining a cluster takes seconds: not on the loop
+            await asyncio.to_thread(connect)
         self.scheduler.start()
-        self._tasks = [
+        self._tasks += [
             asyncio.create_task(self.scheduler.run(), name="runq-scheduler"),
             asyncio.create_task(
                 self.lb.run_health_checks(self._balanced_endpoints), name="runq-health"
@@ -83,6 +118,50 @@ class ControlPlane:
             asyncio.create_task(self.reaper.run(), name="runq-reaper"),
             asyncio.create_task(self.webhooks.run(), name="runq-webhooks"),
         ]
+        listen = getattr(self.store, "listen", None)
+        if listen is not None:
+            # A shared store (PostgreSQL): jobs queued through another replica wake this
+            # replica's long-polling workers too.
+            self._tasks.append(
+                asyncio.create_task(
+                    listen(self.signals.work_available, self.signals.closed), name="runq-listen"
+                )
+            )
+        self.leading = True
+
+    def http_client(self) -> httpx.AsyncClient:
+        """One pooled client for forwarding worker calls to the leader (made on first use)."""
+        if self._http is None:
+            self._http = httpx.AsyncClient(limits=httpx.Limits(max_connections=256))
+        return self._http
+
+    async def leader_url(self) -> str | None:
+        """Where worker calls go while this replica stands by (cached for a second)."""
+        if self._lock is None:
+            return None
+        now = self.clock()
+        if now - self._leader_url[1] > 1.0:
+            self._leader_url = (await self._lock.leader_url(), now)
+        return self._leader_url[0]
+
+    async def _stand_by(self, lock: LeaderLock) -> None:
+        if not await lock.acquire(self.signals.closed, self.config.base_url):
+            return
+        log.warning("this replica holds the scheduler lock: it runs the fleet now")
+        for name, path, toml in await self.store.endpoints():  # deployed while standing by
+            if name not in self.specs:
+                try:
+                    self.specs[name] = loads_spec(toml, Path(path))
+                except SpecError as exc:
+                    log.error("not serving stored endpoint %s: %s", name, exc)
+        await self._lead()
+        await lock.watch(self.signals.closed)
+        if self.signals.closed.is_set():
+            await lock.release()
+            return
+        # Another replica may run the fleet by now: two fleets would hand out jobs twice.
+        log.critical("lost the scheduler lock: exiting so that only one replica runs the fleet")
+        os._exit(3)
 
     async def drain(self, grace_s: float) -> int:
         """Graceful shutdown, first half: no job is handed out any more (queued ones stay
@@ -90,6 +169,8 @@ class ControlPlane:
         API still takes their results; what still runs then goes back to the queue. Returns
         how many jobs were requeued."""
         self.draining = True
+        if not self.leading:
+            return 0  # a standby: the running jobs are the leader's
         for name in self.specs:
             self.signals.work_available(name)  # held job-take polls answer empty now
         loop = asyncio.get_running_loop()
@@ -114,6 +195,8 @@ class ControlPlane:
         await self.scheduler.drain()
         await self.provisioner.shutdown()
         await self.lb.close()
+        if self._http is not None:
+            await self._http.aclose()
         await self.store.close()
 
     async def deploy(self, spec: EndpointSpec, text: str | None = None) -> None:
@@ -159,6 +242,7 @@ class ControlPlane:
         """Queue a job; QueueFull (nothing stored) while the endpoint's max_queue jobs wait."""
         spec = self.specs.get(request.endpoint)
         job = await self.store.enqueue(request, spec.jobs.max_queue if spec else 0)
+        self.demand.arrived(job)
         self.signals.work_available(request.endpoint)
         if not any(w.state in _SERVING for w in self.registry.all(request.endpoint)):
             # Nobody will take it: start or revive a worker now, not at the next tick. (Not
@@ -182,7 +266,7 @@ class ControlPlane:
                 remaining = deadline - loop.time()
                 if job is None or done(job) or remaining <= 0 or self.signals.closed.is_set():
                     return job
-                await wait_any(remaining, gate.event, self.signals.closed)
+                await wait_any(min(remaining, self._wait_slice_s), gate.event, self.signals.closed)
             finally:
                 self.signals.release(job_id, gate)
 
@@ -197,7 +281,7 @@ class ControlPlane:
                 remaining = deadline - loop.time()
                 if read is None or read.chunks or read.job.status.is_terminal or remaining <= 0:
                     return read
-                await wait_any(remaining, gate.event, self.signals.closed)
+                await wait_any(min(remaining, self._wait_slice_s), gate.event, self.signals.closed)
                 if self.signals.closed.is_set():
                     return await self.store.read_stream(job_id)
             finally:
@@ -290,6 +374,7 @@ class ControlPlane:
 
     def _handed(self, worker: Worker, jobs: list[Job]) -> None:
         self.registry.took(worker, [job.id for job in jobs])
+        self.timings.started(jobs)
         for job in jobs:
             self.signals.job_changed(job.id)
 
@@ -322,8 +407,11 @@ class ControlPlane:
         self.registry.released(worker.id, job_id)
         if outcome.applied:
             self.signals.job_changed(job_id)
-            if outcome.job is not None and outcome.job.webhook:
-                self.webhooks.poke()
+            if outcome.job is not None:
+                self.timings.finished(outcome.job)
+                self.demand.finished(outcome.job)
+                if outcome.job.webhook:
+                    self.webhooks.poke()
         if outcome.taken:
             self._handed(worker, outcome.taken)
         if result.stop_pod:
@@ -345,6 +433,9 @@ class ControlPlane:
             self.registry.released(worker.id, job_id)
             if outcome.applied:
                 self.signals.job_changed(job_id)
+                if outcome.job is not None:
+                    self.timings.finished(outcome.job)
+                    self.demand.finished(outcome.job)
                 webhooks = webhooks or bool(outcome.job is not None and outcome.job.webhook)
         if webhooks:
             self.webhooks.poke()
@@ -359,6 +450,7 @@ class ControlPlane:
         job = await self.store.fail(job_id, worker.id, error)
         self.registry.released(worker.id, job_id)
         if job is not None:
+            self.timings.finished(job)
             self.signals.job_changed(job_id)
             self.webhooks.poke()
 

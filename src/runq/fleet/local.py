@@ -10,14 +10,19 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from runq.bundles import BundleError, build, bundle_for
 from runq.core.config import ServerConfig
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
+from runq.fleet.forkserver import ForkedProcess, ForkServers
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.worker_env import CONTROL_PLANE_MARKER, worker_env
+from runq.models import ModelCache, ModelError, Pinned
+from runq.models.env import acquire_for, model_env
 
 log = logging.getLogger("runq.fleet")
 
@@ -37,10 +42,11 @@ class _Process:
     def __init__(self, spec: EndpointSpec, worker: Worker) -> None:
         self.spec = spec
         self.worker = worker
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: asyncio.subprocess.Process | ForkedProcess | None = None
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
         self.stop_reason = "stopped"
+        self.fetching = False  # pulling its model: no process yet
 
 
 class LocalProvisioner:
@@ -59,6 +65,9 @@ class LocalProvisioner:
         self._on_exit = on_exit
         self._procs: dict[str, _Process] = {}
         self._log_dir = config.data_dir / "logs"
+        self._forks = ForkServers(self._log_dir, self._command, _die_with_parent)  # preload
+        self._bundle_locks: dict[Path, asyncio.Lock] = {}
+        self.models = ModelCache(config.model_cache_dir, config.model_cache_max_bytes)
 
     def start(self, spec: EndpointSpec, worker: Worker) -> None:
         """Starts the process of a registered worker (INITIALIZING); returns at once."""
@@ -80,6 +89,10 @@ class LocalProvisioner:
         proc.stopping = True
         proc.stop_reason = reason
         process = proc.process
+        if proc.fetching and proc.task is not None:
+            proc.task.cancel()  # the download thread finishes alone; no worker will start
+        elif process is None and proc.task is not None:
+            proc.task.cancel()  # waiting for its bundle or preload template: none will start
         if process is not None and process.returncode is None:
             _signal_group(process, signal.SIGTERM)
             _signal_group(process, signal.SIGCONT)  # a parked (stopped) process must wake to die
@@ -94,9 +107,11 @@ class LocalProvisioner:
     async def stop_endpoint(self, name: str, reason: str = "endpoint stopped") -> None:
         ids = [wid for wid, proc in self._procs.items() if proc.spec.name == name]
         await asyncio.gather(*(self.stop(wid, reason) for wid in ids))
+        await self._forks.stop(name)
 
     async def shutdown(self) -> None:
         await asyncio.gather(*(self.stop(wid, "runq stopped") for wid in list(self._procs)))
+        await self._forks.shutdown()
         kill_leftovers(self._config.data_dir)
 
     def park(self, worker_id: str) -> bool:
@@ -140,30 +155,81 @@ class LocalProvisioner:
         log_path = self._log_dir / spec.name / f"{worker.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         code = -1
+        failure = ""
+        held: Pinned | None = None
         try:
-            with open(log_path, "ab") as log_file:
-                proc.process = await asyncio.create_subprocess_exec(
-                    *resolve_command(spec.worker.command),
-                    cwd=spec.worker.dir,
-                    env=env,
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,  # its own process group: we stop its children too
-                    preexec_fn=_die_with_parent,
-                )
+            held = await self._fetch_model(proc)
+            if held is not None:
+                env.update(model_env(held))
+            command = await self._command(spec)
+            worker.spawned_at = time.time()
+            if spec.model is not None and spec.model.preload:
+                forked = await self._forks.spawn(spec, env, log_path)
+                if forked is not None:
+                    worker.forked, worker.spawned_at = True, forked.forked_at
+                proc.process = forked
+            if proc.process is None:
+                with open(log_path, "ab") as log_file:
+                    proc.process = await asyncio.create_subprocess_exec(
+                        *command,
+                        cwd=spec.worker.dir,
+                        env=env,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=log_file,
+                        stderr=asyncio.subprocess.STDOUT,
+                        start_new_session=True,  # its own process group: we stop its children
+                        preexec_fn=_die_with_parent,
+                    )
             code = await proc.process.wait()
             # The worker's own children (the runpod SDK's ping process) outlive it otherwise.
             _signal_group(proc.process, signal.SIGKILL)
+        except ModelError as exc:
+            failure = f"model fetch failed: {exc}"
+            log.error("worker %s of %s: %s", worker.id, spec.name, failure)
+        except BundleError as exc:
+            failure = f"bundle build failed: {exc}"
+            log.error("worker %s of %s: %s", worker.id, spec.name, failure)
         except OSError as exc:
             log.error("cannot start worker of %s: %s", spec.name, exc)
         finally:
+            if held is not None:
+                held.release()
             self._procs.pop(worker.id, None)
-            reason = proc.stop_reason if proc.stopping else f"exited with code {code}"
+            reason = proc.stop_reason if proc.stopping else failure or f"exited with code {code}"
             self._registry.remove(worker.id, reason)
         if not proc.stopping:
             log.warning("worker %s of %s exited with code %s", worker.id, spec.name, code)
         await self._on_exit(worker, code, proc.stopping)
+
+    async def _fetch_model(self, proc: _Process) -> Pinned | None:
+        """Initialization's first phase: the endpoint's model on this host, pulled once and
+        shared, pinned while the worker lives. In a thread: a download must not block the loop."""
+        placement = proc.worker.placement
+        host = next((h for h in self._config.hosts if placement and h.name == placement.host), None)
+        proc.fetching = True
+        try:
+            return await asyncio.to_thread(
+                acquire_for, self.models, proc.spec, host.volumes if host else {}
+            )
+        finally:
+            proc.fetching = False
+
+    async def _command(self, spec: EndpointSpec) -> tuple[str, ...]:
+        """The worker command. With `[worker] requirements`, a bare `python` is the bundle's
+        venv; a bundle nobody built yet (`runq bundle build`) is built by its first start,
+        which then counts in that worker's initialization."""
+        command = resolve_command(spec.worker.command)
+        if not spec.worker.command or spec.worker.command[0] not in ("python", "python3"):
+            return command
+        bundle = bundle_for(spec, self._config.data_dir)
+        if bundle is None:
+            return command
+        if not bundle.built:
+            async with self._bundle_locks.setdefault(bundle.venv, asyncio.Lock()):
+                if not bundle.built:
+                    log.warning("bundle of %s is not built: building it now", spec.name)
+                    await asyncio.to_thread(build, bundle)
+        return (str(bundle.python), *command[1:])
 
 
 def free_port() -> int:
@@ -181,7 +247,7 @@ def resolve_command(command: tuple[str, ...]) -> tuple[str, ...]:
     return command
 
 
-def _signal_group(process: asyncio.subprocess.Process, sig: signal.Signals) -> None:
+def _signal_group(process: asyncio.subprocess.Process | ForkedProcess, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
 

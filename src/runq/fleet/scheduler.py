@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import statistics
 from typing import TYPE_CHECKING
 
 from runq.core.hosts import Host, effective_hosts
@@ -29,6 +31,7 @@ PARK_RETENTION_S = 600.0  # a parked worker is stopped after this long without d
 SPREAD_FROM = 5  # endpoints with at least this many max workers spread over GPU priorities
 HEALTHY_RUN_S = 30.0  # a worker that lived this long was not crash looping
 MAX_BACKOFF_S = 30.0
+HOSTS_REFRESH_S = 2.0  # a cluster provisioner's nodes are re-read this often
 
 
 def init_timeout_s(spec: EndpointSpec) -> float:
@@ -40,6 +43,14 @@ def init_timeout_s(spec: EndpointSpec) -> float:
         return spec.scaling.init_timeout_s
 
 
+def with_cached_models(host: Host, hosts: tuple[Host, ...], cached: tuple[str, ...]) -> Host:
+    """`host` with this machine's model cache added to its models, when it is this machine: the
+    only host, or the one named "local" (as detected when runq.toml declares no hosts)."""
+    if not cached or (len(hosts) > 1 and host.name != "local"):
+        return host
+    return dataclasses.replace(host, models=tuple(dict.fromkeys((*host.models, *cached))))
+
+
 class Scheduler:
     def __init__(self, plane: ControlPlane) -> None:
         self._plane = plane
@@ -48,9 +59,12 @@ class Scheduler:
         self._failures: dict[str, int] = {}  # endpoint -> crash exits in a row
         self._hold_until: dict[str, float] = {}  # endpoint -> no new worker before this
         self._stopping: set[asyncio.Task[None]] = set()
+        self._hosts_due = 0.0
 
     def start(self) -> None:
-        self.hosts = effective_hosts(self._plane.config)
+        discover = getattr(self._plane.provisioner, "hosts", None)
+        # A cluster provisioner (Ray) knows its nodes; else the config's or this machine's.
+        self.hosts = discover() if discover is not None else effective_hosts(self._plane.config)
 
     def poke(self) -> None:
         """Demand changed (a submit): decide now rather than at the next tick."""
@@ -70,8 +84,21 @@ class Scheduler:
     async def tick(self) -> None:
         if self._plane.draining:
             return  # shutting down: start, park or stop nothing more
+        await self._refresh_hosts()
         for spec in list(self._plane.specs.values()):
             await self._scale(spec)
+
+    async def _refresh_hosts(self) -> None:
+        """A cluster's nodes come and go: re-read them every HOSTS_REFRESH_S."""
+        discover = getattr(self._plane.provisioner, "hosts", None)
+        now = asyncio.get_running_loop().time()
+        if discover is None or now < self._hosts_due:
+            return
+        self._hosts_due = now + HOSTS_REFRESH_S
+        try:
+            self.hosts = await asyncio.to_thread(discover)
+        except Exception:  # the cluster is briefly unreachable: keep the last known nodes
+            log.exception("could not list the cluster's nodes")
 
     async def drain(self) -> None:
         """Waits for the stops in flight (shutdown)."""
@@ -98,7 +125,14 @@ class Scheduler:
         else:
             stats = await plane.store.queue_stats(spec.name)
             snapshot = ScalingSnapshot(
-                now, stats.in_queue, stats.in_progress, stats.oldest_queued_at, views
+                now,
+                stats.in_queue,
+                stats.in_progress,
+                stats.oldest_queued_at,
+                views,
+                recent_arrivals=plane.demand.arrivals(spec.name),
+                recent_execution_s=plane.demand.executions(spec.name),
+                cold_start_s=self._typical_cold_start(spec.name),
             )
         decision = plan(snapshot, spec.scaling, PARK_RETENTION_S)
         by_id = {w.id: w for w in workers}
@@ -118,6 +152,15 @@ class Scheduler:
         if decision.start and now >= self._hold_until.get(spec.name, 0.0):
             for _ in range(decision.start):
                 self._start_new(spec, decision.reason)
+
+    def _typical_cold_start(self, endpoint: str) -> float | None:
+        """The median of the endpoint's last 20 measured cold starts; None before the first."""
+        measured = [
+            w.cold_start_s
+            for w in self._plane.registry.history(endpoint)
+            if w.cold_start_s is not None
+        ]
+        return statistics.median(measured[-20:]) if measured else None
 
     def _start_new(self, spec: EndpointSpec, reason: str) -> None:
         plane = self._plane
@@ -167,8 +210,16 @@ class Scheduler:
             usage[where.host] = (used, cpu + (0 if where.gpu_indices else 1))
             if worker.endpoint == spec.name:
                 by_category[where.category] = by_category.get(where.category, 0) + 1
+        # This machine's cache (a few small files, at each start); a cluster provisioner puts
+        # each node's models in its hosts instead.
+        clustered = hasattr(self._plane.provisioner, "hosts")
+        cached = () if clustered else self._plane.provisioner.models.sources()
         hosts = [
-            placement_policy.HostUsage(host, frozenset(usage[host.name][0]), usage[host.name][1])
+            placement_policy.HostUsage(
+                with_cached_models(host, self.hosts, cached),
+                frozenset(usage[host.name][0]),
+                usage[host.name][1],
+            )
             for host in self.hosts
         ]
         chosen = placement_policy.place(

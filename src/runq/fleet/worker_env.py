@@ -17,7 +17,7 @@ def worker_env(
 ) -> dict[str, str]:
     """Variables for one worker. Every URL template already holds a `?` and the literal worker
     id; only `$ID` (the job id) remains in the output and stream templates (spec 2.2)."""
-    base = f"{config.base_url}/v2/{spec.name}"
+    base = f"{config.worker_base_url}/v2/{spec.name}"
     query = f"?gpu={gpu}"
     # The SDK pings every int(ms) // 1000 seconds: whole thousands, at least 1000 (spec 6.9).
     ping_ms = max(1000, math.floor(config.ping_interval_s) * 1000)
@@ -36,7 +36,7 @@ def worker_env(
         "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
         "RUNPOD_SKIP_GPU_CHECK": "true",
         "RUNPOD_INIT_TIMEOUT": str(round(spec.scaling.init_timeout_s)),
-        "RUNQ_URL": config.base_url,
+        "RUNQ_URL": config.worker_base_url,
         "RUNQ_ENDPOINT": spec.name,
         "RUNQ_WORKER_ID": worker.id,
         "PYTHONUNBUFFERED": "1",

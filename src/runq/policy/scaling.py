@@ -9,8 +9,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from runq.core.spec import ScalingSection
+from runq.core.spec import SCALERS, ScalingSection
 from runq.core.worker import WorkerState
+from runq.policy import keepalive, slo
 
 # Live: serving, or already asked for (a throttled worker waits for a GPU; asking again would
 # start a second one for the same need).
@@ -19,6 +20,12 @@ LIVE = frozenset(
 )
 # Busy or on its way: never counted as spare capacity to shed.
 BUSY = frozenset({WorkerState.INITIALIZING, WorkerState.RUNNING, WorkerState.THROTTLED})
+PARK_RETENTION_S = 600.0  # a parked worker is stopped after this long without demand
+DEFAULT_COLD_START_S = 10.0  # until one is measured
+# How much history callers keep for the snapshot: enough for a histogram of idle gaps and a
+# mean execution time, little enough to copy every tick.
+RECENT_ARRIVALS = 512
+RECENT_EXECUTIONS = 100
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,10 @@ class ScalingSnapshot:
     in_progress: int
     oldest_queued_at: float | None  # created_at of the oldest queued job; None: queue empty
     workers: tuple[WorkerView, ...] = ()  # every non-terminated worker of the endpoint
+    # What runq's own scalers ("slo", "histogram") learn from; the others ignore them.
+    recent_arrivals: tuple[float, ...] = ()  # created_at of recent jobs, oldest first
+    recent_execution_s: tuple[float, ...] = ()  # execution times of recent jobs, oldest last
+    cold_start_s: float | None = None  # a typical measured cold start; None: none measured
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,16 @@ class ScalingPlan:
     park: tuple[str, ...]  # idle worker ids to park (flashboot on)
     stop: tuple[str, ...]  # unhealthy, retired idle (flashboot off), parked past retention
     reason: str  # one short human sentence, e.g. "queue delay 5.2s > 4s: 2 -> 3 workers"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A scaler's answer: how many live workers, why, and how long idle and parked ones stay."""
+
+    desired: int
+    reason: str
+    idle_timeout_s: float  # an idle worker is retired (parked or stopped) after this long
+    park_retention_s: float  # a parked worker is stopped after this long
 
 
 def desired_workers(snapshot: ScalingSnapshot, scaling: ScalingSection) -> tuple[int, str]:
@@ -80,26 +101,59 @@ def desired_workers(snapshot: ScalingSnapshot, scaling: ScalingSection) -> tuple
     about to take it), so it never asks to shrink inside the idle timeout; with no work and
     every worker idle past its timeout it asks for 0.
 
-    Both scalers then clamp to [active_workers, max_workers].
+    slo (runq's): enough workers that the predicted p95 queue delay stays under
+    `p95_delay_target_s` (see `runq.policy.slo`); histogram (runq's): queue_delay's growth
+    with keep-alive and pre-warming from the idle-gap histogram (`runq.policy.keepalive`).
+    Both also take their idle time and parked retention from that histogram.
+
+    Every scaler then clamps to [active_workers, max_workers].
 
     Raises:
         ValueError: an unknown scaler, or requests_per_worker below 1.
     """
+    target = decide(snapshot, scaling, PARK_RETENTION_S)
+    return target.desired, target.reason
+
+
+def decide(snapshot: ScalingSnapshot, scaling: ScalingSection, park_retention_s: float) -> Target:
+    """The scaler's full answer: `desired_workers` plus the idle time and retention it uses."""
     live = _count(snapshot.workers, LIVE)
+    idle_s, retention_s = scaling.idle_timeout_s, park_retention_s
     if scaling.scaler == "request_count":
         wanted, why = _by_request_count(snapshot, scaling)
     elif scaling.scaler == "queue_delay":
-        wanted, why = _by_queue_delay(snapshot, scaling, live)
-    else:
-        raise ValueError(
-            f"unknown scaler {scaling.scaler!r}: expected 'queue_delay' or 'request_count'"
+        wanted, why = _by_queue_delay(snapshot, scaling, live, idle_s)
+    elif scaling.scaler in ("slo", "histogram"):
+        parked = _count(snapshot.workers, frozenset({WorkerState.PARKED}))
+        kept = keepalive.keep_alive(
+            now=snapshot.now,
+            arrivals=snapshot.recent_arrivals,
+            cold_start_s=_cold_start(snapshot),
+            flashboot=scaling.flashboot,
+            live=live,
+            parked=parked,
+            idle_timeout_s=scaling.idle_timeout_s,
+            park_retention_s=park_retention_s,
         )
+        idle_s, retention_s = kept.idle_s, kept.retention_s
+        if scaling.scaler == "slo":
+            wanted, why = _by_slo(snapshot, scaling, live, parked, idle_s)
+        else:
+            wanted, why = _by_queue_delay(snapshot, scaling, live, idle_s)
+        if kept.floor > wanted:
+            wanted, why = kept.floor, why + kept.reason
+    else:
+        raise ValueError(f"unknown scaler {scaling.scaler!r}: expected one of {', '.join(SCALERS)}")
     desired = min(max(wanted, scaling.active_workers), scaling.max_workers)
     if desired > wanted:
         why += f", raised to active_workers {scaling.active_workers}"
     elif desired < wanted:
         why += f", capped at max_workers {scaling.max_workers}"
-    return desired, f"{why}: {live} -> {desired} workers"
+    return Target(desired, f"{why}: {live} -> {desired} workers", idle_s, retention_s)
+
+
+def _cold_start(snapshot: ScalingSnapshot) -> float:
+    return DEFAULT_COLD_START_S if snapshot.cold_start_s is None else snapshot.cold_start_s
 
 
 def _by_request_count(snapshot: ScalingSnapshot, scaling: ScalingSection) -> tuple[int, str]:
@@ -111,12 +165,12 @@ def _by_request_count(snapshot: ScalingSnapshot, scaling: ScalingSection) -> tup
 
 
 def _by_queue_delay(
-    snapshot: ScalingSnapshot, scaling: ScalingSection, live: int
+    snapshot: ScalingSnapshot, scaling: ScalingSection, live: int, idle_s: float
 ) -> tuple[int, str]:
     work = snapshot.in_queue + snapshot.in_progress
     if work > 0 and live == 0:
         return 1, f"{work} jobs and no live worker"
-    held, fresh_idle = _held(snapshot, scaling)
+    held, fresh_idle = _held(snapshot, idle_s)
     oldest = snapshot.oldest_queued_at
     waited = snapshot.now - oldest if oldest is not None else 0.0
     delay = f"queue delay {waited:.1f}s"
@@ -130,18 +184,46 @@ def _by_queue_delay(
     if work == 0:
         why = "no jobs"
         if fresh_idle:
-            why += f", {fresh_idle} idle within the {scaling.idle_timeout_s:g}s idle timeout"
+            why += f", {fresh_idle} idle within the {idle_s:g}s idle timeout"
         return held, why
     return held, f"{delay} <= {scaling.queue_delay_s:g}s"
 
 
-def _held(snapshot: ScalingSnapshot, scaling: ScalingSection) -> tuple[int, int]:
-    """Workers the queue_delay scaler keeps, and how many of them are fresh idle ones."""
+def _by_slo(
+    snapshot: ScalingSnapshot, scaling: ScalingSection, live: int, parked: int, idle_s: float
+) -> tuple[int, str]:
+    work = snapshot.in_queue + snapshot.in_progress
+    steady, backlog, why = slo.slo_workers(
+        now=snapshot.now,
+        arrivals=snapshot.recent_arrivals,
+        executions=snapshot.recent_execution_s,
+        cold_start_s=_cold_start(snapshot),
+        in_queue=snapshot.in_queue,
+        in_progress=snapshot.in_progress,
+        oldest_queued_at=snapshot.oldest_queued_at,
+        target_s=scaling.p95_delay_target_s,
+        limit=scaling.max_workers,
+    )
+    held, _ = _held(snapshot, idle_s)
+    wanted = max(backlog, held, 1 if work else 0)
+    if scaling.flashboot:
+        # A parked worker revives in milliseconds: it is capacity without being billed. Only
+        # a pool (live + parked) short of the steady need is worth growing, since a new
+        # worker takes a cold start.
+        if live + parked < steady:
+            wanted = max(wanted, steady)
+    else:
+        wanted = max(wanted, steady)
+    return wanted, why
+
+
+def _held(snapshot: ScalingSnapshot, idle_s: float) -> tuple[int, int]:
+    """Workers kept under the delay, and how many of them are fresh idle ones."""
     busy = _count(snapshot.workers, BUSY)
     fresh = expired = 0
     for worker in snapshot.workers:
         if worker.state == WorkerState.IDLE:
-            if snapshot.now - worker.since < scaling.idle_timeout_s:
+            if snapshot.now - worker.since < idle_s:
                 fresh += 1
             else:
                 expired += 1
@@ -151,7 +233,7 @@ def _held(snapshot: ScalingSnapshot, scaling: ScalingSection) -> tuple[int, int]
 
 
 def plan(
-    snapshot: ScalingSnapshot, scaling: ScalingSection, park_retention_s: float = 600.0
+    snapshot: ScalingSnapshot, scaling: ScalingSection, park_retention_s: float = PARK_RETENTION_S
 ) -> ScalingPlan:
     """Turns the desired count into actions on named workers.
 
@@ -160,7 +242,8 @@ def plan(
     Down: only IDLE workers idle for at least `idle_timeout_s`, longest idle first, never an
     active one; parked when `flashboot` is on, else stopped. Unhealthy workers are always
     stopped, and parked ones once parked for `park_retention_s` (unless revived now).
-    `stop` lists unhealthy, then retired idle, then expired parked workers.
+    `stop` lists unhealthy, then retired idle, then expired parked workers. runq's own
+    scalers choose their idle time and retention from the idle-gap histogram instead.
 
     Three idle workers and no jobs, idle timeout 5s at now = 100: w1 idle since 90 (10s) and
     w2 since 93 (7s) are past it, w3 since 98 (2s) is not. Desired = 1 (w3), so live 3 -> 1
@@ -176,8 +259,14 @@ def plan(
     >>> decision.reason
     'no jobs, 1 idle within the 5s idle timeout: 3 -> 1 workers'
     """
-    desired, reason = desired_workers(snapshot, scaling)
-    now = snapshot.now
+    target = decide(snapshot, scaling, park_retention_s)
+    return actions(snapshot, target, scaling.flashboot)
+
+
+def actions(snapshot: ScalingSnapshot, target: Target, flashboot: bool) -> ScalingPlan:
+    """The actions that bring the endpoint to `target` (see `plan`). Baseline policies that
+    are not runq scalers (runq.policy.baselines) reuse it, so they act on workers alike."""
+    desired, now = target.desired, snapshot.now
     live = _count(snapshot.workers, LIVE)
     parked = [w for w in snapshot.workers if w.state == WorkerState.PARKED]
 
@@ -194,7 +283,7 @@ def plan(
             for w in snapshot.workers
             if w.state == WorkerState.IDLE
             and not w.active
-            and now - w.since >= scaling.idle_timeout_s
+            and now - w.since >= target.idle_timeout_s
         ]
         spare.sort(key=lambda w: (w.since, w.id))
         retired = tuple(w.id for w in spare[: live - desired])
@@ -203,15 +292,15 @@ def plan(
     expired = tuple(
         w.id
         for w in sorted(parked, key=lambda w: (w.since, w.id))
-        if now - w.since >= park_retention_s and w.id not in revive
+        if now - w.since >= target.park_retention_s and w.id not in revive
     )
     return ScalingPlan(
         desired=desired,
         start=start,
         revive=revive,
-        park=retired if scaling.flashboot else (),
-        stop=unhealthy + (() if scaling.flashboot else retired) + expired,
-        reason=reason,
+        park=retired if flashboot else (),
+        stop=unhealthy + (() if flashboot else retired) + expired,
+        reason=target.reason,
     )
 
 

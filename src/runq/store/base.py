@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from runq.core.job import Job, JobRequest, JobStatus, WorkerResult
 from runq.core.keys import ApiKey
+from runq.core.stats import Percentiles
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,38 @@ class QueueStats:
     in_queue: int
     in_progress: int
     oldest_queued_at: float | None
+
+
+@dataclass(frozen=True)
+class JobWindow:
+    """An endpoint's jobs that ended in (`since`, `until`]: counts by final status, and the
+    delay (created to started) and execution (started to finished) times in seconds of those
+    that a worker took (a job cancelled or expired in the queue has neither)."""
+
+    since: float
+    until: float
+    completed: int
+    failed: int
+    cancelled: int
+    timed_out: int
+    delay: Percentiles
+    execution: Percentiles
+
+    @property
+    def ended(self) -> int:
+        return self.completed + self.failed + self.cancelled + self.timed_out
+
+
+@dataclass(frozen=True)
+class JobTiming:
+    """One job a worker ran to its end, its times in epoch seconds: what `runq advise` fits
+    execution and delay times to, and replays as a trace."""
+
+    id: str
+    status: JobStatus
+    created_at: float
+    started_at: float
+    finished_at: float
 
 
 @dataclass(frozen=True)
@@ -130,6 +163,21 @@ class JobStore(Protocol):
     async def queue_stats(self, endpoint: str) -> QueueStats:
         """What the scaler reads each tick: queued and running counts, oldest queued job's
         created_at (None with an empty queue). Cheap: indexed, no scan of finished jobs."""
+
+    async def job_window(self, endpoint: str, since: float, until: float) -> JobWindow:
+        """The endpoint's jobs that ended in (`since`, `until`]. An ended job's status and
+        times are kept `runq.store.window.TIMES_KEEP_S` (24 h) after its end, although the job
+        itself is deleted after its retention (a runsync result after 60 s). Cheap: reads only
+        that window, by (endpoint, end time)."""
+
+    async def ended_totals(self, endpoint: str) -> dict[JobStatus, int]:
+        """Jobs of the endpoint that ever ended, by final status (COMPLETED, FAILED, CANCELLED,
+        TIMED_OUT), counted in the same transaction as the change, so they never go down
+        (retention deletes jobs, not these counts): what Prometheus counters need."""
+
+    async def job_timings(self, endpoint: str, limit: int) -> list[JobTiming]:
+        """The `limit` most recently finished jobs of the endpoint that a worker ran to the end
+        (COMPLETED or FAILED, with a start time), most recent first, still retained."""
 
     async def due_webhooks(self, now: float, limit: int) -> list[Webhook]:
         """Pending webhook deliveries whose time has come."""

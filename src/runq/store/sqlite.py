@@ -21,9 +21,11 @@ from runq.core.job import (
 from runq.core.keys import ApiKey, new_key_id
 from runq.errors import Conflict, QueueFull
 from runq.store import sqlite_queries as q
-from runq.store.base import FinishOutcome, QueueStats, StreamRead, Webhook
+from runq.store.base import FinishOutcome, JobTiming, JobWindow, QueueStats, StreamRead, Webhook
+from runq.store.rows import dumps, job_timing, row_to_job, row_to_key
 from runq.store.sqlite_executor import SqliteExecutor
 from runq.store.sqlite_schema import MIGRATIONS
+from runq.store.window import TIMES_KEEP_S
 
 Clock = Callable[[], float]
 
@@ -56,9 +58,9 @@ class SqliteJobStore:
         params = (
             job_id,
             request.endpoint,
-            q.dumps(request.input),
+            dumps(request.input),
             request.webhook,
-            q.dumps(request.s3_config) if request.s3_config is not None else None,
+            dumps(request.s3_config) if request.s3_config is not None else None,
             int(request.low_priority),
             request.execution_timeout_s,
             request.ttl_s,
@@ -71,7 +73,7 @@ class SqliteJobStore:
                 return None  # not raised here: a failed operation makes its batch run again
             conn.execute(q.INSERT, params)
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            return q.row_to_job(row)
+            return row_to_job(row)
 
         job = await self._db.run(op)
         if job is None:
@@ -84,7 +86,7 @@ class SqliteJobStore:
     async def get(self, job_id: str) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
             row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            return q.row_to_job(row) if row is not None else None
+            return row_to_job(row) if row is not None else None
 
         return await self._db.run(op, durable=False)
 
@@ -100,9 +102,9 @@ class SqliteJobStore:
             row = q.end(conn, job_id, JobStatus.CANCELLED, now, None, ("IN_QUEUE", "IN_PROGRESS"))
             if row is None:
                 current = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                return q.row_to_job(current), None
+                return row_to_job(current), None
             was_running = before["status"] == "IN_PROGRESS"
-            return q.row_to_job(row), before["worker_id"] if was_running else None
+            return row_to_job(row), before["worker_id"] if was_running else None
 
         return await self._db.run(op)
 
@@ -120,7 +122,7 @@ class SqliteJobStore:
                     "can be retried"
                 )
             conn.execute("DELETE FROM stream_chunks WHERE job_id = ?", (job_id,))
-            return q.row_to_job(row)
+            return row_to_job(row)
 
         return await self._db.run(op)
 
@@ -128,13 +130,14 @@ class SqliteJobStore:
         now = self._clock()
 
         def op(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
+            rows = conn.execute(
                 "UPDATE jobs SET status = 'CANCELLED', finished_at = ?, error = 'purged', "
                 "expires_at = ? + CASE sync WHEN 1 THEN ? ELSE ? END "
-                "WHERE endpoint = ? AND status = 'IN_QUEUE'",
+                "WHERE endpoint = ? AND status = 'IN_QUEUE' RETURNING *",
                 (now, now, RETENTION_SYNC_S, RETENTION_ASYNC_S, endpoint),
-            )
-            return cursor.rowcount
+            ).fetchall()
+            q.record_ended(conn, rows)
+            return len(rows)
 
         return await self._db.run(op)
 
@@ -161,7 +164,7 @@ class SqliteJobStore:
                 conn.execute(
                     "UPDATE jobs SET stream_read = ? WHERE id = ?", (chunks[-1]["seq"], job_id)
                 )
-            return StreamRead(q.row_to_job(row), [json.loads(c["output"]) for c in chunks])
+            return StreamRead(row_to_job(row), [json.loads(c["output"]) for c in chunks])
 
         return await self._db.run(op, durable=False)
 
@@ -205,6 +208,19 @@ class SqliteJobStore:
 
         return await self._db.run(op, durable=False)
 
+    async def job_window(self, endpoint: str, since: float, until: float) -> JobWindow:
+        return await self._db.run(lambda c: q.job_window(c, endpoint, since, until), False)
+
+    async def ended_totals(self, endpoint: str) -> dict[JobStatus, int]:
+        return await self._db.run(lambda c: q.ended_totals(c, endpoint), False)
+
+    async def job_timings(self, endpoint: str, limit: int) -> list[JobTiming]:
+        def op(conn: sqlite3.Connection) -> list[JobTiming]:
+            rows = conn.execute(q.TIMINGS, (endpoint, max(0, limit))).fetchall()
+            return [job_timing(row) for row in rows]
+
+        return await self._db.run(op, durable=False)
+
     # --- workers ------------------------------------------------------------------------
     async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
         now = self._clock()
@@ -220,7 +236,7 @@ class SqliteJobStore:
             "now": now,
             "status": result.status.value,
             "has_output": int(result.has_output),
-            "output": q.dumps(result.output) if result.has_output else None,
+            "output": dumps(result.output) if result.has_output else None,
             "error": result.error,
             "sync_keep": RETENTION_SYNC_S,
             "async_keep": RETENTION_ASYNC_S,
@@ -230,8 +246,9 @@ class SqliteJobStore:
             row = conn.execute(q.FINISH, params).fetchone()
             if row is None:
                 current = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                return FinishOutcome(q.row_to_job(current) if current else None, applied=False)
-            job = q.row_to_job(row)
+                return FinishOutcome(row_to_job(current) if current else None, applied=False)
+            job = row_to_job(row)
+            q.record_ended(conn, [row])
             q.queue_webhook(conn, job, now)
             taken = q.take(conn, job.endpoint, worker_id, then_take, now) if then_take > 0 else []
             return FinishOutcome(job, applied=True, taken=taken)
@@ -239,7 +256,7 @@ class SqliteJobStore:
         return await self._db.run(op, durable=False)
 
     async def progress(self, job_id: str, worker_id: str, output: Any) -> bool:
-        encoded = q.dumps(output)
+        encoded = dumps(output)
 
         def op(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
@@ -252,7 +269,7 @@ class SqliteJobStore:
         return await self._db.run(op, durable=False)
 
     async def append_stream(self, job_id: str, worker_id: str, chunk: Any) -> bool:
-        encoded = q.dumps(chunk)
+        encoded = dumps(chunk)
 
         def op(conn: sqlite3.Connection) -> bool:
             holder = conn.execute(
@@ -277,7 +294,7 @@ class SqliteJobStore:
             if row is None:
                 return None
             q.bump(conn, row["endpoint"], "retried")
-            return q.row_to_job(row)
+            return row_to_job(row)
 
         return await self._db.run(op)
 
@@ -290,7 +307,7 @@ class SqliteJobStore:
             row = q.end(conn, job_id, status, now, error, ("IN_PROGRESS",), worker_id)
             if row is None:
                 return None
-            job = q.row_to_job(row)
+            job = row_to_job(row)
             q.queue_webhook(conn, job, now)
             return job
 
@@ -305,7 +322,7 @@ class SqliteJobStore:
                     "SELECT * FROM jobs WHERE status = 'IN_PROGRESS' AND endpoint = ?",
                     (endpoint,),
                 ).fetchall()
-            return [q.row_to_job(row) for row in rows]
+            return [row_to_job(row) for row in rows]
 
         return await self._db.run(op, durable=False)
 
@@ -317,7 +334,7 @@ class SqliteJobStore:
                 "OR created_at + ttl_s <= ?)",
                 (now, now),
             ).fetchall()
-            return [q.row_to_job(row) for row in rows]
+            return [row_to_job(row) for row in rows]
 
         return await self._db.run(op, durable=False)
 
@@ -330,7 +347,8 @@ class SqliteJobStore:
                 "WHERE status = 'IN_QUEUE' AND created_at + ttl_s <= :now RETURNING *",
                 {"now": now, "sync_keep": RETENTION_SYNC_S, "async_keep": RETENTION_ASYNC_S},
             ).fetchall()
-            return [q.row_to_job(row) for row in rows]
+            q.record_ended(conn, rows)
+            return [row_to_job(row) for row in rows]
 
         return await self._db.run(op)
 
@@ -344,6 +362,7 @@ class SqliteJobStore:
             cursor = conn.execute(
                 "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
             )
+            q.prune_times(conn, now - TIMES_KEEP_S)
             return cursor.rowcount
 
         return await self._db.run(op)
@@ -398,7 +417,7 @@ class SqliteJobStore:
             cursor = conn.execute(
                 "INSERT INTO api_keys (id, name, hash, scopes, created_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
-                (key.id, key.name, key.hash, q.dumps(list(key.scopes)), key.created_at),
+                (key.id, key.name, key.hash, dumps(list(key.scopes)), key.created_at),
             )
             return cursor.rowcount == 1
 
@@ -409,7 +428,7 @@ class SqliteJobStore:
     async def api_keys(self) -> list[ApiKey]:
         def op(conn: sqlite3.Connection) -> list[ApiKey]:
             rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at, rowid").fetchall()
-            return [q.row_to_key(row) for row in rows]
+            return [row_to_key(row) for row in rows]
 
         return await self._db.run(op, durable=False)
 
@@ -422,7 +441,7 @@ class SqliteJobStore:
                 (now, key_id),
             )
             row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-            return q.row_to_key(row) if row is not None else None
+            return row_to_key(row) if row is not None else None
 
         return await self._db.run(op)
 

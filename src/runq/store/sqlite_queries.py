@@ -3,8 +3,9 @@ made of. Each function runs inside the transaction of the operation that calls i
 
 from __future__ import annotations
 
-import json
+import collections
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 from runq.core.job import (
@@ -14,7 +15,9 @@ from runq.core.job import (
     Job,
     JobStatus,
 )
-from runq.core.keys import ApiKey
+from runq.store import window
+from runq.store.base import JobWindow
+from runq.store.rows import dumps, row_to_job
 
 INSERT = """
 INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
@@ -58,31 +61,11 @@ RETURNING *
 """
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def row_to_job(row: sqlite3.Row) -> Job:
-    return Job(
-        id=row["id"],
-        endpoint=row["endpoint"],
-        status=JobStatus(row["status"]),
-        input=json.loads(row["input"]),
-        created_at=row["created_at"],
-        webhook=row["webhook"],
-        s3_config=json.loads(row["s3_config"]) if row["s3_config"] is not None else None,
-        low_priority=bool(row["low_priority"]),
-        execution_timeout_s=row["execution_timeout_s"],
-        ttl_s=row["ttl_s"],
-        sync=bool(row["sync"]),
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        worker_id=row["worker_id"],
-        has_output=bool(row["has_output"]),
-        output=json.loads(row["output"]) if row["output"] is not None else None,
-        error=row["error"],
-        retries=row["retries"],
-    )
+TIMINGS = """
+SELECT id, status, created_at, started_at, finished_at FROM jobs
+WHERE endpoint = ? AND status IN ('COMPLETED', 'FAILED') AND started_at IS NOT NULL
+ORDER BY finished_at DESC LIMIT ?
+"""
 
 
 def take(
@@ -92,17 +75,6 @@ def take(
     rows = conn.execute(TAKE, params).fetchall()
     rows.sort(key=lambda row: (row["low_priority"], row["seq"]))  # RETURNING is unordered
     return [row_to_job(row) for row in rows]
-
-
-def row_to_key(row: sqlite3.Row) -> ApiKey:
-    return ApiKey(
-        id=row["id"],
-        name=row["name"],
-        hash=row["hash"],
-        scopes=tuple(json.loads(row["scopes"])),
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
-    )
 
 
 def queue_full(conn: sqlite3.Connection, endpoint: str, job_id: str, max_queue: int) -> bool:
@@ -141,6 +113,8 @@ def end(
     row: sqlite3.Row | None = conn.execute(
         END.format(states=states, worker_guard=guard), params
     ).fetchone()
+    if row is not None:
+        record_ended(conn, [row])
     return row
 
 
@@ -152,9 +126,71 @@ def queue_webhook(conn: sqlite3.Connection, job: Job, now: float) -> None:
         )
 
 
-def bump(conn: sqlite3.Connection, endpoint: str, name: str) -> None:
+def bump(conn: sqlite3.Connection, endpoint: str, name: str, by: int = 1) -> None:
     conn.execute(
-        "INSERT INTO counters (endpoint, name, value) VALUES (?, ?, 1) "
-        "ON CONFLICT (endpoint, name) DO UPDATE SET value = value + 1",
-        (endpoint, name),
+        "INSERT INTO counters (endpoint, name, value) VALUES (?, ?, ?) "
+        "ON CONFLICT (endpoint, name) DO UPDATE SET value = value + excluded.value",
+        (endpoint, name, by),
     )
+
+
+ENDED = "ended:"  # counters named ended:COMPLETED ... count jobs by final status, for ever
+
+
+def record_ended(conn: sqlite3.Connection, rows: Iterable[sqlite3.Row]) -> None:
+    """Jobs that just ended (rows of `jobs` after the change), in the same transaction: count
+    them by final status, and keep their times for metrics windows."""
+    rows = list(rows)
+    tally = collections.Counter((row["endpoint"], row["status"]) for row in rows)
+    for (endpoint, status), n in tally.items():
+        bump(conn, endpoint, ENDED + status, n)
+    conn.executemany(RECORD_TIMES, [_times(row) for row in rows])
+
+
+RECORD_TIMES = """
+INSERT INTO job_times (endpoint, finished_at, job_id, status, created_at, started_at)
+VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+"""
+
+
+def _times(row: sqlite3.Row) -> tuple[Any, ...]:
+    return (
+        row["endpoint"],
+        row["finished_at"],
+        row["id"],
+        row["status"],
+        row["created_at"],
+        row["started_at"],
+    )
+
+
+def prune_times(conn: sqlite3.Connection, before: float) -> None:
+    """Forget times of jobs that ended at or before `before`, endpoint by endpoint along the
+    primary key: an index on finished_at alone would cost a third of the store's take+finish
+    throughput. Every endpoint with times has an ended: counter, a small table to list."""
+    for (endpoint,) in conn.execute(
+        "SELECT DISTINCT endpoint FROM counters WHERE name LIKE 'ended:%'"
+    ).fetchall():
+        conn.execute(
+            "DELETE FROM job_times WHERE endpoint = ? AND finished_at <= ?", (endpoint, before)
+        )
+
+
+WINDOW = """
+SELECT status, created_at, started_at, finished_at FROM job_times
+WHERE endpoint = ? AND finished_at > ? AND finished_at <= ?
+"""
+
+
+def job_window(conn: sqlite3.Connection, endpoint: str, since: float, until: float) -> JobWindow:
+    return window.summarise(conn.execute(WINDOW, (endpoint, since, until)), since, until)
+
+
+def ended_totals(conn: sqlite3.Connection, endpoint: str) -> dict[JobStatus, int]:
+    result = dict.fromkeys(window.ENDED_STATUSES, 0)
+    for row in conn.execute(
+        "SELECT name, value FROM counters WHERE endpoint = ? AND name LIKE 'ended:%'", (endpoint,)
+    ):
+        status = JobStatus(row["name"].removeprefix(ENDED))
+        result[status] = row["value"]
+    return result

@@ -68,4 +68,22 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at REAL
     );
     """,
+    # 3: each ended job's status, delay and execution time, kept for metrics windows after the
+    # job itself is deleted (a runsync result is kept 60 s), by endpoint and end time; those
+    # that ended already are copied in.
+    """
+    CREATE TABLE job_times (
+        endpoint TEXT NOT NULL,
+        finished_at REAL NOT NULL,
+        job_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        PRIMARY KEY (endpoint, finished_at, job_id)
+    ) WITHOUT ROWID;
+    INSERT INTO job_times
+        SELECT endpoint, finished_at, id, status, created_at, started_at FROM jobs
+        WHERE finished_at IS NOT NULL
+          AND status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT');
+    """,
 )

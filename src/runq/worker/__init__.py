@@ -19,18 +19,29 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from runq.worker import boot as _boot  # first: its import time is the "imported" mark
 from runq.worker import progress as _progress
 from runq.worker.config import WorkerConfig
 from runq.worker.local import run_local, test_input_arg
 from runq.worker.logs import log
 from runq.worker.loop import WorkerLoop
+from runq.worker.model import Lazy, ModelNotConfigured, load_safetensors, model_path
 from runq.worker.progress import progress_update
 from runq.worker.results import ErrorMeta
 from runq.worker.settings import VERSION, Settings, error_meta
+from runq.worker.template import TEMPLATE_SOCKET_ENV, serve_forks
 
-__all__ = ["progress_update", "start"]
+__all__ = [
+    "Lazy",
+    "ModelNotConfigured",
+    "load_safetensors",
+    "model_path",
+    "progress_update",
+    "start",
+]
 
 
 def start(config: Mapping[str, Any]) -> None:
@@ -43,7 +54,12 @@ def start(config: Mapping[str, Any]) -> None:
     Raises:
         ValueError: an unknown config key, or no callable handler.
     """
+    _boot.loaded()
     worker_config = WorkerConfig.from_dict(config)
+    if os.environ.get(TEMPLATE_SOCKET_ENV):
+        # A preloaded template ([model] preload): everything above ran once, here; from now on
+        # it forks workers on request, and only those children return, each with its own env.
+        serve_forks(os.environ[TEMPLATE_SOCKET_ENV])
     hostname, worker_id = error_meta()
     meta = ErrorMeta(hostname=hostname, worker_id=worker_id, version=VERSION)
     test_input = test_input_arg(sys.argv[1:])
@@ -51,7 +67,7 @@ def start(config: Mapping[str, Any]) -> None:
         _progress.configure(None)
         sys.exit(run_local(worker_config, test_input, meta))
 
-    settings = Settings.from_env()
+    settings = replace(Settings.from_env(), boot=_boot.query())
     _progress.configure(settings)
     log.info(f"--- Starting runq worker | {VERSION} | {worker_config.kind.value} handler ---")
     if not settings.done_url:

@@ -27,6 +27,7 @@ class Settings:
         worker_id: this worker's id.
         api_key: sent raw as `Authorization`; empty means no header.
         ping_interval: seconds between pings.
+        boot: cold-start marks sent on takes and pings (runq's extension; RunPod ignores it).
     """
 
     take_url: str
@@ -36,6 +37,7 @@ class Settings:
     worker_id: str
     api_key: str
     ping_interval: float
+    boot: str = ""  # `IMPORTED,LOADED` from runq.worker.boot
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -66,7 +68,10 @@ class Settings:
         url = self.take_url
         if batch_size > 1:
             url = url.replace("/job-take/", "/job-take-batch/") + f"&batch_size={batch_size}"
-        return url + f"&job_in_progress={1 if in_progress else 0}"
+        return url + f"&job_in_progress={1 if in_progress else 0}" + self._boot()
+
+    def _boot(self) -> str:
+        return f"&boot={self.boot}" if self.boot else ""
 
     def stop(self) -> str | None:
         """The job-stop long-poll URL, or None when the take URL has no `/job-take/`."""
@@ -99,7 +104,7 @@ class Settings:
         ids = ",".join(job_ids)
         query = f"job_id={quote(ids, safe=',')}&" if ids else ""
         sep = "&" if "?" in url else "?"
-        return f"{url}{sep}{query}runpod_version={VERSION}"
+        return f"{url}{sep}{query}runpod_version={VERSION}{self._boot()}"
 
 
 def error_meta(env: Mapping[str, str] | None = None) -> tuple[str, str]:
