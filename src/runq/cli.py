@@ -123,6 +123,10 @@ def serve(
         console.print(f"  endpoint [bold]{spec.name}[/bold]: {base}{route}")
     if not os.environ.get("RUNQ_API_KEY"):
         console.print(f"  API key: {api_key}  (also in {server_config.data_dir / 'api_key'})")
+        console.print(f"  dashboard: {base}/?token={api_key}", soft_wrap=True)
+    else:
+        # The user chose the key and knows it: keep it out of logs; the page asks for it.
+        console.print(f"  dashboard: {base}/")
     console.print(f"  docs: {base}/docs")
     run_server(server_config, specs, log_level)
 

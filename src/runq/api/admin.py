@@ -39,32 +39,33 @@ def _keys(request: Request) -> ApiKeys:
 @router.get("/endpoints", summary="Deployed endpoints with job and worker counts")
 async def list_endpoints(request: Request) -> Response:
     plane = _plane(request)
-    rows: list[dict[str, Any]] = []
-    for name, spec in sorted(plane.specs.items()):
-        health = await plane.health(name)
-        now = plane.clock()
-        cost = plane.ledger.endpoint(name, now)
-        window = await plane.store.job_window(name, now - endpoint_metrics.DEFAULT_WINDOW_S, now)
-        rows.append(
-            {
-                "name": name,
-                "type": spec.type,
-                "path": str(spec.source_path or ""),
-                "active_workers": spec.scaling.active_workers,
-                "max_workers": spec.scaling.max_workers,
-                "cost": {
-                    "total_usd": cost.cost,
-                    "billed_s": round(cost.billed_s, 3),
-                    "cold_start_usd": cost.cold_start_cost,
-                    "idle_usd": cost.idle_cost,
-                    "running_usd": cost.running_cost,
-                    "workers": cost.workers,
-                },
-                "latency": endpoint_metrics.latency_body(window),
-                **health,
-            }
-        )
-    return json_response(rows)
+    return json_response([await endpoint_row(plane, name) for name in sorted(plane.specs)])
+
+
+async def endpoint_row(plane: ControlPlane, name: str) -> dict[str, Any]:
+    """One row of GET /admin/endpoints (the dashboard's endpoint list shows the same)."""
+    spec = plane.spec(name)
+    health = await plane.health(name)
+    now = plane.clock()
+    cost = plane.ledger.endpoint(name, now)
+    window = await plane.store.job_window(name, now - endpoint_metrics.DEFAULT_WINDOW_S, now)
+    return {
+        "name": name,
+        "type": spec.type,
+        "path": str(spec.source_path or ""),
+        "active_workers": spec.scaling.active_workers,
+        "max_workers": spec.scaling.max_workers,
+        "cost": {
+            "total_usd": cost.cost,
+            "billed_s": round(cost.billed_s, 3),
+            "cold_start_usd": cost.cold_start_cost,
+            "idle_usd": cost.idle_cost,
+            "running_usd": cost.running_cost,
+            "workers": cost.workers,
+        },
+        "latency": endpoint_metrics.latency_body(window),
+        **health,
+    }
 
 
 @router.get(
@@ -110,6 +111,21 @@ async def endpoint_jobs(name: str, request: Request) -> Response:
 
 JOBS_LIMIT_DEFAULT = 1000
 JOBS_LIMIT_MAX = 10000
+
+
+@router.post(
+    "/endpoints/{name}/workers",
+    summary="Change an endpoint's active and max workers (kept across restarts)",
+)
+async def set_workers(name: str, request: Request) -> Response:
+    """`{"active_workers": 1, "max_workers": 4}`; running workers are not restarted."""
+    plane = _plane(request)
+    body = await read_json(request, 64 * 1024)
+    fields = ("active_workers", "max_workers")
+    if not isinstance(body, dict) or not all(type(body.get(f)) is int for f in fields):
+        raise BadRequest('expected {"active_workers": <int>, "max_workers": <int>}')
+    spec = await plane.set_workers(name, body["active_workers"], body["max_workers"])
+    return json_response({"endpoint": name, "scaling": dataclasses.asdict(spec.scaling)})
 
 
 @router.post("/endpoints", summary="Deploy an endpoint file (or replace one)")

@@ -19,6 +19,7 @@ from runq.api.statuses import headers_of, status_of
 from runq.core.spec import EndpointSpec
 from runq.errors import RunqError
 from runq.fleet.controlplane import ControlPlane
+from runq.web.routes import install as install_dashboard
 
 log = logging.getLogger("runq.api")
 
@@ -50,10 +51,12 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await plane.start(specs)
+        sampling = dashboard.sample_forever()  # queue length over time, for its chart
         try:
             await keys.load()  # the stored API keys, once the store is open
             yield
         finally:
+            sampling.cancel()
             await plane.stop()
 
     app = FastAPI(
@@ -71,6 +74,7 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
     app.include_router(client.router)
     app.include_router(admin.router)
     app.include_router(metrics.router)
+    dashboard = install_dashboard(app, plane, keys)  # pages at /, behind the admin key
     app.add_exception_handler(RunqError, _runq_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -22,6 +22,7 @@ import httpx
 from runq.core.config import ServerConfig
 from runq.core.job import Job, JobRequest, JobStatus, parse_worker_result
 from runq.core.spec import EndpointSpec, loads_spec
+from runq.core.spec_edit import set_workers
 from runq.core.worker import Worker, WorkerState
 from runq.errors import NotFound, SpecError
 from runq.fleet import lifecycle
@@ -205,6 +206,26 @@ class ControlPlane:
             await self.provisioner.stop_endpoint(spec.name, "endpoint redeployed")
         await self._remember(spec, text)
         self.scheduler.poke()
+
+    async def set_workers(self, endpoint: str, active: int, maximum: int) -> EndpointSpec:
+        """Change an endpoint's active and max workers without restarting its workers: the
+        stored endpoint file is edited (so a restart serves the new values) and the scheduler
+        scales to them on its next tick.
+
+        Raises:
+            NotFound: the endpoint is not deployed.
+            SpecError: 0 <= active <= max and max >= 1 do not hold, or the file's [scaling]
+                cannot be edited in place.
+        """
+        old = self.spec(endpoint)
+        stored = {name: (path, toml) for name, path, toml in await self.store.endpoints()}
+        path, text = stored.get(endpoint, (str(old.source_path or ""), ""))
+        edited = set_workers(text, active, maximum)
+        spec = loads_spec(edited, Path(path))
+        await self.store.save_endpoint(endpoint, path, edited)
+        self.specs[endpoint] = spec
+        self.scheduler.poke()
+        return spec
 
     async def _remember(self, spec: EndpointSpec, text: str | None = None) -> None:
         """Store the endpoint file (its text as given, else as on this machine's disk) so a

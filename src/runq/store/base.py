@@ -179,6 +179,11 @@ class JobStore(Protocol):
         """The `limit` most recently finished jobs of the endpoint that a worker ran to the end
         (COMPLETED or FAILED, with a start time), most recent first, still retained."""
 
+    async def recent_jobs(self, endpoint: str, limit: int) -> list[Job]:
+        """The `limit` most recently created jobs of the endpoint still retained, in any
+        status, newest first (ties in creation order, newest first). Read-only: what the
+        dashboard's jobs table shows."""
+
     async def due_webhooks(self, now: float, limit: int) -> list[Webhook]:
         """Pending webhook deliveries whose time has come."""
 

@@ -326,6 +326,13 @@ class PostgresJobStore:
         )
         return [job_timing(row) for row in rows]
 
+    async def recent_jobs(self, endpoint: str, limit: int) -> list[Job]:
+        rows = await self._all(
+            "SELECT * FROM jobs WHERE endpoint = %s ORDER BY created_at DESC, seq DESC LIMIT %s",
+            (endpoint, max(0, limit)),
+        )
+        return [row_to_job(row) for row in rows]
+
     # --- workers ------------------------------------------------------------------------
     async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
         now = self._clock()

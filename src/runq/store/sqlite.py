@@ -221,6 +221,13 @@ class SqliteJobStore:
 
         return await self._db.run(op, durable=False)
 
+    async def recent_jobs(self, endpoint: str, limit: int) -> list[Job]:
+        def op(conn: sqlite3.Connection) -> list[Job]:
+            rows = conn.execute(q.RECENT, (endpoint, max(0, limit))).fetchall()
+            return [row_to_job(row) for row in rows]
+
+        return await self._db.run(op, durable=False)
+
     # --- workers ------------------------------------------------------------------------
     async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
         now = self._clock()

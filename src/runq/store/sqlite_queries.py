@@ -67,6 +67,11 @@ WHERE endpoint = ? AND status IN ('COMPLETED', 'FAILED') AND started_at IS NOT N
 ORDER BY finished_at DESC LIMIT ?
 """
 
+# rowid breaks ties in creation order (jobs created within one clock tick).
+RECENT = """
+SELECT * FROM jobs WHERE endpoint = ? ORDER BY created_at DESC, rowid DESC LIMIT ?
+"""
+
 
 def take(
     conn: sqlite3.Connection, endpoint: str, worker_id: str, limit: int, now: float
