@@ -22,8 +22,9 @@ class Ledger:
         where = worker.placement
         category = where.category if where is not None else "cpu"
         flex, active = self._prices.get(category, (0.0, 0.0))
+        # A CPU worker holds no GPU; the "cpu" price is per worker (0 unless [prices] sets it).
         gpus = len(where.gpu_indices) if where is not None else 0
-        return Rate(flex_per_s=flex, active_per_s=active, gpus=gpus)
+        return Rate(flex_per_s=flex, active_per_s=active, gpus=max(gpus, 1))
 
     def worker(self, worker: Worker, now: float) -> WorkerCost:
         return cost_policy.worker_cost(worker.transitions, self.rate(worker), worker.active, now)
