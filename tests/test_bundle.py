@@ -152,3 +152,53 @@ def test_a_failing_pip_install_is_reported_with_pips_output(bundle_dir: Path) ->
     )
     assert done.returncode == 1
     assert "no-such-package-runq" in done.stderr and "requirements.txt" in done.stderr
+
+
+BAKE = """
+import sys
+from pathlib import Path
+
+import tinydep  # the build step runs on the bundle's venv
+
+Path("weights").mkdir(exist_ok=True)
+Path("weights/model.bin").write_text(f"baked by {sys.prefix} with {tinydep.VALUE}")
+"""
+
+
+def test_the_build_step_bakes_once_on_the_venv(bundle_dir: Path) -> None:
+    (bundle_dir / "weights" / "model.bin").unlink()
+    (bundle_dir / "bake.py").write_text(BAKE)
+    endpoint = ENDPOINT.replace(
+        'requirements = "requirements.txt"\n',
+        'requirements = "requirements.txt"\nbuild = ["python", "bake.py"]\n',
+    )
+    (bundle_dir / "endpoint.toml").write_text(endpoint)
+    wheels = bundle_dir.parent / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels)
+    args = ("bundle", "build", str(bundle_dir), "--data-dir", str(bundle_dir.parent / "data"))
+    pip = ("--find-links", str(wheels), "--no-index")
+    baked = bundle_dir / "weights" / "model.bin"
+
+    first = runq(*args, *pip)
+    assert first.returncode == 0, first.stdout + first.stderr
+    venv = bundle_for(load_spec(bundle_dir), bundle_dir.parent / "data")
+    assert venv is not None
+    assert baked.read_text() == f"baked by {venv.venv} with 42"
+
+    baked.unlink()  # unchanged requirements and step: nothing runs again...
+    assert "up to date" in runq(*args, *pip).stdout
+    assert not baked.exists()
+    forced = runq(*args, *pip, "--force")  # ...unless asked
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert baked.read_text().endswith("with 42")
+
+
+def test_a_build_step_needs_requirements(bundle_dir: Path) -> None:
+    endpoint = ENDPOINT.replace(
+        'requirements = "requirements.txt"\n', 'build = ["python", "bake.py"]\n'
+    )
+    (bundle_dir / "endpoint.toml").write_text(endpoint)
+    done = runq("bundle", "build", str(bundle_dir), "--data-dir", str(bundle_dir / "data"))
+    assert done.returncode == 2
+    assert "build" in done.stderr and "declare requirements" in done.stderr, done.stderr

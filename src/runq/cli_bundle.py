@@ -50,6 +50,13 @@ def build_command(
             help="Extra folder or URL of packages, given to pip (env RUNQ_BUNDLE_FIND_LINKS).",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Build again even when up to date (say, the build step's output was removed).",
+        ),
+    ] = False,
     no_index: Annotated[
         bool,
         typer.Option(
@@ -79,7 +86,7 @@ def build_command(
         pip_args.append("--no-index")
     started = time.monotonic()
     try:
-        made = build(bundle, pip_args)
+        made = build(bundle, pip_args, force=force)
     except BundleError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(1) from None
@@ -87,7 +94,7 @@ def build_command(
         took = time.monotonic() - started
         console.print(f"built {bundle.venv} in {took:.1f}s", markup=False, soft_wrap=True)
     else:
-        message = f"up to date: {bundle.venv} (requirements unchanged, nothing to do)"
+        message = f"up to date: {bundle.venv} (requirements and build unchanged, nothing to do)"
         console.print(message, markup=False, soft_wrap=True)
 
 

@@ -1,8 +1,10 @@
 """Build a bundle's venv once: `python -m venv` plus `pip install -r requirements`.
 
-The venv lives under `data_dir/bundles/ENDPOINT-KEY`, where KEY hashes the requirements file
-and the Python version, so an unchanged bundle is never rebuilt and a changed one gets a new
-venv beside the old one. A worker whose command starts with `python` then runs on the venv's
+The venv lives under `data_dir/bundles/ENDPOINT-KEY`, where KEY hashes the requirements file,
+the build step and the Python version, so an unchanged bundle is never rebuilt and a changed one
+gets a new venv beside the old one. The build step (`[worker] build`, e.g. a script that bakes
+the model into the worker's folder) runs once after the install, in the worker's folder, on
+the venv's interpreter. A worker whose command starts with `python` then runs on the venv's
 interpreter, so its start installs and downloads nothing.
 
 runq itself reaches the venv through a `.pth` file holding the folder runq is imported from,
@@ -41,6 +43,8 @@ class Bundle:
     endpoint: str
     requirements: Path
     venv: Path
+    step: tuple[str, ...] = ()  # [worker] build
+    workdir: Path = Path(".")
 
     @property
     def python(self) -> Path:
@@ -67,11 +71,13 @@ def bundle_for(spec: EndpointSpec, data_dir: Path) -> Bundle | None:
         )
     digest = hashlib.sha256(requirements.read_bytes())
     digest.update(f"{sys.version_info.major}.{sys.version_info.minor}".encode())
+    digest.update("\0".join(spec.worker.build).encode())
     key = digest.hexdigest()[:16]
-    return Bundle(spec.name, requirements, data_dir / "bundles" / f"{spec.name}-{key}")
+    venv = data_dir / "bundles" / f"{spec.name}-{key}"
+    return Bundle(spec.name, requirements, venv, spec.worker.build, spec.worker.dir)
 
 
-def build(bundle: Bundle, pip_args: Sequence[str] = ()) -> bool:
+def build(bundle: Bundle, pip_args: Sequence[str] = (), force: bool = False) -> bool:
     """Builds the bundle's venv unless it is already built; True when it built it now.
 
     Safe against a concurrent build of the same bundle (another `runq bundle build`, or
@@ -80,11 +86,11 @@ def build(bundle: Bundle, pip_args: Sequence[str] = ()) -> bool:
     Raises:
         BundleError: venv or pip failed; the message holds the end of their output.
     """
-    if bundle.built:
+    if bundle.built and not force:
         return False
     bundle.venv.parent.mkdir(parents=True, exist_ok=True)
     with _lock(bundle.venv.with_name(bundle.venv.name + ".lock")):
-        if bundle.built:
+        if bundle.built and not force:
             return False
         shutil.rmtree(bundle.venv, ignore_errors=True)  # a build that was interrupted
         _run(bundle, [sys.executable, "-m", "venv", "--without-pip", str(bundle.venv)])
@@ -94,6 +100,11 @@ def build(bundle: Bundle, pip_args: Sequence[str] = ()) -> bool:
         _run(
             bundle, [*pip, "--disable-pip-version-check", "-r", str(bundle.requirements), *pip_args]
         )
+        if bundle.step:
+            step = list(bundle.step)
+            if step[0] in ("python", "python3"):
+                step[0] = str(bundle.python)
+            _run(bundle, step, cwd=bundle.workdir)
         (bundle.venv / MARKER).write_text(f"{bundle.requirements}\nbuilt {time.time():.0f}\n")
     return True
 
@@ -105,8 +116,8 @@ def _link_runq(bundle: Bundle) -> None:
     (site / "zz_runq.pth").write_text(f"{root}\n")
 
 
-def _run(bundle: Bundle, command: list[str]) -> None:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+def _run(bundle: Bundle, command: list[str], cwd: Path | None = None) -> None:
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd)
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip()[-2000:]
         raise BundleError(

@@ -31,6 +31,7 @@ class WorkerSection:
     requirements: str | None = None
     port: int | None = None
     health_port: int | None = None
+    build: tuple[str, ...] = ()  # run once by `runq bundle build`, in `dir`, on the bundle's venv
 
 
 @dataclass(frozen=True)
@@ -182,12 +183,24 @@ def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> Worker
         reader.check("env", "=" not in key, f"variable name {key!r} must not contain '='")
         _no_nul(reader, "env", key, value)
     requirements = reader.get("requirements", str, "") or None
+    raw_build = reader.get("build", list, [])
+    build = tuple(raw_build)
+    if not all(isinstance(part, str) and part for part in build):
+        raise reader.error("build", f"expected a list of non-empty strings, got {raw_build!r}")
+    _no_nul(reader, "build", *build)
+    reader.check(
+        "build",
+        not build or requirements is not None,
+        "a build step runs in the bundle's venv: declare requirements too",
+    )
     port = reader.get("port", int, 0) or None
     health_port = reader.get("health_port", int, 0) or None
     if endpoint_type == "load_balancer":
         reader.check("port", port is not None, "a load_balancer endpoint needs a worker port")
     reader.finish()
-    return WorkerSection(command, directory, dict(env), requirements, port, health_port or port)
+    return WorkerSection(
+        command, directory, dict(env), requirements, port, health_port or port, build
+    )
 
 
 def _parse_scaling(reader: _Reader) -> ScalingSection:
