@@ -15,6 +15,8 @@ from runq.core.spec import EndpointSpec
 from runq.fleet.controlplane import ControlPlane
 from runq.store.factory import make_store
 
+KEEP_ALIVE_S = 75
+
 
 class _Server(uvicorn.Server):
     """Graceful shutdown on SIGTERM or Ctrl-C: first the control plane drains (no new jobs
@@ -80,6 +82,11 @@ def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "inf
         log_level="warning" if log_level != "debug" else "info",
         access_log=False,
         timeout_graceful_shutdown=5,
+        # Longer than any client's idle keep-alive (aiohttp's, in the runpod SDK, is 15 s):
+        # with uvicorn's 5 s default, a worker that stays quiet for 5-15 s (a model load)
+        # posts its result on a connection the server has just closed ("Server
+        # disconnected"), and the SDK does not retry it.
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
     server = _Server(uv_config)
     server.plane = plane
