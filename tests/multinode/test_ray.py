@@ -24,9 +24,11 @@ def ray_server(factory: Callable[[], Server], cluster: RayCluster) -> Server:
     return server
 
 
-def endpoint(name: str, gpu: str, active: int, extra: str = "") -> str:
+def endpoint(
+    name: str, gpu: str, active: int, extra: str = "", handler: str = "native_sleep.py"
+) -> str:
     return (
-        f'name = "{name}"\n[worker]\ncommand = ["{{python}}", "{{handlers}}/native_sleep.py"]\n'
+        f'name = "{name}"\n[worker]\ncommand = ["{{python}}", "{{handlers}}/{handler}"]\n'
         f"[compute]\ngpu = {gpu}\n"
         f"[scaling]\nactive_workers = {active}\nmax_workers = {max(active, 1)}\n"
         f'idle_timeout = "1s"\nflashboot = false\n{extra}'
@@ -57,11 +59,13 @@ def test_a_worker_goes_back_to_the_node_that_caches_its_model(
     server_factory: Callable[[], Server], ray_cluster: RayCluster, tmp_path: Any
 ) -> None:
     weights = tmp_path / "weights.bin"
-    weights.write_bytes(b"w" * 1024)
+    weights.write_text("tiny weights")
     server = ray_server(server_factory, ray_cluster)
     server.add_endpoint_text("filler", endpoint("filler", '["24GB"]', active=0))
     model = f'[model]\nsource = "file://{weights}"\n'
-    server.add_endpoint_text("cached", endpoint("cached", '["24GB"]', active=0, extra=model))
+    server.add_endpoint_text(
+        "cached", endpoint("cached", '["24GB"]', active=0, extra=model, handler="native_model.py")
+    )
     server.start(wait_workers=False)
 
     # filler's worker takes the first-choice L4 node; cached's then lands on the other one.
@@ -69,6 +73,7 @@ def test_a_worker_goes_back_to_the_node_that_caches_its_model(
     server.wait_status("filler", busy, {"IN_PROGRESS"}, timeout=60)
     first = server.run("cached", {"input": {"seconds": 0}})
     done = server.wait_status("cached", first, {"COMPLETED"}, timeout=60)
+    assert done["output"]["model"] == "tiny weights"  # pulled on its node: RUNQ_MODEL_PATH
     default_node = ray_cluster.name_of(live(server, "filler")[0]["host"])
     cached_node = ray_cluster.name_of(
         next(w for w in server.get("/admin/workers?all=1").json() if w["id"] == done["workerId"])[

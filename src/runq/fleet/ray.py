@@ -31,6 +31,7 @@ import signal
 import subprocess
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from runq.core.config import ServerConfig
@@ -138,11 +139,31 @@ class WorkerActor:
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
+        self.held: Any = None  # the model pinned in this node's cache while the worker runs
 
-    def start(self, command: list[str], cwd: str, env: dict[str, str], log_path: str) -> int:
+    def start(
+        self,
+        command: list[str],
+        cwd: str,
+        env: dict[str, str],
+        log_path: str,
+        model: ModelRequest | None = None,
+    ) -> int:
         import ray
 
         env = dict(env)
+        if model is not None:  # initialization's first phase, on the node: its own host cache
+            from runq.models.env import model_env
+
+            cache = ModelCache(Path(model.cache_dir), model.cache_max_bytes)
+            self.held = cache.acquire(
+                model.source,
+                model.revision,
+                model.sha256,
+                volumes=model.volumes,
+                base_dir=Path(cwd),
+            )
+            env.update(model_env(self.held))
         gpu_ids = ray.get_gpu_ids()
         if gpu_ids:  # Ray's own GPUs: the ones Ray gave this actor
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
@@ -163,6 +184,9 @@ class WorkerActor:
     def wait(self) -> int:
         assert self.process is not None
         code = self.process.wait()
+        if self.held is not None:
+            self.held.release()
+            self.held = None
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)  # its own children go with it
         return code
@@ -186,6 +210,18 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """What an actor needs to pull the endpoint's model into its node's cache (picklable)."""
+
+    cache_dir: str
+    cache_max_bytes: int
+    source: str
+    revision: str
+    sha256: str
+    volumes: Mapping[str, str]
 
 
 @dataclass
@@ -216,6 +252,7 @@ class RayProvisioner:
         self._actors: dict[str, _Actor] = {}
         self._cached: dict[str, set[str]] = {}  # node id -> model sources pulled there
         self._nodes: dict[str, Mapping[str, float]] = {}  # node id -> resources, as last read
+        self._hosts: tuple[Host, ...] = ()
         # The control plane's own machine's cache (`runq cache`, /admin/cache). Each node's
         # models are in `hosts()` instead.
         self.models = ModelCache(config.model_cache_dir, config.model_cache_max_bytes)
@@ -253,12 +290,13 @@ class RayProvisioner:
         """The cluster's live nodes, each with the models runq pulled there."""
         nodes = [node for node in self.nodes() if node.alive]
         self._nodes = {node.node_id: node.resources for node in nodes}
-        return tuple(
+        self._hosts = tuple(
             node_to_host(
                 node, tuple(sorted(self._cached.get(node.node_id, ()))), self._config.ray_volumes
             )
             for node in nodes
         )
+        return self._hosts
 
     def record_cached(self, node_id: str, source: str) -> None:
         self._cached.setdefault(node_id, set()).add(source)
@@ -278,6 +316,7 @@ class RayProvisioner:
         gpu_type = placement.gpu_type if placement else "cpu"
         count = len(placement.gpu_indices) if placement else 0
         node = self._nodes.get(placement.host, {}) if placement else {}
+        host = next((h for h in self._hosts if placement and h.name == placement.host), None)
         resources, num_gpus = actor_resources(node, gpu_type, count)
         env = {**os.environ, **spec.worker.env, **worker_env(self._config, spec, worker, gpu_type)}
         if gpu_type != "cpu" and placement is not None:
@@ -292,7 +331,11 @@ class RayProvisioner:
                 )
             actor.handle = self._actor_class.options(**options).remote()
             actor.pid = await actor.handle.start.remote(
-                list(resolve_command(spec.worker.command)), str(spec.worker.dir), env, log_path
+                list(resolve_command(spec.worker.command)),
+                str(spec.worker.dir),
+                env,
+                log_path,
+                self._model_request(spec, host),
             )
             if spec.model is not None and spec.model.source and placement is not None:
                 self.record_cached(placement.host, spec.model.source)
@@ -309,6 +352,19 @@ class RayProvisioner:
                 with contextlib.suppress(Exception):
                     ray.kill(actor.handle)
         await self._on_exit(worker, code, actor.stopping)
+
+    def _model_request(self, spec: EndpointSpec, host: Host | None) -> ModelRequest | None:
+        model = spec.model
+        if model is None or not model.source:
+            return None
+        return ModelRequest(
+            cache_dir=str(self._config.model_cache_dir),
+            cache_max_bytes=self._config.model_cache_max_bytes,
+            source=model.source,
+            revision=model.revision,
+            sha256=model.sha256,
+            volumes=dict(host.volumes) if host else {},
+        )
 
     async def stop(self, worker_id: str, reason: str = "stopped") -> None:
         actor = self._actors.get(worker_id)
