@@ -174,8 +174,9 @@ def _worker_log(server: Server, endpoint: str) -> str:
 
 
 def _bundle(root: Path, name: str, model: Path, env: dict[str, str]) -> Path:
-    """The example's folder as a user has it after build_model.py, and its endpoint.toml with
-    the test's interpreter (the bundle venv's role) instead of requirements to install."""
+    """The example's folder as a user has it after `runq bundle build` (the model baked by
+    build_model.py), and its endpoint.toml with the test's interpreter (the bundle venv's role)
+    instead of requirements to install and a build step to run."""
     folder = root / name
     folder.mkdir()
     for file in ("handler.py", "params.py"):
@@ -185,6 +186,7 @@ def _bundle(root: Path, name: str, model: Path, env: dict[str, str]) -> Path:
     text = text.replace('name = "image-gen"', f'name = "{name}"')
     text = text.replace('command = ["python"', f'command = ["{sys.executable}"')
     text = re.sub(r"(?m)^requirements = .*\n", "", text)
+    text = re.sub(r"(?m)^build = .*\n", "", text)  # the test baked the model already
     text = re.sub(r"(?m)^env = .*$", "env = " + _inline_table(env), text)
     text = text.replace("active_workers = 0", "active_workers = 1")
     # The example's file changed shape if a rewrite missed: fail here, not in a worker's start.
