@@ -11,9 +11,9 @@ How a node describes itself (set at `ray start`):
 - Data centre and CUDA version: node labels `runq.io/data-center`, `runq.io/cuda-version`.
 - Network volumes: a label `runq.io/volume.<NAME>=true` per volume the node mounts. Ray label
   values cannot hold a path: the mount path is `[server] ray_volumes.<NAME>`, else /mnt/<NAME>.
-Node labels are fixed at `ray start`, so which node caches which model is runq's own index:
-a worker that pulled its model on a node records it (`cached_on`), and placement prefers that
-node next time.
+Node labels are fixed at `ray start`, so which node caches which model is runq's own index,
+kept in the store (`record_host_model`): a worker that pulled its model on a node records it,
+and placement prefers that node next time, also after a restart or a change of leader.
 
 Each actor runs the worker command as a child process in its own process group (so park and
 revive are SIGSTOP / SIGCONT of the group, as on one machine) that dies with the actor. A node
@@ -42,6 +42,7 @@ from runq.fleet.local import resolve_command
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.worker_env import worker_env
 from runq.models import ModelCache
+from runq.store.base import JobStore
 
 log = logging.getLogger("runq.fleet")
 
@@ -244,11 +245,13 @@ class RayProvisioner:
         registry: WorkerRegistry,
         on_exit: ExitHandler,
         address: str,
+        store: JobStore,
     ) -> None:
         self._config = config
         self._registry = registry
         self._on_exit = on_exit
         self.address = address
+        self._store = store
         self._actors: dict[str, _Actor] = {}
         self._cached: dict[str, set[str]] = {}  # node id -> model sources pulled there
         self._nodes: dict[str, Mapping[str, float]] = {}  # node id -> resources, as last read
@@ -298,8 +301,14 @@ class RayProvisioner:
         )
         return self._hosts
 
-    def record_cached(self, node_id: str, source: str) -> None:
-        self._cached.setdefault(node_id, set()).add(source)
+    async def load_index(self) -> None:
+        """Which node caches which model, as recorded in the store."""
+        self._cached = {h: set(s) for h, s in (await self._store.host_models()).items()}
+
+    async def record_cached(self, node_id: str, source: str) -> None:
+        if source not in self._cached.get(node_id, set()):
+            self._cached.setdefault(node_id, set()).add(source)
+            await self._store.record_host_model(node_id, source)
 
     # --- workers ------------------------------------------------------------------------
     def start(self, spec: EndpointSpec, worker: Worker) -> None:
@@ -338,7 +347,7 @@ class RayProvisioner:
                 self._model_request(spec, host),
             )
             if spec.model is not None and spec.model.source and placement is not None:
-                self.record_cached(placement.host, spec.model.source)
+                await self.record_cached(placement.host, spec.model.source)
             code = await actor.handle.wait.remote()
         except RayError as exc:
             log.warning("worker %s of %s lost with its Ray actor: %s", worker.id, spec.name, exc)

@@ -184,6 +184,14 @@ class JobStore(Protocol):
         status, newest first (ties in creation order, newest first). Read-only: what the
         dashboard's jobs table shows."""
 
+    async def record_host_model(self, host: str, source: str) -> None:
+        """Remember that `host` holds the model `source` in its cache (a worker pulled it
+        there). Idempotent. Placement prefers such hosts; kept in the store so that a restarted
+        or newly elected control plane knows it too."""
+
+    async def host_models(self) -> dict[str, tuple[str, ...]]:
+        """Every host's recorded models, sorted: host -> sources."""
+
     async def due_webhooks(self, now: float, limit: int) -> list[Webhook]:
         """Pending webhook deliveries whose time has come."""
 

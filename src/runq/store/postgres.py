@@ -59,6 +59,7 @@ Clock = Callable[[], float]
 Conn = AsyncConnection[DictRow]
 
 WORK_CHANNEL = "runq_work"
+STOP_CHANNEL = "runq_stop"  # payload "WORKER_ID JOB_ID": a running job was cancelled
 # pg_advisory_xact_lock key for migrations: any constant no other runq lock uses.
 _MIGRATION_LOCK = 0x72756E71  # "runq"
 
@@ -208,6 +209,9 @@ class PostgresJobStore:
                 current = await _get(conn, job_id)
                 return current, None
             was_running = before["status"] == "IN_PROGRESS"
+            if was_running:  # the replica whose worker runs it tells that worker to stop
+                payload = f"{before['worker_id']} {job_id}"
+                await conn.execute("SELECT pg_notify(%s, %s)", (STOP_CHANNEL, payload))
             return row_to_job(row), before["worker_id"] if was_running else None
 
     async def retry(self, job_id: str) -> Job | None:
@@ -462,6 +466,20 @@ class PostgresJobStore:
             )
             return cursor.rowcount
 
+    # --- hosts --------------------------------------------------------------------------
+    async def record_host_model(self, host: str, source: str) -> None:
+        async with self._tx(durable=False) as conn:
+            await conn.execute(
+                "INSERT INTO host_models (host, source) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (host, source),
+            )
+
+    async def host_models(self) -> dict[str, tuple[str, ...]]:
+        found: dict[str, list[str]] = {}
+        for row in await self._all("SELECT host, source FROM host_models ORDER BY host, source"):
+            found.setdefault(row["host"], []).append(row["source"])
+        return {host: tuple(sources) for host, sources in found.items()}
+
     # --- webhooks -----------------------------------------------------------------------
     async def due_webhooks(self, now: float, limit: int) -> list[Webhook]:
         rows = await self._all(
@@ -528,11 +546,17 @@ class PostgresJobStore:
         """The lock whose holder runs the fleet (see runq.store.leader)."""
         return LeaderLock(self.dsn)
 
-    async def listen(self, on_work: Callable[[str], None], stop: asyncio.Event) -> None:
-        """Calls `on_work(endpoint)` for every job queued through any replica, until `stop`.
+    async def listen(
+        self,
+        on_work: Callable[[str], None],
+        stop: asyncio.Event,
+        on_stop: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """Until `stop`: calls `on_work(endpoint)` for every job queued through any replica,
+        and `on_stop(worker_id, job_id)` for every running job cancelled through any replica.
 
         Runs on its own connection (LISTEN holds it); reconnects after an error with a short
-        pause. A hint only: callers re-check the queue anyway.
+        pause. Hints only: callers re-check the store anyway.
         """
         while not stop.is_set():
             try:
@@ -544,11 +568,16 @@ class PostgresJobStore:
                 continue
             try:
                 await conn.execute(f"LISTEN {WORK_CHANNEL}")
+                await conn.execute(f"LISTEN {STOP_CHANNEL}")
                 while not stop.is_set():
                     # notifies(timeout=...) returns to check `stop` now and then; no query is
                     # run inside the loop (that hangs psycopg's notifies generator).
                     async for notice in conn.notifies(timeout=0.5):
-                        on_work(notice.payload)
+                        if notice.channel == WORK_CHANNEL:
+                            on_work(notice.payload)
+                        elif on_stop is not None:
+                            worker_id, _, job_id = notice.payload.partition(" ")
+                            on_stop(worker_id, job_id)
             except psycopg.Error as exc:
                 log.warning("LISTEN %s lost its connection (%s); reconnecting", WORK_CHANNEL, exc)
             finally:

@@ -89,4 +89,12 @@ MIGRATIONS: tuple[str, ...] = (
         revoked_at DOUBLE PRECISION
     );
     """,
+    # 2: which host caches which model (a cluster's nodes; placement prefers them).
+    """
+    CREATE TABLE host_models (
+        host TEXT NOT NULL,
+        source TEXT NOT NULL,
+        PRIMARY KEY (host, source)
+    );
+    """,
 )

@@ -374,6 +374,26 @@ class SqliteJobStore:
 
         return await self._db.run(op)
 
+    # --- hosts --------------------------------------------------------------------------
+    async def record_host_model(self, host: str, source: str) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO host_models (host, source) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (host, source),
+            )
+
+        await self._db.run(op, durable=False)
+
+    async def host_models(self) -> dict[str, tuple[str, ...]]:
+        def op(conn: sqlite3.Connection) -> dict[str, tuple[str, ...]]:
+            rows = conn.execute("SELECT host, source FROM host_models ORDER BY host, source")
+            found: dict[str, list[str]] = {}
+            for row in rows:
+                found.setdefault(row["host"], []).append(row["source"])
+            return {host: tuple(sources) for host, sources in found.items()}
+
+        return await self._db.run(op, durable=False)
+
     # --- webhooks -----------------------------------------------------------------------
     async def due_webhooks(self, now: float, limit: int) -> list[Webhook]:
         def op(conn: sqlite3.Connection) -> list[Webhook]:

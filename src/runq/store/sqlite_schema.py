@@ -86,4 +86,12 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE finished_at IS NOT NULL
           AND status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT');
     """,
+    # 4: which host caches which model (a cluster's nodes; placement prefers them).
+    """
+    CREATE TABLE host_models (
+        host TEXT NOT NULL,
+        source TEXT NOT NULL,
+        PRIMARY KEY (host, source)
+    ) WITHOUT ROWID;
+    """,
 )
