@@ -43,6 +43,14 @@ def test_a_standby_serves_clients_and_takes_over_the_fleet_when_the_leader_dies(
     sync = standby.post("/v2/sleepy/runsync", json={"input": {"seconds": 0}}).json()
     assert sync["status"] == "COMPLETED"
 
+    # A running job cancelled through the standby stops on the leader's only worker at once
+    # (NOTIFY), so the next job need not wait out the 60 s sleep.
+    long = leader.run("sleepy", {"input": {"seconds": 60}})
+    leader.wait_status("sleepy", long, {"IN_PROGRESS"})
+    assert standby.post(f"/v2/sleepy/cancel/{long}").json()["status"] == "CANCELLED"
+    quick = standby.run("sleepy", {"input": {"seconds": 0}})
+    assert standby.wait_status("sleepy", quick, {"COMPLETED"}, timeout=20)["status"] == "COMPLETED"
+
     running = leader.run("sleepy", {"input": {"seconds": 2}})
     leader.wait_status("sleepy", running, {"IN_PROGRESS"})
     leader.kill9()

@@ -63,7 +63,7 @@ class ControlPlane:
         self.clock = clock
         self.signals = Signals()
         self.registry = WorkerRegistry(clock)
-        self.provisioner = make_provisioner(config, self.registry, self._worker_exited)
+        self.provisioner = make_provisioner(config, self.registry, self._worker_exited, store)
         self.webhooks = WebhookSender(config, store, webhook_secret, clock)
         self.reaper = Reaper(self)
         self.scheduler = Scheduler(self)
@@ -110,6 +110,9 @@ class ControlPlane:
         connect = getattr(self.provisioner, "connect", None)
         if connect is not None:  # joining a cluster takes seconds: not on the loop
             await asyncio.to_thread(connect)
+        load_index = getattr(self.provisioner, "load_index", None)
+        if load_index is not None:  # which node caches which model, as the store knows it
+            await load_index()
         self.scheduler.start()
         self._tasks += [
             asyncio.create_task(self.scheduler.run(), name="runq-scheduler"),
@@ -125,7 +128,8 @@ class ControlPlane:
             # replica's long-polling workers too.
             self._tasks.append(
                 asyncio.create_task(
-                    listen(self.signals.work_available, self.signals.closed), name="runq-listen"
+                    listen(self.signals.work_available, self.signals.closed, self._stop_if_mine),
+                    name="runq-listen",
                 )
             )
         self.leading = True
@@ -144,6 +148,11 @@ class ControlPlane:
         if now - self._leader_url[1] > 1.0:
             self._leader_url = (await self._lock.leader_url(), now)
         return self._leader_url[0]
+
+    def _stop_if_mine(self, worker_id: str, job_id: str) -> None:
+        """A job cancelled through another replica: tell its worker, if it is one of ours."""
+        if self.registry.get(worker_id) is not None:
+            self.stop_on_worker(worker_id, job_id)
 
     async def _stand_by(self, lock: LeaderLock) -> None:
         if not await lock.acquire(self.signals.closed, self.config.base_url):
