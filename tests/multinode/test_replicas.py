@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import Server, wait_until
+from tests.conftest import Server, endpoint_toml, wait_until
 from tests.postgres import PostgresServer
 
 pytestmark = [pytest.mark.multinode, pytest.mark.timeout(150)]
@@ -50,6 +50,21 @@ def test_a_standby_serves_clients_and_takes_over_the_fleet_when_the_leader_dies(
     assert standby.post(f"/v2/sleepy/cancel/{long}").json()["status"] == "CANCELLED"
     quick = standby.run("sleepy", {"input": {"seconds": 0}})
     assert standby.wait_status("sleepy", quick, {"COMPLETED"}, timeout=20)["status"] == "COMPLETED"
+
+    # An endpoint deployed through the standby is served by the leader's fleet, and a worker
+    # count changed through the standby is the leader's at once.
+    extra = standby.root / "echo.toml"
+    text = endpoint_toml("echo2", "native_echo.py", workers=0)
+    extra.write_text(text.replace("max_workers = 1", "max_workers = 2"))
+    deployed = standby.post("/admin/endpoints", json={"path": str(extra)})
+    assert deployed.status_code == 200, deployed.text
+    echoed = standby.post("/v2/echo2/runsync", json={"input": {"x": 1}}, timeout=60).json()
+    assert echoed["status"] == "COMPLETED", echoed
+    changed = standby.post(
+        "/admin/endpoints/echo2/workers", json={"active_workers": 2, "max_workers": 2}
+    )
+    assert changed.status_code == 200, changed.text
+    wait_until(lambda: workers_of(leader, "echo2") == 2, timeout=30)
 
     running = leader.run("sleepy", {"input": {"seconds": 2}})
     leader.wait_status("sleepy", running, {"IN_PROGRESS"})

@@ -76,6 +76,7 @@ class ControlPlane:
         self.draining = False
         self.leading = True  # runs the fleet (False: a standby replica on a shared store)
         self._lock: LeaderLock | None = None
+        self._reloads: set[asyncio.Task[None]] = set()
         self._http: httpx.AsyncClient | None = None  # a standby's calls to the leader
         self._leader_url: tuple[str | None, float] = (None, -math.inf)
         # Replicas share the store: a change made through another replica sets no event here,
@@ -103,6 +104,7 @@ class ControlPlane:
         self.leading = False
         self._lock = make_lock()
         self._tasks = [asyncio.create_task(self._stand_by(self._lock), name="runq-leader")]
+        self._listen()
 
     async def _lead(self) -> None:
         """Run the fleet: workers, scheduler, reaper, webhooks."""
@@ -122,17 +124,51 @@ class ControlPlane:
             asyncio.create_task(self.reaper.run(), name="runq-reaper"),
             asyncio.create_task(self.webhooks.run(), name="runq-webhooks"),
         ]
-        listen = getattr(self.store, "listen", None)
-        if listen is not None:
-            # A shared store (PostgreSQL): jobs queued through another replica wake this
-            # replica's long-polling workers too.
-            self._tasks.append(
-                asyncio.create_task(
-                    listen(self.signals.work_available, self.signals.closed, self._stop_if_mine),
-                    name="runq-listen",
-                )
-            )
         self.leading = True
+
+    def _listen(self) -> None:
+        """A shared store (PostgreSQL): what another replica did reaches this one. Jobs queued
+        there wake this replica's long-polling workers, a cancel there stops the job on our
+        worker, and an endpoint deployed or edited there is served here as stored."""
+        listen = getattr(self.store, "listen", None)
+        if listen is None:
+            return
+        task = asyncio.create_task(
+            listen(
+                self.signals.work_available,
+                self.signals.closed,
+                self._stop_if_mine,
+                self._endpoint_saved,
+            ),
+            name="runq-listen",
+        )
+        self._tasks.append(task)
+
+    def _endpoint_saved(self, name: str) -> None:
+        task = asyncio.create_task(self._reload_endpoint(name), name=f"runq-reload-{name}")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_endpoint(self, name: str) -> None:
+        """Serve `name` as the store now has it (saved through another replica). A change of
+        what the workers run restarts them, as a deploy does; a scaling change does not."""
+        stored = {n: (path, text) for n, path, text in await self.store.endpoints()}
+        if name not in stored:
+            return
+        path, text = stored[name]
+        try:
+            spec = loads_spec(text, Path(path))
+        except SpecError as exc:
+            log.error("not serving endpoint %s saved by another replica: %s", name, exc)
+            return
+        old = self.specs.get(name)
+        if old == spec:
+            return  # our own save, or no change
+        if old is not None and self.leading and _runs_differently(old, spec):
+            await self.provisioner.stop_endpoint(name, "endpoint redeployed")
+        self.specs[name] = spec
+        log.info("endpoint %s updated from the store (saved by another replica)", name)
+        self.scheduler.poke()
 
     def http_client(self) -> httpx.AsyncClient:
         """One pooled client for forwarding worker calls to the leader (made on first use)."""
@@ -543,3 +579,14 @@ class ControlPlane:
             self.webhooks.poke()
         self.registry.released(job.worker_id, job.id)
         self.signals.job_changed(job.id)
+
+
+def _runs_differently(old: EndpointSpec, new: EndpointSpec) -> bool:
+    """Would the endpoint's workers run differently (so they must restart)? Scaling and job
+    settings apply to running workers as they are."""
+    return (old.type, old.worker, old.compute, old.model) != (
+        new.type,
+        new.worker,
+        new.compute,
+        new.model,
+    )

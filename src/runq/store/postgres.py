@@ -60,6 +60,7 @@ Conn = AsyncConnection[DictRow]
 
 WORK_CHANNEL = "runq_work"
 STOP_CHANNEL = "runq_stop"  # payload "WORKER_ID JOB_ID": a running job was cancelled
+DEPLOY_CHANNEL = "runq_deploy"  # payload: the name of an endpoint (re)deployed or edited
 # pg_advisory_xact_lock key for migrations: any constant no other runq lock uses.
 _MIGRATION_LOCK = 0x72756E71  # "runq"
 
@@ -507,6 +508,7 @@ class PostgresJobStore:
                 "ON CONFLICT (name) DO UPDATE SET path = excluded.path, toml = excluded.toml",
                 (name, path, toml),
             )
+            await conn.execute("SELECT pg_notify(%s, %s)", (DEPLOY_CHANNEL, name))
 
     async def endpoints(self) -> list[tuple[str, str, str]]:
         rows = await self._all("SELECT name, path, toml FROM endpoints ORDER BY name")
@@ -551,9 +553,11 @@ class PostgresJobStore:
         on_work: Callable[[str], None],
         stop: asyncio.Event,
         on_stop: Callable[[str, str], None] | None = None,
+        on_deploy: Callable[[str], None] | None = None,
     ) -> None:
         """Until `stop`: calls `on_work(endpoint)` for every job queued through any replica,
-        and `on_stop(worker_id, job_id)` for every running job cancelled through any replica.
+        `on_stop(worker_id, job_id)` for every running job cancelled through any replica, and
+        `on_deploy(endpoint)` for every endpoint file saved through any replica.
 
         Runs on its own connection (LISTEN holds it); reconnects after an error with a short
         pause. Hints only: callers re-check the store anyway.
@@ -569,12 +573,16 @@ class PostgresJobStore:
             try:
                 await conn.execute(f"LISTEN {WORK_CHANNEL}")
                 await conn.execute(f"LISTEN {STOP_CHANNEL}")
+                await conn.execute(f"LISTEN {DEPLOY_CHANNEL}")
                 while not stop.is_set():
                     # notifies(timeout=...) returns to check `stop` now and then; no query is
                     # run inside the loop (that hangs psycopg's notifies generator).
                     async for notice in conn.notifies(timeout=0.5):
                         if notice.channel == WORK_CHANNEL:
                             on_work(notice.payload)
+                        elif notice.channel == DEPLOY_CHANNEL:
+                            if on_deploy is not None:
+                                on_deploy(notice.payload)
                         elif on_stop is not None:
                             worker_id, _, job_id = notice.payload.partition(" ")
                             on_stop(worker_id, job_id)
