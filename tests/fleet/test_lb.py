@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,19 @@ def test_an_invoke_key_reaches_its_endpoint_only(lb_server: Server) -> None:
     other = httpx.get(f"{lb_server.url}/lb/queue/x", headers=headers, timeout=10)
     assert other.status_code == 403
     assert other.json()["error"] == "key 'web-ci' may not invoke endpoint 'queue'"
+
+
+def test_a_chunked_body_over_30_mb_is_cut_off_with_413(lb_server: Server) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: sent chunked, counted as it passes
+        for _ in range(31):
+            yield b"x" * (1024 * 1024)
+
+    url = f"{lb_server.url}/lb/web/echo/x"
+    reply = httpx.post(url, headers=lb_server.headers, content=chunks(), timeout=30)
+    assert reply.status_code == 413
+    assert "limit" in reply.json()["error"]
+    small = httpx.post(url, headers=lb_server.headers, content=iter([b"ok"]), timeout=30)
+    assert small.status_code == 200  # the worker's connections survived the cut
 
 
 def test_a_body_over_30_mb_is_refused_with_413_before_it_is_forwarded(lb_server: Server) -> None:

@@ -67,6 +67,10 @@ async def _error(
     await send({"type": "http.response.body", "body": body})
 
 
+class BodyTooLarge(Exception):
+    """A streamed request body passed BODY_LIMIT while it was being forwarded."""
+
+
 def _declared_length(headers: Headers) -> int | None:
     length = next((v for n, v in headers if n == b"content-length"), None)
     return int(length) if length is not None and length.isdigit() else None
@@ -83,11 +87,17 @@ async def _request_body(receive: Receive, headers: Headers) -> bytes | AsyncIter
                 return b"".join(parts)
 
     async def stream() -> AsyncIterator[bytes]:
+        # A chunked body declares no length: it is counted as it passes.
+        seen = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            yield message.get("body", b"")
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > BODY_LIMIT:
+                raise BodyTooLarge(f"body passed the limit of {BODY_LIMIT} bytes")
+            yield chunk
             if not message.get("more_body"):
                 return
 
@@ -162,6 +172,9 @@ class Proxy:
             return
         except UpstreamError as exc:
             await _error(send, 502, f"worker {worker.id} failed: {exc}")
+            return
+        except BodyTooLarge as exc:
+            await _error(send, 413, str(exc))
             return
         back = [(n, v) for n, v in answer.headers if n.lower() not in DROPPED_BACK]
         length = next((v for n, v in answer.headers if n.lower() == b"content-length"), None)

@@ -165,6 +165,9 @@ class Pool:
                 conn.close()
                 if not (reused and attempt == 1 and isinstance(body, bytes)):
                     raise UpstreamError(f"{type(exc).__name__}: {exc}") from None
+            except BaseException:  # the body's own error (too large), a cancel: half sent
+                conn.close()
+                raise
         raise AssertionError("unreachable")
 
     async def _connect(self) -> _Connection:
