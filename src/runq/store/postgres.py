@@ -21,7 +21,6 @@ runs against both). What PostgreSQL changes:
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
@@ -37,7 +36,6 @@ from psycopg_pool import AsyncConnectionPool
 from runq.core.job import (
     RETENTION_ASYNC_S,
     RETENTION_SYNC_S,
-    WEBHOOK_STATUSES,
     Job,
     JobRequest,
     JobStatus,
@@ -45,67 +43,18 @@ from runq.core.job import (
 )
 from runq.core.keys import ApiKey, new_key_id
 from runq.errors import Conflict, QueueFull
+from runq.store import postgres_queries as q
 from runq.store import window
 from runq.store.base import FinishOutcome, JobTiming, JobWindow, QueueStats, StreamRead, Webhook
 from runq.store.leader import LeaderLock
-from runq.store.postgres_schema import MIGRATIONS
-from runq.store.rows import dumps, job_timing, row_to_job, row_to_key
-from runq.store.sqlite import new_job_id
-from runq.store.sqlite_queries import ENDED
+from runq.store.postgres_listen import DEPLOY_CHANNEL, STOP_CHANNEL, WORK_CHANNEL, listen
+from runq.store.rows import dumps, job_timing, new_job_id, row_to_job, row_to_key
+from runq.store.window import ENDED
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-Conn = AsyncConnection[DictRow]
-
-WORK_CHANNEL = "runq_work"
-STOP_CHANNEL = "runq_stop"  # payload "WORKER_ID JOB_ID": a running job was cancelled
-DEPLOY_CHANNEL = "runq_deploy"  # payload: the name of an endpoint (re)deployed or edited
-# pg_advisory_xact_lock key for migrations: any constant no other runq lock uses.
-_MIGRATION_LOCK = 0x72756E71  # "runq"
-
-_TAKE = """
-UPDATE jobs SET status = 'IN_PROGRESS', started_at = %(now)s, worker_id = %(worker)s
-WHERE id IN (
-    SELECT id FROM jobs
-    WHERE endpoint = %(endpoint)s AND status = 'IN_QUEUE' AND created_at + ttl_s > %(now)s
-    ORDER BY low_priority, seq LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED)
-RETURNING *
-"""
-_FINISH = """
-UPDATE jobs SET status = %(status)s, finished_at = %(now)s, has_output = %(has_output)s,
-       output = %(output)s, error = %(error)s,
-       expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s ELSE %(async_keep)s END
-WHERE id = %(id)s AND status = 'IN_PROGRESS' AND worker_id = %(worker)s
-RETURNING *
-"""
-_END = """
-UPDATE jobs SET status = %(status)s, finished_at = %(now)s, error = coalesce(%(error)s, error),
-       expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s ELSE %(async_keep)s END
-WHERE id = %(id)s AND status = ANY(%(states)s) AND (%(worker)s::text IS NULL
-                                                    OR worker_id = %(worker)s)
-RETURNING *
-"""
-_REQUEUE = """
-UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, worker_id = NULL,
-       retries = retries + 1, has_output = FALSE, output = NULL
-WHERE id = %s AND status = 'IN_PROGRESS' AND worker_id = %s
-RETURNING *
-"""
-_RETRY = """
-UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, finished_at = NULL, worker_id = NULL,
-       has_output = FALSE, output = NULL, error = NULL, expires_at = NULL, stream_read = 0,
-       created_at = %(now)s, retries = 0, seq = nextval('jobs_seq_seq')
-WHERE id = %(id)s AND status IN ('FAILED', 'TIMED_OUT')
-RETURNING *
-"""
-_INSERT = """
-INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
-                  execution_timeout_s, ttl_s, sync, created_at)
-VALUES (%s, %s, 'IN_QUEUE', %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (id) DO NOTHING
-"""
+Conn = q.Conn
 
 
 class PostgresJobStore:
@@ -132,7 +81,7 @@ class PostgresJobStore:
         except psycopg.Error as exc:
             raise ConnectionError(f"cannot connect to PostgreSQL at {self.dsn}: {exc}") from exc
         async with self._tx() as conn:
-            await _migrate(conn)
+            await q.migrate(conn)
 
     async def close(self) -> None:
         await self._pool.close()
@@ -175,17 +124,15 @@ class PostgresJobStore:
                 await conn.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request.endpoint,)
                 )
-                if await _queue_full(conn, request.endpoint, job_id, max_queue):
+                if await q.queue_full(conn, request.endpoint, job_id, max_queue):
                     raise QueueFull(
                         f"endpoint '{request.endpoint}' has {max_queue} jobs queued, its "
                         "max_queue: try again later"
                     )
-            inserted = await conn.execute(_INSERT, params)
+            inserted = await conn.execute(q.INSERT, params)
             if inserted.rowcount == 1:
-                await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, request.endpoint))
-            row = await (
-                await conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))
-            ).fetchone()
+                await q.notify(conn, WORK_CHANNEL, request.endpoint)
+            row = await q.one(conn, "SELECT * FROM jobs WHERE id = %s", (job_id,))
             assert row is not None
             return row_to_job(row)
 
@@ -196,41 +143,37 @@ class PostgresJobStore:
     async def cancel(self, job_id: str) -> tuple[Job | None, str | None]:
         now = self._clock()
         async with self._tx() as conn:
-            before = await (
-                await conn.execute(
-                    "SELECT status, worker_id FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
-                )
-            ).fetchone()
+            before = await q.one(
+                conn, "SELECT status, worker_id FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
+            )
             if before is None:
                 return None, None
-            row = await _end(
+            row = await q.end(
                 conn, job_id, JobStatus.CANCELLED, now, None, ("IN_QUEUE", "IN_PROGRESS")
             )
             if row is None:
-                current = await _get(conn, job_id)
+                current = await q.get(conn, job_id)
                 return current, None
             was_running = before["status"] == "IN_PROGRESS"
             if was_running:  # the replica whose worker runs it tells that worker to stop
                 payload = f"{before['worker_id']} {job_id}"
-                await conn.execute("SELECT pg_notify(%s, %s)", (STOP_CHANNEL, payload))
+                await q.notify(conn, STOP_CHANNEL, payload)
             return row_to_job(row), before["worker_id"] if was_running else None
 
     async def retry(self, job_id: str) -> Job | None:
         now = self._clock()
         async with self._tx() as conn:
-            current = await (
-                await conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,))
-            ).fetchone()
+            current = await q.one(conn, "SELECT status FROM jobs WHERE id = %s", (job_id,))
             if current is None:
                 return None
-            row = await (await conn.execute(_RETRY, {"id": job_id, "now": now})).fetchone()
+            row = await q.one(conn, q.RETRY, {"id": job_id, "now": now})
             if row is None:
                 raise Conflict(
                     f"job {job_id} is {current['status']}: only FAILED or TIMED_OUT jobs "
                     "can be retried"
                 )
             await conn.execute("DELETE FROM stream_chunks WHERE job_id = %s", (job_id,))
-            await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, row["endpoint"]))
+            await q.notify(conn, WORK_CHANNEL, row["endpoint"])
             return row_to_job(row)
 
     async def purge_queue(self, endpoint: str) -> int:
@@ -243,7 +186,7 @@ class PostgresJobStore:
                 (now, now, RETENTION_SYNC_S, RETENTION_ASYNC_S, endpoint),
             )
             if cursor.rowcount > 0:
-                await _bump(conn, endpoint, ENDED + JobStatus.CANCELLED, cursor.rowcount)
+                await q.bump(conn, endpoint, ENDED + JobStatus.CANCELLED, cursor.rowcount)
             return cursor.rowcount
 
     async def keep_async(self, job_id: str) -> None:
@@ -256,18 +199,14 @@ class PostgresJobStore:
 
     async def read_stream(self, job_id: str) -> StreamRead | None:
         async with self._tx(durable=False) as conn:
-            row = await (
-                await conn.execute("SELECT * FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
-            ).fetchone()
+            row = await q.one(conn, "SELECT * FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
             if row is None:
                 return None
-            chunks = await (
-                await conn.execute(
-                    "SELECT seq, output FROM stream_chunks WHERE job_id = %s AND seq > %s "
-                    "ORDER BY seq",
-                    (job_id, row["stream_read"]),
-                )
-            ).fetchall()
+            chunks = await q.all_rows(
+                conn,
+                "SELECT seq, output FROM stream_chunks WHERE job_id = %s AND seq > %s ORDER BY seq",
+                (job_id, row["stream_read"]),
+            )
             if chunks:
                 await conn.execute(
                     "UPDATE jobs SET stream_read = %s WHERE id = %s", (chunks[-1]["seq"], job_id)
@@ -342,7 +281,7 @@ class PostgresJobStore:
     async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
         now = self._clock()
         async with self._tx(durable=False) as conn:
-            return await _take(conn, endpoint, worker_id, limit, now)
+            return await q.take(conn, endpoint, worker_id, limit, now)
 
     async def finish(
         self, job_id: str, worker_id: str, result: WorkerResult, then_take: int = 0
@@ -360,13 +299,13 @@ class PostgresJobStore:
             "async_keep": RETENTION_ASYNC_S,
         }
         async with self._tx(durable=False) as conn:
-            row = await (await conn.execute(_FINISH, params)).fetchone()
+            row = await q.one(conn, q.FINISH, params)
             if row is None:
-                return FinishOutcome(await _get(conn, job_id), applied=False)
+                return FinishOutcome(await q.get(conn, job_id), applied=False)
             job = row_to_job(row)
-            await _count_ended(conn, [row])
-            await _queue_webhook(conn, job, now)
-            taken = await _take(conn, job.endpoint, worker_id, then_take, now) if then_take else []
+            await q.count_ended(conn, [row])
+            await q.queue_webhook(conn, job, now)
+            taken = await q.take(conn, job.endpoint, worker_id, then_take, now) if then_take else []
             return FinishOutcome(job, applied=True, taken=taken)
 
     async def progress(self, job_id: str, worker_id: str, output: Any) -> bool:
@@ -381,13 +320,12 @@ class PostgresJobStore:
     async def append_stream(self, job_id: str, worker_id: str, chunk: Any) -> bool:
         async with self._tx(durable=False) as conn:
             # The row lock orders two appends of one job (one worker, but maybe two requests).
-            holder = await (
-                await conn.execute(
-                    "SELECT 1 FROM jobs WHERE id = %s AND status = 'IN_PROGRESS' "
-                    "AND worker_id = %s FOR UPDATE",
-                    (job_id, worker_id),
-                )
-            ).fetchone()
+            holder = await q.one(
+                conn,
+                "SELECT 1 FROM jobs WHERE id = %s AND status = 'IN_PROGRESS' "
+                "AND worker_id = %s FOR UPDATE",
+                (job_id, worker_id),
+            )
             if holder is None:
                 return False
             await conn.execute(
@@ -400,11 +338,11 @@ class PostgresJobStore:
     # --- fleet and reaper ---------------------------------------------------------------
     async def requeue(self, job_id: str, worker_id: str) -> Job | None:
         async with self._tx() as conn:
-            row = await (await conn.execute(_REQUEUE, (job_id, worker_id))).fetchone()
+            row = await q.one(conn, q.REQUEUE, (job_id, worker_id))
             if row is None:
                 return None
-            await _bump(conn, row["endpoint"], "retried")
-            await conn.execute("SELECT pg_notify(%s, %s)", (WORK_CHANNEL, row["endpoint"]))
+            await q.bump(conn, row["endpoint"], "retried")
+            await q.notify(conn, WORK_CHANNEL, row["endpoint"])
             return row_to_job(row)
 
     async def fail(
@@ -412,11 +350,11 @@ class PostgresJobStore:
     ) -> Job | None:
         now = self._clock()
         async with self._tx() as conn:
-            row = await _end(conn, job_id, status, now, error, ("IN_PROGRESS",), worker_id)
+            row = await q.end(conn, job_id, status, now, error, ("IN_PROGRESS",), worker_id)
             if row is None:
                 return None
             job = row_to_job(row)
-            await _queue_webhook(conn, job, now)
+            await q.queue_webhook(conn, job, now)
             return job
 
     async def running(self, endpoint: str | None = None) -> list[Job]:
@@ -439,17 +377,16 @@ class PostgresJobStore:
 
     async def expire_queued(self, now: float) -> list[Job]:
         async with self._tx() as conn:
-            rows = await (
-                await conn.execute(
-                    "UPDATE jobs SET status = 'TIMED_OUT', finished_at = %(now)s, "
-                    "error = 'ttl expired before a worker took the job', "
-                    "expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s "
-                    "ELSE %(async_keep)s END "
-                    "WHERE status = 'IN_QUEUE' AND created_at + ttl_s <= %(now)s RETURNING *",
-                    {"now": now, "sync_keep": RETENTION_SYNC_S, "async_keep": RETENTION_ASYNC_S},
-                )
-            ).fetchall()
-            await _count_ended(conn, rows)
+            rows = await q.all_rows(
+                conn,
+                "UPDATE jobs SET status = 'TIMED_OUT', finished_at = %(now)s, "
+                "error = 'ttl expired before a worker took the job', "
+                "expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s "
+                "ELSE %(async_keep)s END "
+                "WHERE status = 'IN_QUEUE' AND created_at + ttl_s <= %(now)s RETURNING *",
+                {"now": now, "sync_keep": RETENTION_SYNC_S, "async_keep": RETENTION_ASYNC_S},
+            )
+            await q.count_ended(conn, rows)
             return [row_to_job(row) for row in rows]
 
     async def delete_expired(self, now: float) -> int:
@@ -508,7 +445,7 @@ class PostgresJobStore:
                 "ON CONFLICT (name) DO UPDATE SET path = excluded.path, toml = excluded.toml",
                 (name, path, toml),
             )
-            await conn.execute("SELECT pg_notify(%s, %s)", (DEPLOY_CHANNEL, name))
+            await q.notify(conn, DEPLOY_CHANNEL, name)
 
     async def endpoints(self) -> list[tuple[str, str, str]]:
         rows = await self._all("SELECT name, path, toml FROM endpoints ORDER BY name")
@@ -538,9 +475,7 @@ class PostgresJobStore:
                 "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
                 (now, key_id),
             )
-            row = await (
-                await conn.execute("SELECT * FROM api_keys WHERE id = %s", (key_id,))
-            ).fetchone()
+            row = await q.one(conn, "SELECT * FROM api_keys WHERE id = %s", (key_id,))
             return row_to_key(row) if row is not None else None
 
     # --- replicas -----------------------------------------------------------------------
@@ -555,149 +490,5 @@ class PostgresJobStore:
         on_stop: Callable[[str, str], None] | None = None,
         on_deploy: Callable[[str], None] | None = None,
     ) -> None:
-        """Until `stop`: calls `on_work(endpoint)` for every job queued through any replica,
-        `on_stop(worker_id, job_id)` for every running job cancelled through any replica, and
-        `on_deploy(endpoint)` for every endpoint file saved through any replica.
-
-        Runs on its own connection (LISTEN holds it); reconnects after an error with a short
-        pause. Hints only: callers re-check the store anyway.
-        """
-        while not stop.is_set():
-            try:
-                conn = await AsyncConnection.connect(self.dsn, autocommit=True)
-            except psycopg.Error as exc:
-                log.warning("LISTEN %s: cannot connect (%s); retrying", WORK_CHANNEL, exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-                continue
-            try:
-                await conn.execute(f"LISTEN {WORK_CHANNEL}")
-                await conn.execute(f"LISTEN {STOP_CHANNEL}")
-                await conn.execute(f"LISTEN {DEPLOY_CHANNEL}")
-                while not stop.is_set():
-                    # notifies(timeout=...) returns to check `stop` now and then; no query is
-                    # run inside the loop (that hangs psycopg's notifies generator).
-                    async for notice in conn.notifies(timeout=0.5):
-                        if notice.channel == WORK_CHANNEL:
-                            on_work(notice.payload)
-                        elif notice.channel == DEPLOY_CHANNEL:
-                            if on_deploy is not None:
-                                on_deploy(notice.payload)
-                        elif on_stop is not None:
-                            worker_id, _, job_id = notice.payload.partition(" ")
-                            on_stop(worker_id, job_id)
-            except psycopg.Error as exc:
-                log.warning("LISTEN %s lost its connection (%s); reconnecting", WORK_CHANNEL, exc)
-            finally:
-                await conn.close()
-
-
-async def _migrate(conn: Conn) -> None:
-    # Replicas may start together: one migrates while the others wait on the lock.
-    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-    await conn.execute("CREATE TABLE IF NOT EXISTS runq_schema (version INTEGER NOT NULL)")
-    row = await (await conn.execute("SELECT max(version) AS v FROM runq_schema")).fetchone()
-    version = int(row["v"]) if row and row["v"] is not None else 0
-    if version > len(MIGRATIONS):
-        raise RuntimeError(
-            f"the database schema is version {version}, newer than this runq "
-            f"({len(MIGRATIONS)}): upgrade runq"
-        )
-    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        await conn.execute(script.encode())  # bytes: sent as one simple query, many statements
-        await conn.execute("INSERT INTO runq_schema (version) VALUES (%s)", (number,))
-
-
-async def _get(conn: Conn, job_id: str) -> Job | None:
-    row = await (await conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))).fetchone()
-    return row_to_job(row) if row is not None else None
-
-
-async def _take(conn: Conn, endpoint: str, worker_id: str, limit: int, now: float) -> list[Job]:
-    params = {"now": now, "worker": worker_id, "endpoint": endpoint, "limit": max(0, limit)}
-    rows = await (await conn.execute(_TAKE, params)).fetchall()
-    rows.sort(key=lambda row: (row["low_priority"], row["seq"]))  # RETURNING is unordered
-    return [row_to_job(row) for row in rows]
-
-
-async def _queue_full(conn: Conn, endpoint: str, job_id: str, max_queue: int) -> bool:
-    """See `sqlite_queries.queue_full`: a known id is never refused; the count stops at the
-    limit."""
-    known = await (await conn.execute("SELECT 1 FROM jobs WHERE id = %s", (job_id,))).fetchone()
-    if known is not None:
-        return False
-    row = await (
-        await conn.execute(
-            "SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE endpoint = %s "
-            "AND status = 'IN_QUEUE' LIMIT %s) AS queued",
-            (endpoint, max_queue),
-        )
-    ).fetchone()
-    return row is not None and int(row["n"]) >= max_queue
-
-
-async def _end(
-    conn: Conn,
-    job_id: str,
-    status: JobStatus,
-    now: float,
-    error: str | None,
-    from_states: tuple[str, ...],
-    worker_id: str | None = None,
-) -> DictRow | None:
-    params = {
-        "id": job_id,
-        "status": status.value,
-        "now": now,
-        "error": error,
-        "states": list(from_states),
-        "worker": worker_id,
-        "sync_keep": RETENTION_SYNC_S,
-        "async_keep": RETENTION_ASYNC_S,
-    }
-    row = await (await conn.execute(_END, params)).fetchone()
-    if row is not None:
-        await _count_ended(conn, [row])
-    return row
-
-
-async def _bump(conn: Conn, endpoint: str, name: str, by: int = 1) -> None:
-    await conn.execute(
-        "INSERT INTO counters (endpoint, name, value) VALUES (%s, %s, %s) "
-        "ON CONFLICT (endpoint, name) DO UPDATE SET value = counters.value + excluded.value",
-        (endpoint, name, by),
-    )
-
-
-async def _count_ended(conn: Conn, rows: list[DictRow]) -> None:
-    """Jobs that just ended (rows after the change), in the same transaction: counted by final
-    status for ever (retention deletes jobs, not these counts), and their times kept for
-    metrics windows (`window.TIMES_KEEP_S`)."""
-    tally = collections.Counter((row["endpoint"], row["status"]) for row in rows)
-    for (endpoint, status), n in tally.items():
-        await _bump(conn, endpoint, ENDED + status, n)
-    if rows:
-        async with conn.cursor() as cursor:
-            await cursor.executemany(
-                "INSERT INTO job_times (endpoint, finished_at, job_id, status, created_at, "
-                "started_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [
-                    (
-                        r["endpoint"],
-                        r["finished_at"],
-                        r["id"],
-                        r["status"],
-                        r["created_at"],
-                        r["started_at"],
-                    )
-                    for r in rows
-                ],
-            )
-
-
-async def _queue_webhook(conn: Conn, job: Job, now: float) -> None:
-    if job.webhook and job.status in WEBHOOK_STATUSES:
-        await conn.execute(
-            "INSERT INTO webhook_outbox (job_id, url, body, next_at) VALUES (%s, %s, %s, %s)",
-            (job.id, job.webhook, dumps(job.to_webhook()), now),
-        )
+        """What the other replicas did, as hints: see runq.store.postgres_listen."""
+        await listen(self.dsn, stop, on_work, on_stop, on_deploy)

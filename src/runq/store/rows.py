@@ -7,6 +7,7 @@ anything indexable by column name (sqlite3.Row, psycopg's dict rows).
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, Protocol
 
 from runq.core.job import Job, JobStatus
@@ -64,3 +65,8 @@ def job_timing(row: Row) -> JobTiming:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
     )
+
+
+def new_job_id(sync: bool) -> str:
+    """RunPod's shape: a uuid4 with a region suffix; `sync-` in front for /runsync (spec 1.3)."""
+    return f"{'sync-' if sync else ''}{uuid.uuid4()}-u1"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,17 +21,12 @@ from runq.core.keys import ApiKey, new_key_id
 from runq.errors import Conflict, QueueFull
 from runq.store import sqlite_queries as q
 from runq.store.base import FinishOutcome, JobTiming, JobWindow, QueueStats, StreamRead, Webhook
-from runq.store.rows import dumps, job_timing, row_to_job, row_to_key
+from runq.store.rows import dumps, job_timing, new_job_id, row_to_job, row_to_key
 from runq.store.sqlite_executor import SqliteExecutor
 from runq.store.sqlite_schema import MIGRATIONS
 from runq.store.window import TIMES_KEEP_S
 
 Clock = Callable[[], float]
-
-
-def new_job_id(sync: bool) -> str:
-    """RunPod's shape: a uuid4 with a region suffix; `sync-` in front for /runsync (spec 1.3)."""
-    return f"{'sync-' if sync else ''}{uuid.uuid4()}-u1"
 
 
 class SqliteJobStore:

@@ -18,6 +18,7 @@ from runq.core.job import (
 from runq.store import window
 from runq.store.base import JobWindow
 from runq.store.rows import dumps, row_to_job
+from runq.store.window import ENDED
 
 INSERT = """
 INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
@@ -137,9 +138,6 @@ def bump(conn: sqlite3.Connection, endpoint: str, name: str, by: int = 1) -> Non
         "ON CONFLICT (endpoint, name) DO UPDATE SET value = value + excluded.value",
         (endpoint, name, by),
     )
-
-
-ENDED = "ended:"  # counters named ended:COMPLETED ... count jobs by final status, for ever
 
 
 def record_ended(conn: sqlite3.Connection, rows: Iterable[sqlite3.Row]) -> None:

@@ -15,6 +15,7 @@ from runq.store.base import JobWindow
 
 TIMES_KEEP_S = 86400.0  # an ended job's times are kept this long for windows, past the job
 
+ENDED = "ended:"  # counters named ended:COMPLETED ... count jobs by final status, for ever
 ENDED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT)
 
 

@@ -1,0 +1,195 @@
+"""The PostgreSQL store's SQL: named statements and the row-level steps its operations are made
+of. Each function runs inside the transaction of the operation that calls it (as
+sqlite_queries.py does for SQLite)."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+
+from runq.core.job import (
+    RETENTION_ASYNC_S,
+    RETENTION_SYNC_S,
+    WEBHOOK_STATUSES,
+    Job,
+    JobStatus,
+)
+from runq.store.postgres_schema import MIGRATIONS
+from runq.store.rows import dumps, row_to_job
+from runq.store.window import ENDED
+
+Conn = AsyncConnection[DictRow]
+
+
+async def one(conn: Conn, sql: str, params: Any = None) -> DictRow | None:
+    return await (await conn.execute(sql, params)).fetchone()
+
+
+async def all_rows(conn: Conn, sql: str, params: Any = None) -> list[DictRow]:
+    return await (await conn.execute(sql, params)).fetchall()
+
+
+async def notify(conn: Conn, channel: str, payload: str) -> None:
+    """A hint to the other replicas, sent when this transaction commits."""
+    await conn.execute("SELECT pg_notify(%s, %s)", (channel, payload))
+
+
+# pg_advisory_xact_lock key for migrations: any constant no other runq lock uses.
+MIGRATION_LOCK = 0x72756E71  # "runq"
+
+TAKE = """
+UPDATE jobs SET status = 'IN_PROGRESS', started_at = %(now)s, worker_id = %(worker)s
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE endpoint = %(endpoint)s AND status = 'IN_QUEUE' AND created_at + ttl_s > %(now)s
+    ORDER BY low_priority, seq LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING *
+"""
+FINISH = """
+UPDATE jobs SET status = %(status)s, finished_at = %(now)s, has_output = %(has_output)s,
+       output = %(output)s, error = %(error)s,
+       expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s ELSE %(async_keep)s END
+WHERE id = %(id)s AND status = 'IN_PROGRESS' AND worker_id = %(worker)s
+RETURNING *
+"""
+END = """
+UPDATE jobs SET status = %(status)s, finished_at = %(now)s, error = coalesce(%(error)s, error),
+       expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s ELSE %(async_keep)s END
+WHERE id = %(id)s AND status = ANY(%(states)s) AND (%(worker)s::text IS NULL
+                                                    OR worker_id = %(worker)s)
+RETURNING *
+"""
+REQUEUE = """
+UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, worker_id = NULL,
+       retries = retries + 1, has_output = FALSE, output = NULL
+WHERE id = %s AND status = 'IN_PROGRESS' AND worker_id = %s
+RETURNING *
+"""
+RETRY = """
+UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, finished_at = NULL, worker_id = NULL,
+       has_output = FALSE, output = NULL, error = NULL, expires_at = NULL, stream_read = 0,
+       created_at = %(now)s, retries = 0, seq = nextval('jobs_seq_seq')
+WHERE id = %(id)s AND status IN ('FAILED', 'TIMED_OUT')
+RETURNING *
+"""
+INSERT = """
+INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
+                  execution_timeout_s, ttl_s, sync, created_at)
+VALUES (%s, %s, 'IN_QUEUE', %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (id) DO NOTHING
+"""
+
+
+async def migrate(conn: Conn) -> None:
+    # Replicas may start together: one migrates while the others wait on the lock.
+    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+    await conn.execute("CREATE TABLE IF NOT EXISTS runq_schema (version INTEGER NOT NULL)")
+    row = await (await conn.execute("SELECT max(version) AS v FROM runq_schema")).fetchone()
+    version = int(row["v"]) if row and row["v"] is not None else 0
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"the database schema is version {version}, newer than this runq "
+            f"({len(MIGRATIONS)}): upgrade runq"
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        await conn.execute(script.encode())  # bytes: sent as one simple query, many statements
+        await conn.execute("INSERT INTO runq_schema (version) VALUES (%s)", (number,))
+
+
+async def get(conn: Conn, job_id: str) -> Job | None:
+    row = await (await conn.execute("SELECT * FROM jobs WHERE id = %s", (job_id,))).fetchone()
+    return row_to_job(row) if row is not None else None
+
+
+async def take(conn: Conn, endpoint: str, worker_id: str, limit: int, now: float) -> list[Job]:
+    params = {"now": now, "worker": worker_id, "endpoint": endpoint, "limit": max(0, limit)}
+    rows = await (await conn.execute(TAKE, params)).fetchall()
+    rows.sort(key=lambda row: (row["low_priority"], row["seq"]))  # RETURNING is unordered
+    return [row_to_job(row) for row in rows]
+
+
+async def queue_full(conn: Conn, endpoint: str, job_id: str, max_queue: int) -> bool:
+    """See `sqlite_queries.queue_full`: a known id is never refused; the count stops at the
+    limit."""
+    known = await (await conn.execute("SELECT 1 FROM jobs WHERE id = %s", (job_id,))).fetchone()
+    if known is not None:
+        return False
+    row = await (
+        await conn.execute(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM jobs WHERE endpoint = %s "
+            "AND status = 'IN_QUEUE' LIMIT %s) AS queued",
+            (endpoint, max_queue),
+        )
+    ).fetchone()
+    return row is not None and int(row["n"]) >= max_queue
+
+
+async def end(
+    conn: Conn,
+    job_id: str,
+    status: JobStatus,
+    now: float,
+    error: str | None,
+    from_states: tuple[str, ...],
+    worker_id: str | None = None,
+) -> DictRow | None:
+    params = {
+        "id": job_id,
+        "status": status.value,
+        "now": now,
+        "error": error,
+        "states": list(from_states),
+        "worker": worker_id,
+        "sync_keep": RETENTION_SYNC_S,
+        "async_keep": RETENTION_ASYNC_S,
+    }
+    row = await (await conn.execute(END, params)).fetchone()
+    if row is not None:
+        await count_ended(conn, [row])
+    return row
+
+
+async def bump(conn: Conn, endpoint: str, name: str, by: int = 1) -> None:
+    await conn.execute(
+        "INSERT INTO counters (endpoint, name, value) VALUES (%s, %s, %s) "
+        "ON CONFLICT (endpoint, name) DO UPDATE SET value = counters.value + excluded.value",
+        (endpoint, name, by),
+    )
+
+
+async def count_ended(conn: Conn, rows: list[DictRow]) -> None:
+    """Jobs that just ended (rows after the change), in the same transaction: counted by final
+    status for ever (retention deletes jobs, not these counts), and their times kept for
+    metrics windows (`window.TIMES_KEEP_S`)."""
+    tally = collections.Counter((row["endpoint"], row["status"]) for row in rows)
+    for (endpoint, status), n in tally.items():
+        await bump(conn, endpoint, ENDED + status, n)
+    if rows:
+        async with conn.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO job_times (endpoint, finished_at, job_id, status, created_at, "
+                "started_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                [
+                    (
+                        r["endpoint"],
+                        r["finished_at"],
+                        r["id"],
+                        r["status"],
+                        r["created_at"],
+                        r["started_at"],
+                    )
+                    for r in rows
+                ],
+            )
+
+
+async def queue_webhook(conn: Conn, job: Job, now: float) -> None:
+    if job.webhook and job.status in WEBHOOK_STATUSES:
+        await conn.execute(
+            "INSERT INTO webhook_outbox (job_id, url, body, next_at) VALUES (%s, %s, %s, %s)",
+            (job.id, job.webhook, dumps(job.to_webhook()), now),
+        )
