@@ -9,15 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import os
 import secrets
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import httpx
+from typing import Any
 
 from runq.core.config import ServerConfig
 from runq.core.job import Job, JobRequest, JobStatus, parse_worker_result
@@ -34,14 +30,12 @@ from runq.fleet.local import kill_leftovers
 from runq.fleet.provisioner import make_provisioner
 from runq.fleet.reaper import Reaper
 from runq.fleet.registry import WorkerRegistry
+from runq.fleet.replicas import Replication
 from runq.fleet.scheduler import Scheduler
 from runq.fleet.signals import Signals, wait_any
 from runq.fleet.webhooks import WebhookSender
 from runq.policy.retry import LostJobAction, decide_lost_job
-from runq.store.base import JobStore, StreamRead
-
-if TYPE_CHECKING:
-    from runq.store.leader import LeaderLock
+from runq.store.base import JobStore, SharedStore, StreamRead
 
 log = logging.getLogger("runq")
 
@@ -75,38 +69,43 @@ class ControlPlane:
         self.specs: dict[str, EndpointSpec] = {}
         self.draining = False
         self.leading = True  # runs the fleet (False: a standby replica on a shared store)
-        self._lock: LeaderLock | None = None
-        self._reloads: set[asyncio.Task[None]] = set()
-        self._http: httpx.AsyncClient | None = None  # a standby's calls to the leader
-        self._leader_url: tuple[str | None, float] = (None, -math.inf)
+        self.replication: Replication | None = None  # with a store shared by replicas
         # Replicas share the store: a change made through another replica sets no event here,
         # so waits re-read the store at least this often.
-        self._wait_slice_s = SHARED_STORE_POLL_S if hasattr(store, "leader_lock") else math.inf
+        self._wait_slice_s = SHARED_STORE_POLL_S if isinstance(store, SharedStore) else math.inf
         self._tasks: list[asyncio.Task[None]] = []
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self, specs: list[EndpointSpec]) -> None:
         kill_leftovers(self.config.data_dir)
         await self.store.open()
-        for name, path, toml in await self.store.endpoints():
-            try:
-                self.specs[name] = loads_spec(toml, Path(path))
-            except SpecError as exc:
-                log.error("not serving stored endpoint %s: %s", name, exc)
+        await self.load_stored_specs()
         for spec in specs:
             await self._remember(spec)
-        make_lock = getattr(self.store, "leader_lock", None)
-        if make_lock is None:
-            await self._lead()
+        if not isinstance(self.store, SharedStore):
+            await self.lead()
             return
         # A store shared by replicas: only the holder of the scheduler lock runs the fleet;
         # until then this replica serves the client API from the store.
         self.leading = False
-        self._lock = make_lock()
-        self._tasks = [asyncio.create_task(self._stand_by(self._lock), name="runq-leader")]
-        self._listen()
+        self.replication = Replication(self, self.store)
+        self._tasks = self.replication.start()
 
-    async def _lead(self) -> None:
+    async def load_stored_specs(self) -> None:
+        """Serve every endpoint the store holds (deployed before a restart, or elsewhere)."""
+        for name, path, toml in await self.store.endpoints():
+            spec = _parse_stored(name, path, toml)
+            if spec is not None:
+                self.specs[name] = spec
+
+    async def load_stored_spec(self, name: str) -> EndpointSpec | None:
+        """One endpoint as the store holds it; None when gone or unreadable (logged)."""
+        for stored, path, toml in await self.store.endpoints():
+            if stored == name:
+                return _parse_stored(name, path, toml)
+        return None
+
+    async def lead(self) -> None:
         """Run the fleet: workers, scheduler, reaper, webhooks."""
         await self._adopt_running_jobs()
         connect = getattr(self.provisioner, "connect", None)
@@ -125,89 +124,6 @@ class ControlPlane:
             asyncio.create_task(self.webhooks.run(), name="runq-webhooks"),
         ]
         self.leading = True
-
-    def _listen(self) -> None:
-        """A shared store (PostgreSQL): what another replica did reaches this one. Jobs queued
-        there wake this replica's long-polling workers, a cancel there stops the job on our
-        worker, and an endpoint deployed or edited there is served here as stored."""
-        listen = getattr(self.store, "listen", None)
-        if listen is None:
-            return
-        task = asyncio.create_task(
-            listen(
-                self.signals.work_available,
-                self.signals.closed,
-                self._stop_if_mine,
-                self._endpoint_saved,
-            ),
-            name="runq-listen",
-        )
-        self._tasks.append(task)
-
-    def _endpoint_saved(self, name: str) -> None:
-        task = asyncio.create_task(self._reload_endpoint(name), name=f"runq-reload-{name}")
-        self._reloads.add(task)
-        task.add_done_callback(self._reloads.discard)
-
-    async def _reload_endpoint(self, name: str) -> None:
-        """Serve `name` as the store now has it (saved through another replica). A change of
-        what the workers run restarts them, as a deploy does; a scaling change does not."""
-        stored = {n: (path, text) for n, path, text in await self.store.endpoints()}
-        if name not in stored:
-            return
-        path, text = stored[name]
-        try:
-            spec = loads_spec(text, Path(path))
-        except SpecError as exc:
-            log.error("not serving endpoint %s saved by another replica: %s", name, exc)
-            return
-        old = self.specs.get(name)
-        if old == spec:
-            return  # our own save, or no change
-        if old is not None and self.leading and _runs_differently(old, spec):
-            await self.provisioner.stop_endpoint(name, "endpoint redeployed")
-        self.specs[name] = spec
-        log.info("endpoint %s updated from the store (saved by another replica)", name)
-        self.scheduler.poke()
-
-    def http_client(self) -> httpx.AsyncClient:
-        """One pooled client for forwarding worker calls to the leader (made on first use)."""
-        if self._http is None:
-            self._http = httpx.AsyncClient(limits=httpx.Limits(max_connections=256))
-        return self._http
-
-    async def leader_url(self) -> str | None:
-        """Where worker calls go while this replica stands by (cached for a second)."""
-        if self._lock is None:
-            return None
-        now = self.clock()
-        if now - self._leader_url[1] > 1.0:
-            self._leader_url = (await self._lock.leader_url(), now)
-        return self._leader_url[0]
-
-    def _stop_if_mine(self, worker_id: str, job_id: str) -> None:
-        """A job cancelled through another replica: tell its worker, if it is one of ours."""
-        if self.registry.get(worker_id) is not None:
-            self.stop_on_worker(worker_id, job_id)
-
-    async def _stand_by(self, lock: LeaderLock) -> None:
-        if not await lock.acquire(self.signals.closed, self.config.base_url):
-            return
-        log.warning("this replica holds the scheduler lock: it runs the fleet now")
-        for name, path, toml in await self.store.endpoints():  # deployed while standing by
-            if name not in self.specs:
-                try:
-                    self.specs[name] = loads_spec(toml, Path(path))
-                except SpecError as exc:
-                    log.error("not serving stored endpoint %s: %s", name, exc)
-        await self._lead()
-        await lock.watch(self.signals.closed)
-        if self.signals.closed.is_set():
-            await lock.release()
-            return
-        # Another replica may run the fleet by now: two fleets would hand out jobs twice.
-        log.critical("lost the scheduler lock: exiting so that only one replica runs the fleet")
-        os._exit(3)
 
     async def drain(self, grace_s: float) -> int:
         """Graceful shutdown, first half: no job is handed out any more (queued ones stay
@@ -241,8 +157,8 @@ class ControlPlane:
         await self.scheduler.drain()
         await self.provisioner.shutdown()
         await self.lb.close()
-        if self._http is not None:
-            await self._http.aclose()
+        if self.replication is not None:
+            await self.replication.close()
         await self.store.close()
 
     async def deploy(self, spec: EndpointSpec, text: str | None = None) -> None:
@@ -379,13 +295,10 @@ class ControlPlane:
         if any(w.state in (WorkerState.IDLE, WorkerState.RUNNING) for w in workers):
             return None
         starting = [w for w in workers if w.state == WorkerState.INITIALIZING]
-        measured = [
-            w.cold_start_s for w in self.registry.history(endpoint) if w.cold_start_s is not None
-        ]
-        if not starting or not measured:
+        typical = self.registry.typical_cold_start(endpoint)
+        if not starting or typical is None:
             return None
-        elapsed = self.clock() - min(w.started_at for w in starting)
-        return max(0.0, statistics.median(measured[-20:]) - elapsed)
+        return max(0.0, typical - (self.clock() - min(w.started_at for w in starting)))
 
     async def health(self, endpoint: str) -> dict[str, Any]:
         counts = await self.store.counts(endpoint)
@@ -471,13 +384,8 @@ class ControlPlane:
         take = 0 if result.stop_pod or self._closed_to(worker) else take
         outcome = await self.store.finish(job_id, worker.id, result, then_take=take)
         self.registry.released(worker.id, job_id)
-        if outcome.applied:
-            self.signals.job_changed(job_id)
-            if outcome.job is not None:
-                self.timings.finished(outcome.job)
-                self.demand.finished(outcome.job)
-                if outcome.job.webhook:
-                    self.webhooks.poke()
+        if outcome.applied and outcome.job is not None:
+            self.job_ended(outcome.job)
         if outcome.taken:
             self._handed(worker, outcome.taken)
         if result.stop_pod:
@@ -494,17 +402,10 @@ class ControlPlane:
         outcomes = await asyncio.gather(
             *(self.store.finish(job_id, worker.id, result) for job_id, result in parsed)
         )
-        webhooks = False
         for (job_id, _), outcome in zip(parsed, outcomes, strict=True):
             self.registry.released(worker.id, job_id)
-            if outcome.applied:
-                self.signals.job_changed(job_id)
-                if outcome.job is not None:
-                    self.timings.finished(outcome.job)
-                    self.demand.finished(outcome.job)
-                webhooks = webhooks or bool(outcome.job is not None and outcome.job.webhook)
-        if webhooks:
-            self.webhooks.poke()
+            if outcome.applied and outcome.job is not None:
+                self.job_ended(outcome.job)
         if any(result.stop_pod for _, result in parsed):
             self.recycle(worker)
             return []
@@ -516,8 +417,15 @@ class ControlPlane:
         job = await self.store.fail(job_id, worker.id, error)
         self.registry.released(worker.id, job_id)
         if job is not None:
-            self.timings.finished(job)
-            self.signals.job_changed(job_id)
+            self.job_ended(job)
+
+    def job_ended(self, job: Job) -> None:
+        """After the store ended a job (a result, a failure, a timeout): wake its waiters,
+        record its times for /metrics and the scalers, and send its webhook."""
+        self.signals.job_changed(job.id)
+        self.timings.finished(job)
+        self.demand.finished(job)
+        if job.webhook:
             self.webhooks.poke()
 
     async def stream_chunk(self, worker: Worker, job_id: str, chunk: Any) -> None:
@@ -574,19 +482,16 @@ class ControlPlane:
             if await self.store.requeue(job.id, job.worker_id) is not None:
                 log.info("job %s requeued: %s", job.id, cause)
                 self.signals.work_available(job.endpoint)
-        elif await self.store.fail(job.id, job.worker_id, decision.reason) is not None:
+        elif (failed := await self.store.fail(job.id, job.worker_id, decision.reason)) is not None:
             log.warning("job %s failed: %s", job.id, decision.reason)
-            self.webhooks.poke()
+            self.job_ended(failed)
         self.registry.released(job.worker_id, job.id)
         self.signals.job_changed(job.id)
 
 
-def _runs_differently(old: EndpointSpec, new: EndpointSpec) -> bool:
-    """Would the endpoint's workers run differently (so they must restart)? Scaling and job
-    settings apply to running workers as they are."""
-    return (old.type, old.worker, old.compute, old.model) != (
-        new.type,
-        new.worker,
-        new.compute,
-        new.model,
-    )
+def _parse_stored(name: str, path: str, toml: str) -> EndpointSpec | None:
+    try:
+        return loads_spec(toml, Path(path))
+    except SpecError as exc:
+        log.error("not serving stored endpoint %s: %s", name, exc)
+        return None

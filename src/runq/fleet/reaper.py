@@ -62,7 +62,7 @@ class Reaper:
                 error = f"ttl of {job.ttl_s:g}s expired while the job ran"
             ended = await plane.store.fail(job.id, job.worker_id, error, JobStatus.TIMED_OUT)
             if ended is not None:
-                plane.signals.job_changed(job.id)
+                plane.job_ended(ended)
                 if job.worker_id is not None:
                     plane.stop_on_worker(job.worker_id, job.id)
         self._enforce_stops(now)

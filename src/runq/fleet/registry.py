@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import hmac
 import secrets
+import statistics
 from collections.abc import Callable, Iterable
 
 from runq.core.worker import Placement, Worker, WorkerState
@@ -16,6 +17,9 @@ HISTORY = 500  # terminated workers kept for `runq workers`, the admin API and t
 
 def new_worker_id(endpoint: str) -> str:
     return f"{endpoint}-{secrets.token_hex(4)}"
+
+
+TYPICAL_OF = 20  # recent cold starts a typical one is the median of
 
 
 class WorkerRegistry:
@@ -71,6 +75,12 @@ class WorkerRegistry:
         """Every worker still known, terminated ones included, oldest first."""
         every = [*self._gone, *self._workers.values()]
         return [w for w in every if endpoint is None or w.endpoint == endpoint]
+
+    def typical_cold_start(self, endpoint: str) -> float | None:
+        """The median of the endpoint's last 20 measured cold starts; None before the first.
+        What the scalers plan with and what a queued job's start estimate counts down from."""
+        measured = [w.cold_start_s for w in self.history(endpoint) if w.cold_start_s is not None]
+        return statistics.median(measured[-TYPICAL_OF:]) if measured else None
 
     def check_token(self, worker_id: str, token: str) -> bool:
         worker = self._workers.get(worker_id)

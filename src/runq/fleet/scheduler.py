@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import statistics
 from typing import TYPE_CHECKING
 
 from runq.core.hosts import Host, effective_hosts
@@ -132,7 +131,7 @@ class Scheduler:
                 views,
                 recent_arrivals=plane.demand.arrivals(spec.name),
                 recent_execution_s=plane.demand.executions(spec.name),
-                cold_start_s=self._typical_cold_start(spec.name),
+                cold_start_s=plane.registry.typical_cold_start(spec.name),
             )
         decision = plan(snapshot, spec.scaling, PARK_RETENTION_S)
         by_id = {w.id: w for w in workers}
@@ -152,15 +151,6 @@ class Scheduler:
         if decision.start and now >= self._hold_until.get(spec.name, 0.0):
             for _ in range(decision.start):
                 self._start_new(spec, decision.reason)
-
-    def _typical_cold_start(self, endpoint: str) -> float | None:
-        """The median of the endpoint's last 20 measured cold starts; None before the first."""
-        measured = [
-            w.cold_start_s
-            for w in self._plane.registry.history(endpoint)
-            if w.cold_start_s is not None
-        ]
-        return statistics.median(measured[-20:]) if measured else None
 
     def _start_new(self, spec: EndpointSpec, reason: str) -> None:
         plane = self._plane

@@ -10,12 +10,17 @@ costs only a re-run of the job (at-least-once), never an accepted job.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from runq.core.job import Job, JobRequest, JobStatus, WorkerResult
 from runq.core.keys import ApiKey
 from runq.core.stats import Percentiles
+
+if TYPE_CHECKING:
+    from runq.store.leader import LeaderLock
 
 
 @dataclass(frozen=True)
@@ -215,3 +220,19 @@ class JobStore(Protocol):
     async def revoke_key(self, key_id: str) -> ApiKey | None:
         """Revoke a key from now on, durable before it returns; a revoked key keeps its first
         `revoked_at`. None for an unknown id."""
+
+
+@runtime_checkable
+class SharedStore(Protocol):
+    """A store several `runq serve` replicas share (PostgreSQL): a lock elects the replica
+    that runs the fleet, and hints tell each replica what the others did."""
+
+    def leader_lock(self) -> LeaderLock: ...
+
+    async def listen(
+        self,
+        on_work: Callable[[str], None],
+        stop: asyncio.Event,
+        on_stop: Callable[[str, str], None] | None = None,
+        on_deploy: Callable[[str], None] | None = None,
+    ) -> None: ...
