@@ -11,7 +11,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from runq.api.responses import error_response
+from runq.api.limits import RESULT_LIMIT
+from runq.api.responses import error_response, read_body
 from runq.fleet.controlplane import ControlPlane
 
 _HEADERS = ("authorization", "content-type", "content-encoding", "user-agent")
@@ -19,19 +20,22 @@ _SLACK_S = 15.0  # on top of the leader's long-poll hold
 
 
 async def forward_to_leader(request: Request, plane: ControlPlane) -> Response:
-    leader = await plane.leader_url()
-    if leader is None or leader.rstrip("/") == plane.config.base_url:
+    replication = plane.replication
+    leader = await replication.leader_url() if replication is not None else None
+    if replication is None or leader is None or leader.rstrip("/") == plane.config.base_url:
         return error_response("no replica runs the fleet right now: try again shortly", 503)
     url = leader.rstrip("/") + request.url.path
     if request.url.query:
         url += "?" + request.url.query
     headers = {k: v for k, v in request.headers.items() if k.lower() in _HEADERS}
-    client = plane.http_client()
+    # Bounded as the leader would bound it: a standby never buffers more than a result.
+    body = await read_body(request, RESULT_LIMIT, "body")
+    client = replication.http_client()
     try:
         upstream = await client.request(
             request.method,
             url,
-            content=await request.body(),
+            content=body,
             headers=headers,
             timeout=plane.config.take_hold_s + _SLACK_S,
         )

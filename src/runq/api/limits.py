@@ -8,6 +8,8 @@ from runq.errors import BadRequest
 
 MAX_INPUT_DEPTH = 64  # dicts and lists inside `input`; deeper payloads are refused (400)
 
+RESULT_LIMIT = 20 * 1024 * 1024  # spec 2.7: RunPod rejects results over about 20 MB
+
 
 def nesting_depth(value: Any, stop_after: int = MAX_INPUT_DEPTH) -> int:
     """How deeply dicts and lists nest in `value` (a scalar is 0, `[]` and `{"a": 1}` are 1,

@@ -16,12 +16,12 @@ from starlette.routing import Route
 
 from runq.api.auth import presented_key
 from runq.api.forward import forward_to_leader
+from runq.api.limits import RESULT_LIMIT
 from runq.api.responses import NO_CONTENT, json_response, read_json
 from runq.core.worker import Worker
 from runq.errors import BadRequest, PayloadTooLarge, Unauthorized
 from runq.fleet.controlplane import ControlPlane
 
-RESULT_LIMIT = 20 * 1024 * 1024  # spec 2.7: RunPod rejects results over about 20 MB
 CHUNK_LIMIT = 1024 * 1024  # spec 1.4.5: 1 MB per stream chunk
 MAX_BATCH = 64
 
