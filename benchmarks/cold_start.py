@@ -25,23 +25,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+from live_serve import LiveServe, wait_until
 from rich.console import Console
 from rich.table import Table
-
-REPO = Path(__file__).resolve().parents[1]
 
 HANDLER = """
 import os, time
@@ -72,22 +67,6 @@ max_workers = 1
 idle_timeout = "{idle}"
 flashboot = {flashboot}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 def pctl(samples: list[float], q: float) -> float:
@@ -125,10 +104,8 @@ def resume_floor_ms(samples: int) -> list[float]:
     return times
 
 
-class Runq:
+class Runq(LiveServe):
     def __init__(self, tmp: Path, init_s: float, load_mb: int) -> None:
-        self.port = free_port()
-        self.key = secrets.token_urlsafe(16)
         model = tmp / "model.bin"
         with open(model, "wb") as handle:
             handle.write(os.urandom(1024 * 1024) * load_mb)
@@ -152,44 +129,7 @@ class Runq:
                 )
             )
             files.append(str(path))
-        env = {**os.environ, "RUNQ_API_KEY": self.key, "PYTHONPATH": str(REPO / "src")}
-        self.log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "runq.cli",
-                "serve",
-                *files,
-                "--port",
-                str(self.port),
-                "--data-dir",
-                str(tmp / "data"),
-            ],
-            env=env,
-            cwd=tmp,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.client = httpx.Client(
-            base_url=f"http://127.0.0.1:{self.port}",
-            headers={"Authorization": f"Bearer {self.key}"},
-            timeout=120,
-        )
-        wait_until("runq serve", self._up, 30)
-
-    def _up(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError("runq serve exited")
-        try:
-            return self.client.get("/admin/endpoints").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def workers(self, endpoint: str) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.client.get(f"/admin/workers?endpoint={endpoint}").json()
-        return rows
+        super().__init__(tmp, files)
 
     def job(self, endpoint: str) -> tuple[float, float]:
         """(delayTime ms, client round trip ms) of one /runsync."""
@@ -199,15 +139,6 @@ class Runq:
         if body.get("status") != "COMPLETED":
             raise RuntimeError(f"{endpoint}: {body}")
         return float(body["delayTime"]), elapsed
-
-    def stop(self) -> None:
-        self.client.close()
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
 
 
 def measure(runq: Runq, samples: int, cold_samples: int) -> dict[str, list[tuple[float, float]]]:

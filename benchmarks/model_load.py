@@ -33,12 +33,8 @@ import functools
 import http.server
 import json
 import os
-import secrets
-import signal
-import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -48,15 +44,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
+from live_serve import LiveServe, wait_until
 from rich.console import Console
 from rich.table import Table
 
 from runq.models import ModelCache
 from runq.worker import load_safetensors
 
-REPO = Path(__file__).resolve().parents[1]
 BLOCK = 16 * 1024 * 1024
 PAGE = 4096
 MB = 1024 * 1024
@@ -110,22 +105,6 @@ LABELS = {
     "preload": "preloaded fork (template holds the model)",
     "flashboot": "FlashBoot revival (parked worker)",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out waiting for {what}")
 
 
 # --- the model file ---------------------------------------------------------------------
@@ -222,14 +201,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 # --- runq -----------------------------------------------------------------------------
 
 
-class Runq:
+class Runq(LiveServe):
     """One `runq serve` with an endpoint per model source."""
 
     def __init__(self, tmp: Path, model: Path, url: str) -> None:
-        self.tmp = tmp
-        self.port = free_port()
-        self.key = secrets.token_urlsafe(16)
-        self.data = tmp / "data"
         volume = tmp / "volume"
         volume.mkdir()
         os.link(model, volume / model.name)
@@ -253,43 +228,11 @@ class Runq:
             )
             (folder / "endpoint.toml").write_text(text)
             files.append(str(folder))
-        config = tmp / "runq.toml"
-        config.write_text(
+        config = (
             "[server]\ntick = 0.05\n"
             f'[[hosts]]\nname = "local"\nvolumes = {{ models = "{volume}" }}\n'
         )
-        env = {**os.environ, "RUNQ_API_KEY": self.key, "PYTHONPATH": str(REPO / "src")}
-        self.log = open(tmp / "serve.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "runq.cli", "serve", *files),
-                *("--config", str(config), "--port", str(self.port), "--data-dir", str(self.data)),
-            ],
-            env=env,
-            cwd=tmp,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.client = httpx.Client(
-            base_url=f"http://127.0.0.1:{self.port}",
-            headers={"Authorization": f"Bearer {self.key}"},
-            timeout=900,
-        )
-        wait_until("runq serve", self._up, 60)
-
-    def _up(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"runq serve exited: {(self.tmp / 'serve.log').read_text()}")
-        try:
-            return self.client.get("/admin/endpoints").status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def workers(self, endpoint: str, every: bool = False) -> list[dict[str, Any]]:
-        query = f"?endpoint={endpoint}" + ("&all=1" if every else "")
-        rows: list[dict[str, Any]] = self.client.get(f"/admin/workers{query}").json()
-        return rows
+        super().__init__(tmp, files, config, client_timeout=900, up_timeout=60)
 
     def job(self, endpoint: str) -> dict[str, Any]:
         """One /runsync: its delay, the handler's own load time, and its worker's cold start."""
@@ -308,15 +251,6 @@ class Runq:
 
     def no_workers(self, endpoint: str) -> None:
         wait_until(f"{endpoint} to stop its worker", lambda: self.workers(endpoint) == [], 120)
-
-    def stop(self) -> None:
-        self.client.close()
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(60)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.log.close()
 
 
 def measure_cold(runq: Runq, model: Path, samples: int) -> dict[str, list[dict[str, Any]]]:
