@@ -16,6 +16,9 @@ appends ``start ID PID`` and ``end ID PID`` to a shared log opened with ``O_APPE
   ``/admin/workers``, checked to be one of this run's processes; one holding jobs if any) or
   ``kill -9`` of the control plane, restarted on the same data dir and port, then waited for
   until it answers again. The plan (which events are restarts) is drawn from ``--seed``.
+  Two more kinds of event (issue 15): a *disk-full* episode (as root, the data dir is a tmpfs
+  of ``--disk`` bytes: a filler file takes every free byte for a few seconds, then is
+  deleted) and a *log flood* (the next jobs print ``--flood-mb`` MB each to stdout).
 
 After ``--duration`` seconds (and the whole plan) the load stops, every accepted job is waited
 for until final (``--settle`` deadline), then each is read once more. Definitions:
@@ -30,6 +33,11 @@ for until final (``--settle`` deadline), then each is read once more. Definition
   the health counter; ``retried_log`` counts ``start`` lines beyond the first per job;
   ``executed_twice``: jobs whose handler ran to its end more than once (at-least-once allows it).
 * unacknowledged: jobs that ran (in the log) but whose ``/run`` answer never arrived.
+* disk_full_refused: ``/run`` answers 507 (disk full: the documented refusal, tried again).
+* disk_full_5xx: any other 5xx, or a broken connection, while the disk was full or until
+  service came back: must be 0.
+* recovered_s: from the filler's deletion to the next accepted ``/run`` (worst episode).
+* log_bytes_max: the largest a worker's log files ever grew to (their cap holds).
 
     python benchmarks/chaos.py              # --quick: 45 s of chaos; --duration, --seed, --help
 
@@ -42,6 +50,7 @@ SIGTERM): the control plane's process group, then whatever still carries this ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -72,7 +81,15 @@ from runq.fleet.worker_env import CONTROL_PLANE_MARKER
 REPO = Path(__file__).resolve().parents[1]
 ENDPOINT = "chaos"
 FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
-SERVER = {"ping_interval": 1, "heartbeat_timeout": 4, "take_hold": 5, "stop_grace": 3, "tick": 0.1}
+SERVER: dict[str, object] = {
+    "ping_interval": 1,
+    "heartbeat_timeout": 4,
+    "take_hold": 5,
+    "stop_grace": 3,
+    "tick": 0.1,
+    "log_max": '"4MiB"',  # a flood prints 3 x 8 MB: the cap must hold each worker to 8 MiB
+    "log_backups": 1,
+}
 
 HANDLER = """
 import os, time
@@ -84,6 +101,8 @@ PID = os.getpid()
 def handler(job):
     n = job["input"]["n"]
     os.write(LOG, f"start {job['id']} {PID}\\n".encode())
+    for _ in range(job["input"].get("flood_mb", 0) * 1024):  # a log flood
+        print("x" * 1023, flush=False)
     time.sleep(job["input"]["ms"] / 1000)
     os.write(LOG, f"end {job['id']} {PID}\\n".encode())
     return {"n": n, "square": n * n, "pid": PID}
@@ -115,6 +134,10 @@ class Settings:
     restarts: int | None = None  # control-plane kills; None: a quarter of the events
     seed: int = 1
     settle: float = 120.0  # deadline for every accepted job to be final after the load
+    disk_fulls: int = 1  # disk-full episodes (as root; none otherwise)
+    floods: int = 1  # log floods
+    disk: str = "256m"  # the data dir's tmpfs, for the disk-full episodes
+    flood_mb: int = 8  # printed by each of the 3 jobs of a flood
 
 
 @dataclass
@@ -141,23 +164,40 @@ class Report:
     restart_downtime_max_ms: float | None = None
     settle_s: float = 0.0
     load_s: float = 0.0
+    disk_full_episodes: int = 0
+    disk_full_refused: int = 0
+    disk_full_5xx: int | None = None  # None: no disk-full episode ran (not root)
+    recovered_s: float | None = None
+    log_floods: int = 0
+    log_bytes_max: int = 0
     problems: list[str] = field(default_factory=list)  # one line per bad job
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.unfinished or self.completed_twice or self.bad_output)
+        return not (
+            self.lost
+            or self.unfinished
+            or self.completed_twice
+            or self.bad_output
+            or self.disk_full_5xx
+        )
 
 
-def plan_chaos(events: int, restarts: int, rng: random.Random) -> list[str]:
-    """Which of `events` chaos events kill the control plane ("restart"), the rest a worker.
+def plan_chaos(
+    events: int, restarts: int, rng: random.Random, disk_fulls: int = 0, floods: int = 0
+) -> list[str]:
+    """Which of `events` chaos events kill the control plane ("restart"), fill the data disk
+    ("disk_full"), flood the logs ("flood"); the rest kill a worker.
 
     Example: plan_chaos(6, 2, rng) -> e.g. ["worker", "restart", "worker", "worker",
     "restart", "worker"]; the first event is always a worker kill, so the load is flowing when
-    the first restart comes.
+    the first restart comes. Restarts come first when there are not slots for every kind.
     """
-    restarts = max(0, min(restarts, events - 1))
-    chosen = set(rng.sample(range(1, events), restarts)) if restarts else set()
-    return ["restart" if i in chosen else "worker" for i in range(events)]
+    kinds = ["restart"] * restarts + ["disk_full"] * disk_fulls + ["flood"] * floods
+    kinds = kinds[: max(0, events - 1)]
+    slots = rng.sample(range(1, events), len(kinds)) if kinds else []
+    chosen = dict(zip(slots, kinds, strict=True))
+    return [chosen.get(i, "worker") for i in range(events)]
 
 
 def free_port() -> int:
@@ -179,7 +219,7 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float) -> None:
 class Runq:
     """`runq serve` on a fixed port and data dir, killed with -9 and restarted at will."""
 
-    def __init__(self, root: Path, workers: int) -> None:
+    def __init__(self, root: Path, workers: int, disk: str | None = None) -> None:
         self.root = root
         self.port = free_port()
         self.key = secrets.token_urlsafe(16)
@@ -205,6 +245,11 @@ class Runq:
         self._lock = threading.Lock()  # close() and a restart in the chaos thread may race
         self._closed = False
         self._marker = f"{CONTROL_PLANE_MARKER}={self.data_dir}".encode()
+        self.small_disk = False
+        if disk and os.geteuid() == 0:  # the data dir on a disk of its own, to fill
+            self.data_dir.mkdir()
+            mount = ["mount", "-t", "tmpfs", "-o", f"size={disk}", "tmpfs", str(self.data_dir)]
+            self.small_disk = subprocess.run(mount, check=False).returncode == 0
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers=self.headers, timeout=10)
@@ -280,6 +325,27 @@ class Runq:
             except ProcessLookupError:
                 pass
         kill_leftovers(self.data_dir)
+        if self.small_disk:
+            subprocess.run(["umount", "-l", str(self.data_dir)], check=False)
+            self.small_disk = False
+
+    def fill_disk(self) -> Path:
+        """Takes every free byte of the data dir's disk; returns the file to delete."""
+        filler = self.data_dir / "filler"
+        chunk = b"\0" * 2**20
+        with contextlib.suppress(OSError), open(filler, "wb") as handle:
+            while True:
+                handle.write(chunk)
+                handle.flush()
+        return filler
+
+    def log_bytes(self) -> int:
+        """The most any worker's log files (with their rotated copies) take on disk."""
+        sizes: Counter[str] = Counter()
+        for path in (self.data_dir / "logs" / ENDPOINT).glob("*.log*"):
+            with contextlib.suppress(OSError):
+                sizes[path.name.split(".log")[0]] += path.stat().st_size
+        return max(sizes.values(), default=0)
 
 
 class Ledger:
@@ -291,6 +357,11 @@ class Ledger:
         self.first_final: dict[str, tuple[str, str]] = {}  # id -> (status, output as JSON)
         self.changed: dict[str, str] = {}  # id -> what changed after it was final
         self.ambiguous = 0
+        self.flood_next = 0  # the next jobs to submit print a flood
+        self.disk_episode = False  # a disk-full episode is on, or service not yet back
+        self.refused_disk = 0
+        self.errors_in_episode = 0
+        self.last_accept = 0.0  # monotonic time of the latest accepted /run
 
     def pending(self) -> list[str]:
         with self.lock:
@@ -326,7 +397,14 @@ def _get_status(
     return None
 
 
-def load(runq: Runq, ledger: Ledger, rate: float, seed: int, stop: threading.Event) -> None:
+def load(
+    runq: Runq,
+    ledger: Ledger,
+    rate: float,
+    seed: int,
+    stop: threading.Event,
+    flood_mb: int = 8,
+) -> None:
     """Submits at a steady `rate` until `stop`; no catching up after an outage."""
     rng = random.Random(seed)
     interval = 1 / rate
@@ -336,7 +414,11 @@ def load(runq: Runq, ledger: Ledger, rate: float, seed: int, stop: threading.Eve
         while not stop.is_set():
             stop.wait(max(0.0, next_at - time.monotonic()))  # pacing, not synchronisation
             next_at = max(next_at + interval, time.monotonic() - interval)
-            body = {"input": {"n": n, "ms": rng.randint(20, 120)}}
+            body: dict[str, Any] = {"input": {"n": n, "ms": rng.randint(20, 120)}}
+            with ledger.lock:
+                if ledger.flood_next > 0:
+                    ledger.flood_next -= 1
+                    body["input"]["flood_mb"] = flood_mb
             while not stop.is_set():
                 try:
                     response = client.post(f"/v2/{ENDPOINT}/run", json=body)
@@ -346,12 +428,19 @@ def load(runq: Runq, ledger: Ledger, rate: float, seed: int, stop: threading.Eve
                 except httpx.TransportError:  # sent, answer lost: it may exist unacknowledged
                     with ledger.lock:
                         ledger.ambiguous += 1
+                        ledger.errors_in_episode += ledger.disk_episode
                     continue
                 if response.status_code == 200 and response.json().get("id"):
                     with ledger.lock:
                         ledger.accepted[str(response.json()["id"])] = n
+                        ledger.last_accept = time.monotonic()
                     break
-                stop.wait(0.1)  # a refusal (e.g. while starting): try again
+                with ledger.lock:
+                    if response.status_code == 507:  # disk full: the documented refusal
+                        ledger.refused_disk += 1
+                    elif response.status_code >= 500 and ledger.disk_episode:
+                        ledger.errors_in_episode += 1
+                stop.wait(0.1)  # a refusal (e.g. while starting, or disk full): try again
             n += 1
 
 
@@ -376,10 +465,20 @@ class ChaosLog:
     restarts: int = 0
     worker_kills: int = 0
     downtime_ms: list[float] = field(default_factory=list)
+    disk_fulls: int = 0
+    recovered_s: list[float] = field(default_factory=list)
+    floods: int = 0
+    log_bytes_max: int = 0
 
 
 def chaos(
-    runq: Runq, plan: list[str], every: float, seed: int, stop: threading.Event, out: ChaosLog
+    runq: Runq,
+    plan: list[str],
+    every: float,
+    seed: int,
+    stop: threading.Event,
+    out: ChaosLog,
+    ledger: Ledger | None = None,
 ) -> None:
     """Carries out `plan`, one event every `every` seconds after the previous one settled."""
     rng = random.Random(seed)
@@ -393,8 +492,39 @@ def chaos(
                 runq.start()
                 out.downtime_ms.append((time.monotonic() - began) * 1000)
                 out.restarts += 1
+            elif event == "disk_full":
+                if ledger is not None and runq.small_disk:
+                    out.recovered_s.append(_disk_full_episode(runq, ledger, stop))
+                    out.disk_fulls += 1
+            elif event == "flood":
+                if ledger is not None:
+                    with ledger.lock:
+                        ledger.flood_next += 3
+                    out.floods += 1
             elif _kill_a_worker(runq, client, rng):
                 out.worker_kills += 1
+            out.log_bytes_max = max(out.log_bytes_max, runq.log_bytes())
+
+
+def _disk_full_episode(runq: Runq, ledger: Ledger, stop: threading.Event) -> float:
+    """Fills the data disk, keeps it full 3 s under load, frees it; returns the seconds from
+    the freeing to the next accepted /run."""
+    with ledger.lock:
+        ledger.disk_episode = True
+    filler = runq.fill_disk()
+    stop.wait(3.0)  # pacing: the load meets the full disk meanwhile
+    filler.unlink()
+    freed = time.monotonic()
+    deadline = freed + 60
+    while time.monotonic() < deadline:
+        with ledger.lock:
+            if ledger.last_accept > freed:
+                ledger.disk_episode = False
+                return round(ledger.last_accept - freed, 2)
+        time.sleep(0.02)  # polling the load thread's progress, not synchronising
+    with ledger.lock:
+        ledger.disk_episode = False
+    return float("inf")
 
 
 def _kill_a_worker(runq: Runq, client: httpx.Client, rng: random.Random) -> bool:
@@ -499,8 +629,10 @@ def run(root: Path, settings: Settings, progress: Callable[[str], None] = lambda
     """One chaos run in `root` (a fresh folder): load, chaos, settle, verify; always cleans up."""
     events = max(1, int(settings.duration // settings.every) - 1)
     restarts = settings.restarts if settings.restarts is not None else max(1, events // 4)
-    plan = plan_chaos(events, restarts, random.Random(settings.seed))
-    runq = Runq(root, settings.workers)
+    plan = plan_chaos(
+        events, restarts, random.Random(settings.seed), settings.disk_fulls, settings.floods
+    )
+    runq = Runq(root, settings.workers, settings.disk if settings.disk_fulls else None)
     ledger, record, report = Ledger(), ChaosLog(), Report()
     errors: list[BaseException] = []
     stop_load, stop_watch = threading.Event(), threading.Event()
@@ -520,7 +652,7 @@ def run(root: Path, settings: Settings, progress: Callable[[str], None] = lambda
             "load": threading.Thread(
                 daemon=True,
                 target=_guarded(load, errors),
-                args=(runq, ledger, settings.rate, settings.seed, stop_load),
+                args=(runq, ledger, settings.rate, settings.seed, stop_load, settings.flood_mb),
             ),
             "watch": threading.Thread(
                 daemon=True,
@@ -530,7 +662,7 @@ def run(root: Path, settings: Settings, progress: Callable[[str], None] = lambda
             "chaos": threading.Thread(
                 daemon=True,
                 target=_guarded(chaos, errors),
-                args=(runq, plan, settings.every, settings.seed + 2, stop_load, record),
+                args=(runq, plan, settings.every, settings.seed + 2, stop_load, record, ledger),
             ),
         }
         began = time.monotonic()
@@ -562,6 +694,11 @@ def run(root: Path, settings: Settings, progress: Callable[[str], None] = lambda
         stop_watch.set()
         runq.close()
     report.restarts, report.worker_kills = record.restarts, record.worker_kills
+    report.disk_full_episodes, report.disk_full_refused = record.disk_fulls, ledger.refused_disk
+    if record.disk_fulls:
+        report.disk_full_5xx = ledger.errors_in_episode
+        report.recovered_s = max(record.recovered_s)
+    report.log_floods, report.log_bytes_max = record.floods, record.log_bytes_max
     if record.downtime_ms:
         report.restart_downtime_p50_ms = round(statistics.median(record.downtime_ms), 1)
         report.restart_downtime_max_ms = round(max(record.downtime_ms), 1)
@@ -609,6 +746,16 @@ def table(report: Report, settings: Settings) -> Table:
             f"{report.restart_downtime_p50_ms} / {report.restart_downtime_max_ms}",
         ),
         ("worker kill -9", report.worker_kills),
+        (
+            "disk-full episodes; /run refused with 507",
+            f"{report.disk_full_episodes}; {report.disk_full_refused}",
+        ),
+        ("disk full: other 5xx or broken connections (must be 0)", report.disk_full_5xx),
+        ("disk freed until the next accepted /run, s (worst)", report.recovered_s),
+        (
+            "log floods; largest worker log on disk, MB",
+            f"{report.log_floods}; {report.log_bytes_max / 2**20:.1f}",
+        ),
         ("time for the last jobs to end after the load, s", f"{report.settle_s:.1f}"),
         ("LOST", report.lost),
         ("unfinished at the deadline", report.unfinished),
@@ -630,6 +777,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--settle", type=float, default=120.0, help="deadline for the last jobs")
     parser.add_argument("--quick", action="store_true", help="45 s of chaos")
+    parser.add_argument("--disk-fulls", type=int, default=1, help="disk-full episodes (root)")
+    parser.add_argument("--floods", type=int, default=1, help="log floods")
+    parser.add_argument("--disk", default="256m", help="size of the data dir's tmpfs")
+    parser.add_argument("--flood-mb", type=int, default=8, help="MB each flooding job prints")
     parser.add_argument(
         "--keep",
         action="store_true",
@@ -646,6 +797,10 @@ def main() -> int:
         restarts=args.restarts,
         seed=args.seed,
         settle=args.settle,
+        disk_fulls=args.disk_fulls,
+        floods=args.floods,
+        disk=args.disk,
+        flood_mb=args.flood_mb,
     )
     err = Console(stderr=True)
 

@@ -106,6 +106,9 @@ def test_keys_create_ls_revoke_against_a_live_server(server_factory) -> None:  #
     assert revoked.returncode == 0, revoked.stderr
     after = runq("run", "echo", "1", env={**env, "RUNQ_API_KEY": key})
     assert after.returncode == 1 and "401" in after.stderr and "revoked" in after.stderr
+    assert "RUNQ_API_KEY" in after.stderr  # the 401 names where the stale key came from
+    flag = runq("run", "echo", "1", "--api-key", "stale", env={**env, "RUNQ_API_KEY": ""})
+    assert flag.returncode == 1 and "401" in flag.stderr and "--api-key" in flag.stderr
     assert runq("keys", "revoke", "no-such-key", env=env).returncode == 1
 
 

@@ -17,6 +17,7 @@ from runq.cli_advise import register_advise
 from runq.cli_bench import register_bench
 from runq.cli_bundle import register_bundle
 from runq.cli_cache import cache_app
+from runq.cli_logs import register_logs
 from runq.core.config import DEFAULT_DATA_DIR, load_config
 from runq.core.spec import EndpointSpec, load_spec, resolve_spec_path
 from runq.errors import SpecError
@@ -45,19 +46,26 @@ def _fail(message: str, code: int = 1) -> None:
 
 def _key(api_key: str) -> str:
     """The key given, else the one a local `runq serve` keeps in its default data dir."""
+    return _key_and_source(api_key)[0]
+
+
+def _key_and_source(api_key: str) -> tuple[str, str]:
+    """The key to send and where it came from, for a 401 that must say which key was wrong."""
     if api_key:
-        return api_key
+        from_env = os.environ.get("RUNQ_API_KEY") == api_key
+        return api_key, "the RUNQ_API_KEY variable" if from_env else "--api-key"
     stored = Path(DEFAULT_DATA_DIR).expanduser() / "api_key"
     if stored.exists():
-        return stored.read_text().strip()
+        return stored.read_text().strip(), f"the file {stored}"
     _fail("no API key: set RUNQ_API_KEY or pass --api-key", 2)
-    return ""
+    return "", ""
 
 
 def _call(
     method: str, url: str, api_key: str, path: str, body: Any = None, timeout: float = 30
 ) -> Any:
-    headers = {"Authorization": f"Bearer {_key(api_key)}"}
+    key, source = _key_and_source(api_key)
+    headers = {"Authorization": f"Bearer {key}"}
     try:
         response = httpx.request(
             method, url.rstrip("/") + path, json=body, headers=headers, timeout=timeout
@@ -70,6 +78,8 @@ def _call(
         data = {"error": response.text}
     if response.status_code >= 400:
         message = data.get("error", data) if isinstance(data, dict) else data
+        if response.status_code == 401:
+            message = f"{message} (the key sent came from {source})"
         _fail(f"{response.status_code}: {message}")
     return data
 
@@ -392,6 +402,7 @@ def keys_revoke(
 register_advise(app)
 register_bench(app)
 register_bundle(app)
+register_logs(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -47,3 +47,7 @@ class RateLimited(RunqError):
 
 class QueueFull(RunqError):
     """An endpoint's queue holds its `max_queue` jobs already (HTTP 429)."""
+
+
+class DiskFull(RunqError):
+    """The data dir's disk is full: no new job is accepted until space is freed (HTTP 507)."""

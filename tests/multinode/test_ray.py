@@ -8,6 +8,7 @@ The cluster (tests/multinode/conftest.py): a head with no GPU, nodes l4-a and l4
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,3 +114,25 @@ def test_a_node_lost_mid_job_loses_no_job(
         w for w in server.get("/admin/workers?all=1").json() if w["id"] == final["workerId"]
     )
     assert worker["gpu_type"] == "L4"  # the fallback type, on a node still alive
+
+
+def test_a_worker_on_a_ray_node_sees_none_of_the_servers_secrets(
+    server_factory: Callable[[], Server],
+    ray_cluster: RayCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-value")
+    monkeypatch.setenv("PGPASSWORD", "pg-password-value")
+    server = ray_server(server_factory, ray_cluster)
+    server.add_endpoint_text("env", endpoint("env", '["24GB"]', 1, handler="native_env.py"))
+    server.start(wait_workers=False)
+    server.wait_workers("env", 1, timeout=60)
+    (pid,) = [w["pid"] for w in live(server, "env")]
+    raw = Path(f"/proc/{pid}/environ").read_bytes()
+    environ = dict(item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    secrets = (server.key.encode(), b"aws-secret-value", b"pg-password-value")
+    assert not [k for k, v in environ.items() if v in secrets], "the worker sees a secret"
+    assert b"RUNQ_API_KEY" not in environ
+    assert environ[b"RUNPOD_ENDPOINT_ID"] == b"env" and b"PATH" in environ
+    tmp = Path(environ[b"TMPDIR"].decode())
+    assert tmp.is_relative_to(server.data_dir / "workers")  # a folder of its own on its node

@@ -12,13 +12,14 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from runq import __version__
-from runq.api import admin, client, lb, metrics, worker
+from runq.api import admin, client, lb, logs, metrics, worker
 from runq.api.auth import ApiKeys
 from runq.api.responses import error_response
 from runq.api.statuses import headers_of, status_of
 from runq.core.spec import EndpointSpec
 from runq.errors import RunqError
 from runq.fleet.controlplane import ControlPlane
+from runq.store.diskfull import is_disk_full
 from runq.web.routes import install as install_dashboard
 
 log = logging.getLogger("runq.api")
@@ -43,6 +44,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
+    if is_disk_full(exc):
+        plane: ControlPlane = request.app.state.plane
+        plane.disk.note_error(exc)
+        return error_response(plane.disk.message, 507)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response("internal error (see the server log)", 500)
 
@@ -73,6 +78,7 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
     app.router.routes.extend(lb.routes)
     app.include_router(client.router)
     app.include_router(admin.router)
+    app.include_router(logs.router)
     app.include_router(metrics.router)
     dashboard = install_dashboard(app, plane, keys)  # pages at /, behind the admin key
     app.add_exception_handler(RunqError, _runq_error)

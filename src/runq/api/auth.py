@@ -181,15 +181,28 @@ class ApiKeys:
 
 
 def load_or_create_secret(data_dir: Path, name: str, env_var: str | None = None) -> str:
-    """A secret from the environment, else from `data_dir/name`, else a new one kept there."""
-    if env_var and os.environ.get(env_var):
-        return os.environ[env_var]
+    """A secret from the environment, else from `data_dir/name`, else a new one kept there.
+
+    The file (0600) always holds the secret in force: one from the environment replaces a
+    stale one, so that a local CLI reading the file never sends a key the server refuses."""
     path = data_dir / name
+    if env_var and os.environ.get(env_var):
+        secret = os.environ[env_var]
+        if not path.exists() or path.read_text().strip() != secret:
+            _write_secret(path, secret)
+        return secret
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    _write_secret(path, secret)
+    return secret
+
+
+def _write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
-    return secret
+    temporary.replace(path)  # atomic: a reader sees the old secret or the new one

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -16,6 +19,9 @@ from runq.fleet.controlplane import ControlPlane
 from runq.store.factory import make_store
 
 KEEP_ALIVE_S = 75
+# Under the data dir, trees whose every file and folder is the owner's only (the model cache and
+# bundles are left as they are: what workers read, not what clients sent).
+_PRIVATE_TREES = ("logs", "workers")
 
 
 class _Server(uvicorn.Server):
@@ -57,9 +63,24 @@ class _Server(uvicorn.Server):
         self._captured_signals.clear()
 
 
+def secure_data_dir(data_dir: Path) -> None:
+    """The data dir holds every input and output, the keys and the logs: its owner's only
+    (0700, files 0600), also when an older runq made it with looser modes."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data_dir.chmod(0o700)
+    for path in [data_dir, *(data_dir / name for name in _PRIVATE_TREES)]:
+        if not path.is_dir():
+            continue
+        for entry in [path, *path.rglob("*")] if path != data_dir else path.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.is_symlink():
+                    continue
+                entry.chmod(0o700 if entry.is_dir() else entry.stat().st_mode & 0o700 or 0o600)
+
+
 def build(config: ServerConfig) -> tuple[ControlPlane, ApiKeys, str]:
+    secure_data_dir(config.data_dir)
     store = make_store(config)
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     api_key = load_or_create_secret(config.data_dir, "api_key", "RUNQ_API_KEY")
     secret = config.webhook_secret or load_or_create_secret(config.data_dir, "webhook_secret")
     keys = ApiKeys(api_key, store, config.rate_limit)
@@ -73,6 +94,7 @@ def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "inf
     # httpx logs every request at INFO: the health checks of load-balancing workers would
     # fill the log twice a second per worker.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    os.umask(0o077)  # what runq writes (database, logs, secrets) is its owner's only
     plane, keys, _ = build(config)
     app = create_app(plane, keys, specs)
     uv_config = uvicorn.Config(

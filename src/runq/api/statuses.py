@@ -8,6 +8,7 @@ from __future__ import annotations
 from runq.errors import (
     BadRequest,
     Conflict,
+    DiskFull,
     Forbidden,
     IllegalTransition,
     NotFound,
@@ -30,6 +31,7 @@ _STATUS: dict[type[RunqError], int] = {
     PayloadTooLarge: 413,
     RateLimited: 429,
     QueueFull: 429,
+    DiskFull: 507,
 }
 
 

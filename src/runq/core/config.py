@@ -16,6 +16,18 @@ from runq.errors import SpecError
 
 DEFAULT_DATA_DIR = "~/.local/share/runq"
 DEFAULT_MODEL_CACHE_MAX = 100 * 10**9  # bytes; [server] model_cache_max
+DEFAULT_LOG_MAX = 10 * 2**20  # bytes; [server] log_max
+DEFAULT_MIN_FREE = 64 * 2**20  # bytes; [server] min_free_disk
+
+
+def is_secret_name(name: str) -> bool:
+    """Names the server's own secrets live in (its API key, store URL and password, webhook
+    secret): no configuration passes them on to a worker.
+
+    >>> is_secret_name("RUNQ_API_KEY"), is_secret_name("PGPASSWORD"), is_secret_name("PATH")
+    (True, True, False)
+    """
+    return name.startswith(("RUNQ_", "PG")) or name == "DATABASE_URL"
 
 
 @dataclass(frozen=True)
@@ -47,6 +59,15 @@ class ServerConfig:
     # [[hosts]]; none declared: the caller detects the local machine (hosts.effective_hosts).
     hosts: tuple[Host, ...] = ()
     prices: Prices = field(default_factory=default_prices)  # [prices] over the table's defaults
+    # Variables of the server's environment a worker may see beyond the basics (PATH, HOME,
+    # LANG...): e.g. HTTPS_PROXY, SSL_CERT_FILE. runq's own (RUNQ_*) and PG* never pass.
+    worker_env_pass: tuple[str, ...] = ()
+    # Each worker's log is capped: at log_max_bytes it is rotated, log_backups old files kept.
+    log_max_bytes: int = DEFAULT_LOG_MAX
+    log_backups: int = 2
+    # Below this much free space on the data dir's disk, new jobs are refused (507) so that
+    # what was accepted can still be recorded, timed out and finished.
+    min_free_bytes: int = DEFAULT_MIN_FREE
 
     @property
     def base_url(self) -> str:
@@ -138,6 +159,36 @@ def _apply(config: ServerConfig, table: dict[str, Any], where: str) -> ServerCon
                 changes["model_cache_max_bytes"] = parse_size(value)
             except ValueError as exc:
                 raise SpecError(f"{where}: field 'server.model_cache_max': {exc}") from None
+        elif key in ("log_max", "min_free_disk"):
+            target = "log_max_bytes" if key == "log_max" else "min_free_bytes"
+            try:
+                changes[target] = parse_size(value)
+            except ValueError as exc:
+                raise SpecError(f"{where}: field 'server.{key}': {exc}") from None
+            if key == "log_max" and changes[target] < 4096:
+                raise SpecError(f"{where}: field 'server.log_max': at least 4 KB, got {value!r}")
+        elif key == "log_backups":
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+                raise SpecError(
+                    f"{where}: field 'server.log_backups': expected a whole number of old log "
+                    f"files to keep, 0 to 100, got {value!r}"
+                )
+            changes["log_backups"] = value
+        elif key == "worker_env_pass":
+            names = value if isinstance(value, list) else None
+            if names is None or not all(isinstance(n, str) and n for n in names):
+                raise SpecError(
+                    f"{where}: field 'server.worker_env_pass': expected a list of variable "
+                    f'names, e.g. ["HTTPS_PROXY", "SSL_CERT_FILE"], got {value!r}'
+                )
+            secret = [n for n in names if is_secret_name(n)]
+            if secret:
+                raise SpecError(
+                    f"{where}: field 'server.worker_env_pass': '{secret[0]}' is one of the "
+                    "server's own variables (RUNQ_*, PG*, DATABASE_URL) and never reaches a "
+                    "worker; set it in the endpoint's env if a worker needs it"
+                )
+            changes["worker_env_pass"] = tuple(names)
         elif key == "ray_volumes":
             paths = value if isinstance(value, dict) else None
             if paths is None or not all(

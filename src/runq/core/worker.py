@@ -65,6 +65,10 @@ class Worker:
     last_seen: float | None = None  # last ping, take or result; None until its first call
     jobs: dict[str, float] = field(default_factory=dict)  # handed to it, not done: id -> when
     pinged_jobs: frozenset[str] = frozenset()  # what its last ping said it holds
+    # The latest jobs handed to it (insertion order, capped): a ping that claims a job not
+    # among them claims one it was never given (state left by another worker).
+    handed: dict[str, None] = field(default_factory=dict)
+    phantom_jobs: set[str] = field(default_factory=set)  # claimed, never handed: noted once
     ping_misses: dict[str, int] = field(default_factory=dict)  # job -> pings that lacked it
     managed: bool = True  # started by runq's provisioner (False: adopted after a restart)
     draining: bool = False

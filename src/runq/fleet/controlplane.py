@@ -20,9 +20,10 @@ from runq.core.job import Job, JobRequest, JobStatus, parse_worker_result
 from runq.core.spec import EndpointSpec, loads_spec
 from runq.core.spec_edit import set_workers
 from runq.core.worker import Worker, WorkerState
-from runq.errors import NotFound, SpecError
+from runq.errors import DiskFull, NotFound, SpecError
 from runq.fleet import lifecycle
 from runq.fleet.demand import DemandHistory
+from runq.fleet.diskguard import DiskGuard
 from runq.fleet.job_timing import JobTimings
 from runq.fleet.lb import HOLD_LIMIT_S, LoadBalancer
 from runq.fleet.ledger import Ledger
@@ -36,6 +37,7 @@ from runq.fleet.signals import Signals, wait_any
 from runq.fleet.webhooks import WebhookSender
 from runq.policy.retry import LostJobAction, decide_lost_job
 from runq.store.base import JobStore, SharedStore, StreamRead
+from runq.store.diskfull import is_disk_full
 
 log = logging.getLogger("runq")
 
@@ -74,22 +76,26 @@ class ControlPlane:
         # so waits re-read the store at least this often.
         self._wait_slice_s = SHARED_STORE_POLL_S if isinstance(store, SharedStore) else math.inf
         self._tasks: list[asyncio.Task[None]] = []
+        self.disk = DiskGuard(config.data_dir, config.min_free_bytes)
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self, specs: list[EndpointSpec]) -> None:
         kill_leftovers(self.config.data_dir)
+        self.disk.check()
         await self.store.open()
         await self.load_stored_specs()
         for spec in specs:
             await self._remember(spec)
+        guard = asyncio.create_task(self.disk.run(self.config.tick_s), name="runq-disk")
         if not isinstance(self.store, SharedStore):
+            self._tasks.append(guard)
             await self.lead()
             return
         # A store shared by replicas: only the holder of the scheduler lock runs the fleet;
         # until then this replica serves the client API from the store.
         self.leading = False
         self.replication = Replication(self, self.store)
-        self._tasks = self.replication.start()
+        self._tasks = [guard, *self.replication.start()]
 
     async def load_stored_specs(self) -> None:
         """Serve every endpoint the store holds (deployed before a restart, or elsewhere)."""
@@ -223,7 +229,15 @@ class ControlPlane:
     async def submit(self, request: JobRequest) -> Job:
         """Queue a job; QueueFull (nothing stored) while the endpoint's max_queue jobs wait."""
         spec = self.specs.get(request.endpoint)
-        job = await self.store.enqueue(request, spec.jobs.max_queue if spec else 0)
+        if self.disk.full:  # what is accepted must be recordable to its end
+            raise DiskFull(self.disk.message)
+        try:
+            job = await self.store.enqueue(request, spec.jobs.max_queue if spec else 0)
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            self.disk.note_error(exc)
+            raise DiskFull(self.disk.message) from exc
         self.demand.arrived(job)
         self.signals.work_available(request.endpoint)
         if not any(w.state in _SERVING for w in self.registry.all(request.endpoint)):
@@ -437,6 +451,8 @@ class ControlPlane:
         self.registry.seen(worker)
         worker.runpod_version = query.get("runpod_version", worker.runpod_version)
         worker.pinged_jobs = job_ids
+        for job_id in self.registry.claimed(worker, job_ids):
+            log.warning("worker %s claims job %s it was never handed", worker.id, job_id)
         if query.get("status") == "unhealthy":
             worker.unhealthy_reason = f"{query.get('check', '')}: {query.get('reason', '')}"
             if lifecycle.can_move(worker, WorkerState.UNHEALTHY):

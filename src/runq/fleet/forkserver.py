@@ -33,7 +33,7 @@ _PROBE_S = 0.02
 _FORK_REPLY_S = 10.0
 _STOP_GRACE_S = 5.0
 # Variables naming one worker: the template is no worker, its children get their own.
-_WORKER_ONLY = ("RUNQ_WORKER_ID", "PORT", "PORT_HEALTH")
+_WORKER_ONLY = ("RUNQ_WORKER_ID", "PORT", "PORT_HEALTH", "TMPDIR")
 
 
 class ForkedProcess:
@@ -98,15 +98,20 @@ class ForkServers:
         self._failed: dict[str, str] = {}  # endpoint -> why it starts plainly now
         self._locks: dict[str, asyncio.Lock] = {}
 
+    def usable(self, endpoint: str) -> bool:
+        """Whether `endpoint`'s workers may still be forked (its template has not failed)."""
+        return endpoint not in self._failed
+
     async def spawn(
-        self, spec: EndpointSpec, env: Mapping[str, str], log_path: Path
+        self, spec: EndpointSpec, env: Mapping[str, str], log_path: Path, cwd: Path
     ) -> ForkedProcess | None:
-        """Forks a worker with `env` from the endpoint's template (started if needed); None
-        when the endpoint cannot be preloaded, and the caller starts the worker plainly."""
+        """Forks a worker with `env` from the endpoint's template (started if needed), in
+        `cwd`, printing into `log_path`; None when the endpoint cannot be preloaded, and the
+        caller starts the worker plainly."""
         template = await self._template(spec, env)
         if template is None:
             return None
-        request = {"env": dict(env), "cwd": str(spec.worker.dir), "log": str(log_path)}
+        request = {"env": dict(env), "cwd": str(cwd), "log": str(log_path)}
         try:
             reader, writer = await _connect(template.connect_to)
             writer.write(json.dumps(request).encode() + b"\n")

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -18,9 +19,12 @@ from runq.bundles import BundleError, build, bundle_for
 from runq.core.config import ServerConfig
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
+from runq.fleet import workdir
 from runq.fleet.forkserver import ForkedProcess, ForkServers
+from runq.fleet.proctree import control_plane_pids, kill_worker_tree, signal_all, worker_pids
 from runq.fleet.registry import WorkerRegistry
-from runq.fleet.worker_env import CONTROL_PLANE_MARKER, worker_env
+from runq.fleet.worker_env import full_worker_env
+from runq.fleet.worker_logs import CappedLog, LogFifo, pump
 from runq.models import ModelCache, ModelError, Pinned
 from runq.models.env import acquire_for, model_env
 
@@ -33,7 +37,9 @@ _STOP_GRACE_S = 5.0
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Ask the kernel to SIGKILL the worker when the control plane dies, even by kill -9."""
+    """Ask the kernel to SIGKILL the worker when the control plane dies, even by kill -9; and
+    give it the usual umask, not runq's own 077: what a worker writes is its business."""
+    os.umask(0o022)
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -52,9 +58,12 @@ class _Process:
 class LocalProvisioner:
     """Worker processes on this machine, started and stopped one by one by the scheduler.
 
-    Each runs in its own process group (so its children go with it) and dies with the control
-    plane even on kill -9 (PR_SET_PDEATHSIG). Parking freezes the group with SIGSTOP: memory and
-    GPU memory stay, no CPU is used, and SIGCONT resumes it in well under a millisecond.
+    Each runs in its own process group and dies with the control plane even on kill -9
+    (PR_SET_PDEATHSIG); a stop also ends the children that left the group (`proctree`). Its
+    environment is built, not inherited (`worker_env`), its working directory is its own
+    (`workdir`), and what it prints goes through a pipe into a capped log (`worker_logs`).
+    Parking freezes the group with SIGSTOP: memory and GPU memory stay, no CPU is used, and
+    SIGCONT resumes it in well under a millisecond.
     """
 
     def __init__(
@@ -68,6 +77,7 @@ class LocalProvisioner:
         self._forks = ForkServers(self._log_dir, self._command, _die_with_parent)  # preload
         self._bundle_locks: dict[Path, asyncio.Lock] = {}
         self.models = ModelCache(config.model_cache_dir, config.model_cache_max_bytes)
+        self._overlay = True  # until an overlay mount fails here once
 
     def start(self, spec: EndpointSpec, worker: Worker) -> None:
         """Starts the process of a registered worker (INITIALIZING); returns at once."""
@@ -96,6 +106,10 @@ class LocalProvisioner:
         if process is not None and process.returncode is None:
             _signal_group(process, signal.SIGTERM)
             _signal_group(process, signal.SIGCONT)  # a parked (stopped) process must wake to die
+            # Its children that left the group (setsid) are told too; the kill after its exit
+            # ends whatever of them is left.
+            escaped = await asyncio.to_thread(worker_pids, self._config.data_dir, worker_id)
+            signal_all(escaped, signal.SIGTERM)
             try:
                 await asyncio.wait_for(asyncio.shield(process.wait()), _STOP_GRACE_S)
             except TimeoutError:
@@ -146,43 +160,46 @@ class LocalProvisioner:
         spec, worker = proc.spec, proc.worker
         gpus = worker.placement.gpu_indices if worker.placement else ()
         gpu_type = worker.placement.gpu_type if worker.placement else "cpu"
-        env = {**os.environ, **spec.worker.env, **worker_env(self._config, spec, worker, gpu_type)}
+        env = full_worker_env(os.environ, self._config, spec, worker, gpu_type)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in gpus)
         env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the indices are NVML's, in PCI order
         if worker.port is not None:
             env["PORT"] = str(worker.port)
             env["PORT_HEALTH"] = str(worker.health_port or worker.port)
         log_path = self._log_dir / spec.name / f"{worker.id}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        sink = CappedLog(log_path, self._config.log_max_bytes, self._config.log_backups)
         code = -1
         failure = ""
         held: Pinned | None = None
+        place: workdir.WorkDir | None = None
+        copying: asyncio.Task[None] | LogFifo | None = None
         try:
             held = await self._fetch_model(proc)
             if held is not None:
                 env.update(model_env(held))
             command = await self._command(spec)
             worker.spawned_at = time.time()
-            if spec.model is not None and spec.model.preload:
-                forked = await self._forks.spawn(spec, env, log_path)
+            if spec.model is not None and spec.model.preload and self._forks.usable(spec.name):
+                # A forked worker opens its log itself: a named pipe runq copies from.
+                place = workdir.prepare(self._config.data_dir, worker.id, spec.worker.dir, False)
+                env["TMPDIR"] = str(place.tmp)
+                fifo = LogFifo(place.scratch / "log.pipe", sink)
+                copying = fifo
+                forked = await self._forks.spawn(spec, env, fifo.path, place.cwd)
                 if forked is not None:
                     worker.forked, worker.spawned_at = True, forked.forked_at
                 proc.process = forked
             if proc.process is None:
-                with open(log_path, "ab") as log_file:
-                    proc.process = await asyncio.create_subprocess_exec(
-                        *command,
-                        cwd=spec.worker.dir,
-                        env=env,
-                        stdin=asyncio.subprocess.DEVNULL,
-                        stdout=log_file,
-                        stderr=asyncio.subprocess.STDOUT,
-                        start_new_session=True,  # its own process group: we stop its children
-                        preexec_fn=_die_with_parent,
-                    )
+                if isinstance(copying, LogFifo):
+                    copying.close()
+                proc.process, place = await self._spawn(spec, worker, command, env, place)
+                assert proc.process.stdout is not None
+                copying = asyncio.create_task(pump(proc.process.stdout, sink))
             code = await proc.process.wait()
-            # The worker's own children (the runpod SDK's ping process) outlive it otherwise.
+            # The worker's own children (the runpod SDK's ping process) outlive it otherwise,
+            # in its group or out of it.
             _signal_group(proc.process, signal.SIGKILL)
+            await asyncio.to_thread(kill_worker_tree, self._config.data_dir, worker.id)
         except ModelError as exc:
             failure = f"model fetch failed: {exc}"
             log.error("worker %s of %s: %s", worker.id, spec.name, failure)
@@ -194,12 +211,63 @@ class LocalProvisioner:
         finally:
             if held is not None:
                 held.release()
+            if isinstance(copying, LogFifo):
+                copying.close()
+            elif copying is not None:
+                await copying  # the pipe has closed: every process of the worker is gone
+            if place is not None:
+                place.remove()
             self._procs.pop(worker.id, None)
             reason = proc.stop_reason if proc.stopping else failure or f"exited with code {code}"
             self._registry.remove(worker.id, reason)
         if not proc.stopping:
             log.warning("worker %s of %s exited with code %s", worker.id, spec.name, code)
         await self._on_exit(worker, code, proc.stopping)
+
+    async def _spawn(
+        self,
+        spec: EndpointSpec,
+        worker: Worker,
+        command: tuple[str, ...],
+        env: dict[str, str],
+        place: workdir.WorkDir | None,
+    ) -> tuple[asyncio.subprocess.Process, workdir.WorkDir]:
+        """Starts the worker's process in a working directory of its own (an overlay when
+        runq may mount one, else links), its output into a pipe."""
+        folder = spec.worker.dir
+        overlay = self._overlay and workdir.can_overlay(folder)
+        if place is not None:
+            place.remove()
+        place = workdir.prepare(self._config.data_dir, worker.id, folder, overlay)
+        env["TMPDIR"] = str(place.tmp)
+
+        def in_child() -> None:  # pragma: no cover - runs between fork and exec
+            _die_with_parent()
+            if place.overlay:
+                place.mount_in_child()
+
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                cwd=folder,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group: we stop its children
+                preexec_fn=in_child,
+            )
+        except subprocess.SubprocessError as exc:  # the overlay could not be mounted
+            if not place.overlay:
+                raise OSError(str(exc)) from exc
+            log.warning(
+                "cannot mount an overlay for worker %s (%s): workers get linked folders",
+                worker.id,
+                exc,
+            )
+            self._overlay = False
+            return await self._spawn(spec, worker, command, env, place)
+        return process, place
 
     async def _fetch_model(self, proc: _Process) -> Pinned | None:
         """Initialization's first phase: the endpoint's model on this host, pulled once and
@@ -253,19 +321,8 @@ def _signal_group(process: asyncio.subprocess.Process | ForkedProcess, sig: sign
 
 
 def kill_leftovers(data_dir: Path) -> int:
-    """SIGKILL processes a previous control plane on `data_dir` started and left behind."""
-    marker = f"{CONTROL_PLANE_MARKER}={data_dir}".encode()
-    killed = 0
-    me = os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if marker in environ.split(b"\0"):  # the whole variable, not a prefix of it
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed += 1
+    """SIGKILL processes a previous control plane on `data_dir` started and left behind, and
+    remove their working directories."""
+    killed = signal_all(control_plane_pids(data_dir), signal.SIGKILL)
+    workdir.clear_leftovers(data_dir)
     return killed

@@ -29,6 +29,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,13 +135,30 @@ def _gpu(gpu_type: str, count: int) -> Gpu:
     return Gpu(gpu_type, category.memory_gb if category else 0, count)
 
 
+@dataclass(frozen=True)
+class Isolation:
+    """How the actor isolates its worker on its node, as the control plane configures it
+    (picklable): which of the node's variables pass, the log cap, where scratch folders go."""
+
+    data_dir: str
+    env_pass: tuple[str, ...] = ()
+    log_max_bytes: int = 10 * 2**20
+    log_backups: int = 2
+
+
 class WorkerActor:
     """Runs one worker process on its node. Threaded (max_concurrency), so that `signal`
-    answers while `wait` blocks."""
+    answers while `wait` blocks. The worker is isolated as on one machine: an environment
+    built from the node's basics (never the node's or the control plane's secrets), a working
+    directory of its own, a capped log, and every process of it ended at its exit."""
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
         self.held: Any = None  # the model pinned in this node's cache while the worker runs
+        self.place: Any = None  # its working directory (runq.fleet.workdir.WorkDir)
+        self.copier: threading.Thread | None = None
+        self.isolation: Isolation | None = None
+        self.worker_id = ""
 
     def start(
         self,
@@ -149,10 +167,18 @@ class WorkerActor:
         env: dict[str, str],
         log_path: str,
         model: ModelRequest | None = None,
+        isolation: Isolation | None = None,
     ) -> int:
         import ray
 
-        env = dict(env)
+        from runq.fleet import workdir
+        from runq.fleet.worker_env import WORKER_MARKER, inherited_env
+        from runq.fleet.worker_logs import CappedLog, pump_blocking
+
+        isolation = isolation or Isolation(data_dir=str(Path(log_path).parents[2]))
+        self.isolation = isolation
+        env = {**inherited_env(os.environ, isolation.env_pass), **env}
+        self.worker_id = env.get(WORKER_MARKER, "")
         if model is not None:  # initialization's first phase, on the node: its own host cache
             from runq.models.env import model_env
 
@@ -168,21 +194,48 @@ class WorkerActor:
         gpu_ids = ray.get_gpu_ids()
         if gpu_ids:  # Ray's own GPUs: the ones Ray gave this actor
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        with open(log_path, "ab") as log_file:
-            self.process = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,
-            )
+        folder = Path(cwd)
+        overlay = workdir.can_overlay(folder)
+        while True:
+            place = workdir.prepare(Path(isolation.data_dir), self.worker_id, folder, overlay)
+            env["TMPDIR"] = str(place.tmp)
+
+            def in_child(place: workdir.WorkDir = place) -> None:  # pragma: no cover
+                _die_with_parent()
+                if place.overlay:
+                    place.mount_in_child()
+
+            read_end, write_end = os.pipe()
+            try:
+                self.process = subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=write_end,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=in_child,
+                )
+            except subprocess.SubprocessError:
+                os.close(read_end)
+                place.remove()
+                if not overlay:
+                    raise
+                overlay = False  # no overlay on this node: linked folders
+                continue
+            finally:
+                os.close(write_end)
+            break
+        self.place = place
+        sink = CappedLog(Path(log_path), isolation.log_max_bytes, isolation.log_backups)
+        self.copier = threading.Thread(target=pump_blocking, args=(read_end, sink), daemon=True)
+        self.copier.start()
         return self.process.pid
 
     def wait(self) -> int:
+        from runq.fleet.proctree import kill_worker_tree
+
         assert self.process is not None
         code = self.process.wait()
         if self.held is not None:
@@ -190,6 +243,12 @@ class WorkerActor:
             self.held = None
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)  # its own children go with it
+        if self.isolation is not None and self.worker_id:  # and those that left its group
+            kill_worker_tree(Path(self.isolation.data_dir), self.worker_id)
+        if self.copier is not None:
+            self.copier.join(timeout=5.0)
+        if self.place is not None:
+            self.place.remove()
         return code
 
     def signal(self, signum: int) -> bool:
@@ -199,6 +258,13 @@ class WorkerActor:
             os.killpg(self.process.pid, signum)
             return True
         return False
+
+    def environ(self) -> dict[str, str]:
+        """The worker process's environment as its node's kernel shows it (tests)."""
+        assert self.process is not None
+        raw = Path(f"/proc/{self.process.pid}/environ").read_bytes()
+        pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+        return {k.decode(): v.decode(errors="replace") for k, v in pairs}
 
     def node_id(self) -> str:
         import ray
@@ -327,7 +393,8 @@ class RayProvisioner:
         node = self._nodes.get(placement.host, {}) if placement else {}
         host = next((h for h in self._hosts if placement and h.name == placement.host), None)
         resources, num_gpus = actor_resources(node, gpu_type, count)
-        env = {**os.environ, **spec.worker.env, **worker_env(self._config, spec, worker, gpu_type)}
+        # The node adds its own basics (PATH, HOME...): never this process's environment.
+        env = {**spec.worker.env, **worker_env(self._config, spec, worker, gpu_type)}
         if gpu_type != "cpu" and placement is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in placement.gpu_indices)
         log_path = str(self._config.data_dir / "logs" / spec.name / f"{worker.id}.log")
@@ -345,6 +412,12 @@ class RayProvisioner:
                 env,
                 log_path,
                 self._model_request(spec, host),
+                Isolation(
+                    data_dir=str(self._config.data_dir),
+                    env_pass=self._config.worker_env_pass,
+                    log_max_bytes=self._config.log_max_bytes,
+                    log_backups=self._config.log_backups,
+                ),
             )
             if spec.model is not None and spec.model.source and placement is not None:
                 await self.record_cached(placement.host, spec.model.source)

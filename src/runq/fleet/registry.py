@@ -8,7 +8,7 @@ import secrets
 import statistics
 from collections.abc import Callable, Iterable
 
-from runq.core.worker import Placement, Worker, WorkerState
+from runq.core.worker import Placement, Transition, Worker, WorkerState
 from runq.fleet import lifecycle
 
 Clock = Callable[[], float]
@@ -20,6 +20,9 @@ def new_worker_id(endpoint: str) -> str:
 
 
 TYPICAL_OF = 20  # recent cold starts a typical one is the median of
+
+
+HANDED_KEPT = 4096  # per worker: the latest jobs handed to it, to tell real claims from phantom
 
 
 class WorkerRegistry:
@@ -94,9 +97,33 @@ class WorkerRegistry:
 
     def took(self, worker: Worker, job_ids: Iterable[str]) -> None:
         now = self._clock()
+        job_ids = list(job_ids)
         worker.jobs.update(dict.fromkeys(job_ids, now))
+        worker.handed.update(dict.fromkeys(job_ids))
+        while len(worker.handed) > HANDED_KEPT:
+            del worker.handed[next(iter(worker.handed))]
         if worker.jobs and worker.state in (WorkerState.IDLE, WorkerState.INITIALIZING):
             self.move(worker, WorkerState.RUNNING, "took a job")
+
+    def claimed(self, worker: Worker, job_ids: Iterable[str]) -> list[str]:
+        """A ping lists the jobs a worker holds. Those it was never handed (an SDK that loaded
+        another worker's state, e.g. a shared `.runpod_jobs.pkl`) are noted in its timeline,
+        once each; returns the new ones."""
+        phantom = sorted(
+            job_id
+            for job_id in job_ids
+            if job_id not in worker.handed and job_id not in worker.phantom_jobs
+        )
+        if phantom and worker.managed:  # an adopted worker's earlier jobs are not in `handed`
+            worker.phantom_jobs.update(phantom)
+            shown = ", ".join(phantom[:5]) + (" ..." if len(phantom) > 5 else "")
+            reason = (
+                f"claims {len(phantom)} job(s) runq never handed it: {shown} (state left by "
+                "another worker? it may count itself busy and take no work)"
+            )
+            worker.transitions.append(Transition(self._clock(), worker.state, reason))
+            return phantom
+        return []
 
     def released(self, worker_id: str | None, job_id: str) -> None:
         worker = self._workers.get(worker_id) if worker_id else None
