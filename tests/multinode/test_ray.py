@@ -136,3 +136,6 @@ def test_a_worker_on_a_ray_node_sees_none_of_the_servers_secrets(
     assert environ[b"RUNPOD_ENDPOINT_ID"] == b"env" and b"PATH" in environ
     tmp = Path(environ[b"TMPDIR"].decode())
     assert tmp.is_relative_to(server.data_dir / "workers")  # a folder of its own on its node
+    # What it prints on its node reaches the control plane's log of it.
+    (worker,) = [w["id"] for w in live(server, "env")]
+    wait_until(lambda: server.get(f"/admin/workers/{worker}/logs").json()["lines"], timeout=20)

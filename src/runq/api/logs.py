@@ -108,6 +108,20 @@ async def worker_logs(request: Request, worker_id: str) -> Response:
     return await _answer(request, plane, endpoint, [worker_id])
 
 
+async def follow_worker(request: Request, plane: ControlPlane, worker_id: str) -> Response:
+    """A worker's log followed live, for a caller that checked the key itself (the
+    dashboard's page, signed in by its session cookie: EventSource sends no header)."""
+    endpoint = _endpoint_of(plane, worker_id)
+    log_dir = _log_dir(plane)
+    tail = _tail(request)
+    lines = await asyncio.to_thread(read_lines, log_dir, endpoint, [worker_id], None, None, tail)
+    return StreamingResponse(
+        _follow_stream(request, plane, endpoint, [worker_id], lines),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
 @router.get("/jobs/{job_id}/logs", summary="What the job's worker printed while it ran the job")
 async def job_logs(request: Request, job_id: str) -> Response:
     plane = _plane(request)

@@ -65,6 +65,9 @@ class ServerConfig:
     # Each worker's log is capped: at log_max_bytes it is rotated, log_backups old files kept.
     log_max_bytes: int = DEFAULT_LOG_MAX
     log_backups: int = 2
+    # Logs of ended workers are kept this long, and all logs together at most logs_max bytes.
+    log_retention_s: float = 7 * 86400.0
+    logs_max_bytes: int = 10**9
     # Below this much free space on the data dir's disk, new jobs are refused (507) so that
     # what was accepted can still be recorded, timed out and finished.
     min_free_bytes: int = DEFAULT_MIN_FREE
@@ -98,6 +101,7 @@ _DURATIONS = {
     "tick": "tick_s",
     "webhook_backoff": "webhook_backoff_s",
     "webhook_timeout": "webhook_timeout_s",
+    "log_retention": "log_retention_s",
 }
 _PLAIN = {
     "host": str,
@@ -159,8 +163,12 @@ def _apply(config: ServerConfig, table: dict[str, Any], where: str) -> ServerCon
                 changes["model_cache_max_bytes"] = parse_size(value)
             except ValueError as exc:
                 raise SpecError(f"{where}: field 'server.model_cache_max': {exc}") from None
-        elif key in ("log_max", "min_free_disk"):
-            target = "log_max_bytes" if key == "log_max" else "min_free_bytes"
+        elif key in ("log_max", "min_free_disk", "logs_max"):
+            target = {
+                "log_max": "log_max_bytes",
+                "min_free_disk": "min_free_bytes",
+                "logs_max": "logs_max_bytes",
+            }[key]
             try:
                 changes[target] = parse_size(value)
             except ValueError as exc:

@@ -35,6 +35,7 @@ from runq.fleet.replicas import Replication
 from runq.fleet.scheduler import Scheduler
 from runq.fleet.signals import Signals, wait_any
 from runq.fleet.webhooks import WebhookSender
+from runq.fleet.worker_logs import prune_logs
 from runq.policy.retry import LostJobAction, decide_lost_job
 from runq.store.base import JobStore, SharedStore, StreamRead
 from runq.store.diskfull import is_disk_full
@@ -45,6 +46,7 @@ Clock = Callable[[], float]
 
 
 DRAIN_POLL_S = 0.05
+LOG_PRUNE_EVERY_S = 60.0
 SHARED_STORE_POLL_S = 0.2  # waits on a store shared by replicas re-read it this often
 _SERVING = frozenset({WorkerState.IDLE, WorkerState.RUNNING, WorkerState.INITIALIZING})
 _TAKES_NOTHING = frozenset({WorkerState.PARKED, WorkerState.UNHEALTHY, WorkerState.TERMINATED})
@@ -88,7 +90,7 @@ class ControlPlane:
             await self._remember(spec)
         guard = asyncio.create_task(self.disk.run(self.config.tick_s), name="runq-disk")
         if not isinstance(self.store, SharedStore):
-            self._tasks.append(guard)
+            self._tasks += [guard, asyncio.create_task(self._prune_logs(), name="runq-logs")]
             await self.lead()
             return
         # A store shared by replicas: only the holder of the scheduler lock runs the fleet;
@@ -96,6 +98,21 @@ class ControlPlane:
         self.leading = False
         self.replication = Replication(self, self.store)
         self._tasks = [guard, *self.replication.start()]
+
+    async def _prune_logs(self) -> None:
+        """Ended workers' logs go after `log_retention`, oldest first past `logs_max`."""
+        config = self.config
+        while True:
+            live = {w.id for w in self.registry.all()}
+            await asyncio.to_thread(
+                prune_logs,
+                config.data_dir / "logs",
+                self.clock(),
+                config.log_retention_s,
+                config.logs_max_bytes,
+                live,
+            )
+            await asyncio.sleep(LOG_PRUNE_EVERY_S)
 
     async def load_stored_specs(self) -> None:
         """Serve every endpoint the store holds (deployed before a restart, or elsewhere)."""

@@ -9,12 +9,14 @@ from __future__ import annotations
 import collections
 import datetime
 import heapq
+import os
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 _STAMP = re.compile(rb"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6})Z (.*)$", re.DOTALL)
+_HEAD = 64
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -114,26 +116,34 @@ class Follower:
     path: Path  # the live file
     worker: str
     _inode: int = -1
+    _head: bytes = b""  # the file's first bytes: a new file may reuse the old one's inode
     _offset: int = 0
     _partial: bytes = b""
 
     def skip_to_end(self) -> None:
         try:
-            stat = self.path.stat()
+            with open(self.path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                self._inode, self._head = stat.st_ino, handle.read(_HEAD)
+                self._offset = stat.st_size
         except OSError:
             return
-        self._inode, self._offset = stat.st_ino, stat.st_size
 
     def poll(self) -> list[LogLine]:
         try:
-            stat = self.path.stat()
+            handle = open(self.path, "rb")  # noqa: SIM115 - closed below
         except OSError:
             return []
-        if stat.st_ino != self._inode or stat.st_size < self._offset:  # rotated: a new file
-            self._inode, self._offset, self._partial = stat.st_ino, 0, b""
-        if stat.st_size == self._offset:
-            return []
-        with open(self.path, "rb") as handle:
+        with handle:
+            stat = os.fstat(handle.fileno())
+            head = handle.read(_HEAD)
+            if (stat.st_ino, head[: len(self._head)]) != (self._inode, self._head) or (
+                stat.st_size < self._offset
+            ):  # rotated: a new file
+                self._inode, self._offset, self._partial = stat.st_ino, 0, b""
+            self._head = head
+            if stat.st_size <= self._offset:
+                return []
             handle.seek(self._offset)
             data = self._partial + handle.read(stat.st_size - self._offset)
         self._offset = stat.st_size

@@ -42,6 +42,7 @@ from runq.core.worker import Worker
 from runq.fleet.local import resolve_command
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.worker_env import worker_env
+from runq.fleet.worker_logs import CappedLog
 from runq.models import ModelCache
 from runq.store.base import JobStore
 
@@ -56,6 +57,7 @@ LABEL_CUDA = "runq.io/cuda-version"
 LABEL_VOLUME_PREFIX = "runq.io/volume."
 CPU_SLOTS_PER_CORE = 4  # as on one machine: CPU workers are mostly waiting, not computing
 _STOP_GRACE_S = 5.0
+LOG_SHIP_EVERY_S = 0.5  # a Ray worker's lines reach the control plane this often
 _NAMESPACE = "runq"
 
 
@@ -159,6 +161,7 @@ class WorkerActor:
         self.copier: threading.Thread | None = None
         self.isolation: Isolation | None = None
         self.worker_id = ""
+        self.shipping: Any = None  # runq.fleet.worker_logs.ShipBuffer: lines for the control plane
 
     def start(
         self,
@@ -173,7 +176,7 @@ class WorkerActor:
 
         from runq.fleet import workdir
         from runq.fleet.worker_env import WORKER_MARKER, inherited_env
-        from runq.fleet.worker_logs import CappedLog, pump_blocking
+        from runq.fleet.worker_logs import CappedLog, ShipBuffer, pump_blocking
 
         isolation = isolation or Isolation(data_dir=str(Path(log_path).parents[2]))
         self.isolation = isolation
@@ -228,7 +231,13 @@ class WorkerActor:
                 os.close(write_end)
             break
         self.place = place
-        sink = CappedLog(Path(log_path), isolation.log_max_bytes, isolation.log_backups)
+        self.shipping = ShipBuffer()
+        sink = CappedLog(
+            Path(log_path),
+            isolation.log_max_bytes,
+            isolation.log_backups,
+            on_write=self.shipping.add,
+        )
         self.copier = threading.Thread(target=pump_blocking, args=(read_end, sink), daemon=True)
         self.copier.start()
         return self.process.pid
@@ -259,6 +268,10 @@ class WorkerActor:
             return True
         return False
 
+    def take_log(self) -> bytes:
+        """The stamped lines written since the last call (the control plane keeps a copy)."""
+        return self.shipping.take() if self.shipping is not None else b""
+
     def environ(self) -> dict[str, str]:
         """The worker process's environment as its node's kernel shows it (tests)."""
         assert self.process is not None
@@ -270,6 +283,18 @@ class WorkerActor:
         import ray
 
         return str(ray.get_runtime_context().get_node_id())
+
+
+async def _ship_logs(handle: Any, copy: CappedLog) -> None:
+    """Copies what a worker on a Ray node prints into the control plane's log of it."""
+    while True:
+        await asyncio.sleep(LOG_SHIP_EVERY_S)
+        try:
+            data = await handle.take_log.remote()
+        except Exception:  # the actor is gone; its end is handled by the wait
+            return
+        if data:
+            copy.write(data)
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -397,7 +422,15 @@ class RayProvisioner:
         env = {**spec.worker.env, **worker_env(self._config, spec, worker, gpu_type)}
         if gpu_type != "cpu" and placement is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in placement.gpu_indices)
-        log_path = str(self._config.data_dir / "logs" / spec.name / f"{worker.id}.log")
+        # The node keeps its own copy (under node-logs/, also when the node is this machine);
+        # the control plane's, in logs/ like a local worker's, is filled from it as it grows.
+        log_path = str(self._config.data_dir / "node-logs" / spec.name / f"{worker.id}.log")
+        copy = CappedLog(
+            self._config.data_dir / "logs" / spec.name / f"{worker.id}.log",
+            self._config.log_max_bytes,
+            self._config.log_backups,
+        )
+        shipping: asyncio.Task[None] | None = None
         code = -1
         try:
             options: dict[str, Any] = {"resources": resources, "num_gpus": num_gpus}
@@ -419,12 +452,18 @@ class RayProvisioner:
                     log_backups=self._config.log_backups,
                 ),
             )
+            shipping = asyncio.create_task(_ship_logs(actor.handle, copy))
             if spec.model is not None and spec.model.source and placement is not None:
                 await self.record_cached(placement.host, spec.model.source)
             code = await actor.handle.wait.remote()
         except RayError as exc:
             log.warning("worker %s of %s lost with its Ray actor: %s", worker.id, spec.name, exc)
         finally:
+            if shipping is not None:
+                shipping.cancel()
+                with contextlib.suppress(Exception):
+                    copy.write(await actor.handle.take_log.remote())  # the last lines
+            copy.close()
             self._actors.pop(worker.id, None)
             reason = actor.stop_reason if actor.stopping else f"exited with code {code}"
             self._registry.remove(worker.id, reason)

@@ -11,11 +11,13 @@ lines a worker printed while it ran a job can be found again (`runq.fleet.logrea
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime
 import errno
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,8 +51,10 @@ class CappedLog:
         max_bytes: int,
         backups: int,
         clock: Callable[[], float] = time.time,
+        on_write: Callable[[bytes], None] | None = None,
     ) -> None:
         self.path = path
+        self.on_write = on_write  # also given every stamped chunk (a Ray node ships them)
         self.max_bytes = max_bytes
         self.backups = backups
         self.dropped = 0  # bytes lost to a full disk
@@ -93,6 +97,8 @@ class CappedLog:
             self._file.write(data)
             self._file.flush()
             self._size += len(data)
+            if self.on_write is not None:
+                self.on_write(data)
         except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -193,3 +199,59 @@ def pump_blocking(fd: int, sink: CappedLog) -> None:
     finally:
         os.close(fd)
         sink.close()
+
+
+def prune_logs(
+    log_dir: Path, now: float, retention_s: float, max_total: int, live: set[str]
+) -> int:
+    """Deletes the logs of ended workers older than `retention_s` (by their last write), then,
+    oldest first, more of them while all logs take more than `max_total` bytes. A live
+    worker's log is never deleted (its size is capped anyway). Returns how many files went."""
+    files: list[tuple[float, int, Path]] = []
+    for path in log_dir.glob("*/*.log*"):
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        files.append((stat.st_mtime, stat.st_size, path))
+    total = sum(size for _, size, _ in files)
+    removed = 0
+    for mtime, size, path in sorted(files):
+        worker = path.name.split(".log")[0]
+        if worker in live or worker == "template":
+            continue
+        if now - mtime <= retention_s and total <= max_total:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total -= size
+            removed += 1
+    return removed
+
+
+class ShipBuffer:
+    """What a worker on a Ray node printed since the control plane last asked (thread-safe,
+    bounded: past `max_bytes` the oldest chunks are dropped and counted)."""
+
+    def __init__(self, max_bytes: int = 4 * 2**20) -> None:
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._bytes = 0
+        self._max = max_bytes
+        self._lock = threading.Lock()
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        with self._lock:
+            self._chunks.append(data)
+            self._bytes += len(data)
+            while self._bytes > self._max and len(self._chunks) > 1:
+                old = self._chunks.popleft()
+                self._bytes -= len(old)
+                self.dropped += len(old)
+
+    def take(self) -> bytes:
+        with self._lock:
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            self._bytes = 0
+        return data

@@ -16,6 +16,7 @@ import jinja2
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
+from runq.api import logs
 from runq.api.auth import ApiKeys
 from runq.api.statuses import status_of
 from runq.core.keys import ApiKey
@@ -166,6 +167,28 @@ async def endpoint_fragment(name: str, request: Request) -> Response:
     except NotFound as exc:
         return PlainTextResponse(str(exc), 404)
     return dash.render("_endpoint_live.html", name=name, live=live)
+
+
+@router.get("/workers/{worker_id}/log")
+async def worker_log_page(worker_id: str, request: Request) -> Response:
+    gate = await _gate(request)
+    if isinstance(gate, Response):
+        return gate
+    dash = _dash(request)
+    worker = next((w for w in dash.plane.registry.history() if w.id == worker_id), None)
+    endpoint = worker.endpoint if worker is not None else ""
+    return dash.render("worker_log.html", worker_id=worker_id, endpoint=endpoint)
+
+
+@router.get("/workers/{worker_id}/log/stream")
+async def worker_log_stream(worker_id: str, request: Request) -> Response:
+    dash = _dash(request)
+    if dash.sessions.key(request) is None:
+        return _unauthorized()
+    try:
+        return await logs.follow_worker(request, dash.plane, worker_id)
+    except RunqError as exc:
+        return PlainTextResponse(str(exc), status_of(exc))
 
 
 @router.get("/login")

@@ -21,3 +21,26 @@ async function refresh() {
 }
 
 setInterval(refresh, PERIOD_MS);
+
+// A worker's log page: the lines so far, then each new one as the worker prints it
+// (server-sent events; the session cookie signs the request in).
+function followLog(pre) {
+  const state = document.getElementById("log-state");
+  const source = new EventSource(pre.dataset.follow);
+  source.onmessage = (event) => {
+    const line = JSON.parse(event.data);
+    const when = line.at ? new Date(line.at * 1000).toISOString().slice(11, 23) : "";
+    const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+    pre.append(`${when} ${line.line}\n`);
+    if (atBottom) pre.scrollTop = pre.scrollHeight;
+  };
+  source.addEventListener("end", () => {
+    source.close();
+    if (state) state.textContent = "The worker has ended: its whole log is shown.";
+  });
+  source.onerror = () => {
+    if (state) state.textContent = "Reconnecting…";
+  };
+}
+
+for (const pre of document.querySelectorAll("pre[data-follow]")) followLog(pre);
