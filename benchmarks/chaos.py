@@ -226,8 +226,12 @@ class Runq:
         self.data_dir = (root / "data").resolve()
         self.exec_log = root / "executions.log"
         self.exec_log.touch()
-        (root / "handler.py").write_text(HANDLER)
-        self.endpoint = root / f"{ENDPOINT}.toml"
+        # The worker's folder holds only its own files: what a worker writes inside its folder
+        # stays private to it (an overlay), so the shared executions log lives beside it.
+        app = root / "app"
+        app.mkdir()
+        (app / "handler.py").write_text(HANDLER)
+        self.endpoint = app / f"{ENDPOINT}.toml"
         self.endpoint.write_text(
             ENDPOINT_TOML.format(
                 name=ENDPOINT,

@@ -18,6 +18,7 @@ from runq.cli_bench import register_bench
 from runq.cli_bundle import register_bundle
 from runq.cli_cache import cache_app
 from runq.cli_logs import register_logs
+from runq.cli_secrets import secrets_app
 from runq.core.config import DEFAULT_DATA_DIR, load_config
 from runq.core.spec import EndpointSpec, load_spec, resolve_spec_path
 from runq.errors import SpecError
@@ -337,6 +338,7 @@ keys_app = typer.Typer(
 )
 app.add_typer(keys_app, name="keys")
 app.add_typer(cache_app, name="cache")
+app.add_typer(secrets_app, name="secrets")
 
 
 def _when(epoch: float | None) -> str:

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from runq import __version__
-from runq.api import admin, client, lb, logs, metrics, worker
+from runq.api import admin, client, lb, logs, metrics, secrets, worker
 from runq.api.auth import ApiKeys
 from runq.api.responses import error_response
 from runq.api.statuses import headers_of, status_of
@@ -79,6 +79,7 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
     app.include_router(client.router)
     app.include_router(admin.router)
     app.include_router(logs.router)
+    app.include_router(secrets.router)
     app.include_router(metrics.router)
     dashboard = install_dashboard(app, plane, keys)  # pages at /, behind the admin key
     app.add_exception_handler(RunqError, _runq_error)

@@ -17,12 +17,14 @@ from pathlib import Path
 
 from runq.bundles import BundleError, build, bundle_for
 from runq.core.config import ServerConfig
+from runq.core.secret_refs import SecretMissing, resolve
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
 from runq.fleet import workdir
 from runq.fleet.forkserver import ForkedProcess, ForkServers
 from runq.fleet.proctree import control_plane_pids, kill_worker_tree, signal_all, worker_pids
 from runq.fleet.registry import WorkerRegistry
+from runq.fleet.secrets import SECRETS_FILE, Secrets
 from runq.fleet.worker_env import full_worker_env
 from runq.fleet.worker_logs import CappedLog, LogFifo, pump
 from runq.models import ModelCache, ModelError, Pinned
@@ -78,6 +80,7 @@ class LocalProvisioner:
         self._bundle_locks: dict[Path, asyncio.Lock] = {}
         self.models = ModelCache(config.model_cache_dir, config.model_cache_max_bytes)
         self._overlay = True  # until an overlay mount fails here once
+        self.secrets = Secrets(config.data_dir / SECRETS_FILE)
 
     def start(self, spec: EndpointSpec, worker: Worker) -> None:
         """Starts the process of a registered worker (INITIALIZING); returns at once."""
@@ -160,12 +163,6 @@ class LocalProvisioner:
         spec, worker = proc.spec, proc.worker
         gpus = worker.placement.gpu_indices if worker.placement else ()
         gpu_type = worker.placement.gpu_type if worker.placement else "cpu"
-        env = full_worker_env(os.environ, self._config, spec, worker, gpu_type)
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in gpus)
-        env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the indices are NVML's, in PCI order
-        if worker.port is not None:
-            env["PORT"] = str(worker.port)
-            env["PORT_HEALTH"] = str(worker.health_port or worker.port)
         log_path = self._log_dir / spec.name / f"{worker.id}.log"
         sink = CappedLog(log_path, self._config.log_max_bytes, self._config.log_backups)
         code = -1
@@ -174,6 +171,13 @@ class LocalProvisioner:
         place: workdir.WorkDir | None = None
         copying: asyncio.Task[None] | LogFifo | None = None
         try:
+            endpoint_env = resolve(spec.worker.env, self.secrets.get)
+            env = full_worker_env(os.environ, self._config, spec, worker, gpu_type, endpoint_env)
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(index) for index in gpus)
+            env["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"  # the indices are NVML's, in PCI order
+            if worker.port is not None:
+                env["PORT"] = str(worker.port)
+                env["PORT_HEALTH"] = str(worker.health_port or worker.port)
             held = await self._fetch_model(proc)
             if held is not None:
                 env.update(model_env(held))
@@ -205,6 +209,9 @@ class LocalProvisioner:
             log.error("worker %s of %s: %s", worker.id, spec.name, failure)
         except BundleError as exc:
             failure = f"bundle build failed: {exc}"
+            log.error("worker %s of %s: %s", worker.id, spec.name, failure)
+        except SecretMissing as exc:
+            failure = str(exc)
             log.error("worker %s of %s: %s", worker.id, spec.name, failure)
         except OSError as exc:
             log.error("cannot start worker of %s: %s", spec.name, exc)

@@ -37,10 +37,12 @@ from typing import Any
 
 from runq.core.config import ServerConfig
 from runq.core.hosts import Gpu, Host, category_of
+from runq.core.secret_refs import SecretMissing, resolve
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
 from runq.fleet.local import resolve_command
 from runq.fleet.registry import WorkerRegistry
+from runq.fleet.secrets import SECRETS_FILE, Secrets
 from runq.fleet.worker_env import worker_env
 from runq.fleet.worker_logs import CappedLog
 from runq.models import ModelCache
@@ -351,6 +353,7 @@ class RayProvisioner:
         # models are in `hosts()` instead.
         self.models = ModelCache(config.model_cache_dir, config.model_cache_max_bytes)
         self._actor_class: Any = None
+        self.secrets = Secrets(config.data_dir / SECRETS_FILE)
 
     # --- cluster ------------------------------------------------------------------------
     def connect(self) -> None:
@@ -419,7 +422,15 @@ class RayProvisioner:
         host = next((h for h in self._hosts if placement and h.name == placement.host), None)
         resources, num_gpus = actor_resources(node, gpu_type, count)
         # The node adds its own basics (PATH, HOME...): never this process's environment.
-        env = {**spec.worker.env, **worker_env(self._config, spec, worker, gpu_type)}
+        try:
+            endpoint_env = resolve(spec.worker.env, self.secrets.get)
+        except SecretMissing as exc:
+            log.error("worker %s of %s: %s", worker.id, spec.name, exc)
+            self._actors.pop(worker.id, None)
+            self._registry.remove(worker.id, str(exc))
+            await self._on_exit(worker, -1, False)
+            return
+        env = {**endpoint_env, **worker_env(self._config, spec, worker, gpu_type)}
         if gpu_type != "cpu" and placement is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in placement.gpu_indices)
         # The node keeps its own copy (under node-logs/, also when the node is this machine);

@@ -96,11 +96,13 @@ def full_worker_env(
     spec: EndpointSpec,
     worker: Worker,
     gpu: str = "cpu",
+    endpoint_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Everything a worker process starts with, in order of precedence (last wins): what it may
-    inherit from `source`, the endpoint's `env`, the worker contract."""
+    inherit from `source`, the endpoint's `env` (`endpoint_env`: with its secrets put in), the
+    worker contract."""
     return {
         **inherited_env(source, config.worker_env_pass),
-        **spec.worker.env,
+        **(spec.worker.env if endpoint_env is None else endpoint_env),
         **worker_env(config, spec, worker, gpu),
     }
