@@ -47,3 +47,7 @@ class RateLimited(RunqError):
 
 class QueueFull(RunqError):
     """An endpoint's queue holds its `max_queue` jobs already (HTTP 429)."""
+
+
+class IdempotencyMismatch(RunqError):
+    """An Idempotency-Key reused for a different request than its first (HTTP 422)."""

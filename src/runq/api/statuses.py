@@ -9,6 +9,7 @@ from runq.errors import (
     BadRequest,
     Conflict,
     Forbidden,
+    IdempotencyMismatch,
     IllegalTransition,
     NotFound,
     PayloadTooLarge,
@@ -28,6 +29,7 @@ _STATUS: dict[type[RunqError], int] = {
     Forbidden: 403,
     NotFound: 404,
     PayloadTooLarge: 413,
+    IdempotencyMismatch: 422,
     RateLimited: 429,
     QueueFull: 429,
 }
