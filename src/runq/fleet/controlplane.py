@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runq.core.config import ServerConfig
+from runq.core.idempotency import IdempotencyKey, Submission
 from runq.core.job import Job, JobRequest, JobStatus, parse_worker_result
 from runq.core.spec import EndpointSpec, loads_spec
 from runq.core.spec_edit import set_workers
@@ -224,13 +225,25 @@ class ControlPlane:
         """Queue a job; QueueFull (nothing stored) while the endpoint's max_queue jobs wait."""
         spec = self.specs.get(request.endpoint)
         job = await self.store.enqueue(request, spec.jobs.max_queue if spec else 0)
+        self._arrived(job)
+        return job
+
+    async def submit_once(self, request: JobRequest, key: IdempotencyKey) -> Submission:
+        """`submit` under an Idempotency-Key: the job the key names if it was seen in the last
+        24 h (nothing queued), else a new one (`JobStore.enqueue_once`)."""
+        spec = self.specs.get(request.endpoint)
+        submission = await self.store.enqueue_once(request, key, spec.jobs.max_queue if spec else 0)
+        if not submission.replayed and submission.job is not None:
+            self._arrived(submission.job)
+        return submission
+
+    def _arrived(self, job: Job) -> None:
         self.demand.arrived(job)
-        self.signals.work_available(request.endpoint)
-        if not any(w.state in _SERVING for w in self.registry.all(request.endpoint)):
+        self.signals.work_available(job.endpoint)
+        if not any(w.state in _SERVING for w in self.registry.all(job.endpoint)):
             # Nobody will take it: start or revive a worker now, not at the next tick. (Not
             # on every submit: a tick per job would cost more than the job.)
             self.scheduler.poke()
-        return job
 
     async def wait_for(
         self,
