@@ -3,10 +3,11 @@ app over a real SQLite store; no worker: the test takes and finishes jobs throug
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -175,3 +176,17 @@ async def test_a_runsync_retry_answers_with_the_jobs_result_now(api: Api) -> Non
     assert (body["id"], body["status"], body["output"]) == (job_id, "COMPLETED", {"echo": 7})
     assert again.headers["idempotent-replayed"] == "true"
     assert await api.job_count() == 1
+
+
+def test_the_openapi_document_declares_the_header_and_its_422() -> None:
+    with warnings.catch_warnings():
+        # GET and POST of one api_route share an operationId (reported; harmless here).
+        warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
+        paths = create_app(cast(Any, None), cast(Any, None), []).openapi()["paths"]
+
+    for route in ("run", "runsync"):
+        operation = paths[f"/v2/{{endpoint}}/{route}"]["post"]
+        headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+        assert headers == ["Idempotency-Key"]
+        error = operation["responses"]["422"]["content"]["application/json"]["schema"]
+        assert error["required"] == ["error"]

@@ -8,7 +8,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from runq.api.client_models import RunRequest, inline_schema, parse_run_request
-from runq.api.idempotency import REPLAYED_HEADER, crash_if_testing, read_key
+from runq.api.idempotency import (
+    IDEMPOTENCY_PARAMETER,
+    MISMATCH_RESPONSE,
+    REPLAYED_HEADER,
+    crash_if_testing,
+    read_key,
+)
 from runq.api.limits import check_input_depth
 from runq.api.responses import json_response, parse_json, read_body
 from runq.core.idempotency import HEADER, Submission
@@ -29,7 +35,8 @@ _BODY = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": inline_schema(RunRequest)}},
-    }
+    },
+    "parameters": [IDEMPOTENCY_PARAMETER],
 }
 
 
@@ -71,7 +78,7 @@ async def _job(plane: ControlPlane, endpoint: str, job_id: str) -> Job:
     return job
 
 
-@router.post("/run", openapi_extra=_BODY, summary="Submit a job")
+@router.post("/run", openapi_extra=_BODY, responses=MISMATCH_RESPONSE, summary="Submit a job")
 async def run(endpoint: str, request: Request) -> Response:
     plane, caller = _caller(request, endpoint)
     spec = plane.spec(endpoint)
@@ -87,7 +94,12 @@ async def run(endpoint: str, request: Request) -> Response:
     return _replayed(json_response(_short_wire(submission)), submission)
 
 
-@router.post("/runsync", openapi_extra=_BODY, summary="Submit a job and wait for its result")
+@router.post(
+    "/runsync",
+    openapi_extra=_BODY,
+    responses=MISMATCH_RESPONSE,
+    summary="Submit a job and wait for its result",
+)
 async def runsync(endpoint: str, request: Request) -> Response:
     plane, caller = _caller(request, endpoint)
     spec = plane.spec(endpoint)

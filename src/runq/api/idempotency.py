@@ -19,6 +19,30 @@ from starlette.requests import Request
 from runq.core.idempotency import HEADER, MAX_KEY_LENGTH, IdempotencyKey
 from runq.errors import BadRequest
 
+# The header in the OpenAPI document of /run and /runsync.
+IDEMPOTENCY_PARAMETER = {
+    "name": HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Names this submission: a retry under the same key (same API key and "
+    "endpoint, within 24 h) gets the job the first made, never a second one",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+}
+# Its one 422 (in place of FastAPI's validation error, which runq never answers).
+MISMATCH_RESPONSE: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": f"The {HEADER} was used for a different request in the last 24 h",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"error": {"type": "string"}},
+                    "required": ["error"],
+                }
+            }
+        },
+    }
+}
 REPLAYED_HEADER = "Idempotent-Replayed"  # "true" on the answer to a retry (Stripe's name)
 
 # TEST ONLY: `runq serve` started with RUNQ_TEST_CRASH_AFTER_ENQUEUE=1 kills itself (SIGKILL,
