@@ -8,8 +8,9 @@ appends ``start ID PID`` and ``end ID PID`` to a shared log opened with ``O_APPE
 
 * load: ``POST /run`` at ``--rate`` jobs/s. A job counts as accepted only when ``/run`` answered
   200 with an id. A submit that cannot connect (the control plane is down) is tried again; one
-  whose connection broke after it was sent is tried again too (a new job) and counted under
-  ``ambiguous_submits``: its first copy may have been committed, then it runs unacknowledged.
+  whose connection broke after it was sent is tried again too, under the same
+  ``Idempotency-Key``, and counted under ``ambiguous_submits``: if its first try was committed,
+  the retry gets that job back rather than a second one.
 * watcher: polls ``/status`` of every accepted job until it is final and remembers that first
   final answer (status and output); it also re-reads a few final jobs each round.
 * chaos: every ``--every`` seconds, either ``kill -9`` of a random worker (pid from
@@ -64,6 +65,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -423,13 +425,15 @@ def load(
                 if ledger.flood_next > 0:
                     ledger.flood_next -= 1
                     body["input"]["flood_mb"] = flood_mb
+            # One key per job: a submit retried after a lost answer gets the same job back.
+            key = {"Idempotency-Key": str(uuid.uuid4())}
             while not stop.is_set():
                 try:
-                    response = client.post(f"/v2/{ENDPOINT}/run", json=body)
+                    response = client.post(f"/v2/{ENDPOINT}/run", json=body, headers=key)
                 except httpx.ConnectError:  # nothing was sent: the control plane is down
                     stop.wait(0.05)
                     continue
-                except httpx.TransportError:  # sent, answer lost: it may exist unacknowledged
+                except httpx.TransportError:  # sent, answer lost: the retry's key finds it
                     with ledger.lock:
                         ledger.ambiguous += 1
                         ledger.errors_in_episode += ledger.disk_episode

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +22,7 @@ from runq.cli_cache import cache_app
 from runq.cli_logs import register_logs
 from runq.cli_secrets import secrets_app
 from runq.core.config import DEFAULT_DATA_DIR, load_config
+from runq.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from runq.core.spec import EndpointSpec, load_spec, resolve_spec_path
 from runq.errors import SpecError
 
@@ -38,6 +41,8 @@ KeyOpt = Annotated[
     str, typer.Option("--api-key", envvar="RUNQ_API_KEY", help="API key (env RUNQ_API_KEY).")
 ]
 DEFAULT_URL = "http://127.0.0.1:8000"
+RETRY_FIRST_PAUSE_S = 0.25  # pauses between tries double up to RETRY_MAX_PAUSE_S
+RETRY_MAX_PAUSE_S = 2.0
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -63,16 +68,34 @@ def _key_and_source(api_key: str) -> tuple[str, str]:
 
 
 def _call(
-    method: str, url: str, api_key: str, path: str, body: Any = None, timeout: float = 30
+    method: str,
+    url: str,
+    api_key: str,
+    path: str,
+    body: Any = None,
+    timeout: float = 30,
+    headers: dict[str, str] | None = None,
+    retry_for_s: float = 0,
 ) -> Any:
+    """One API call; a failure in transport is tried again until `retry_for_s` has passed
+    (only for calls safe to repeat: reads, and submissions under an Idempotency-Key)."""
     key, source = _key_and_source(api_key)
-    headers = {"Authorization": f"Bearer {key}"}
-    try:
-        response = httpx.request(
-            method, url.rstrip("/") + path, json=body, headers=headers, timeout=timeout
-        )
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach runq at {url}: {exc}")
+    headers = {"Authorization": f"Bearer {key}", **(headers or {})}
+    deadline, pause = time.monotonic() + retry_for_s, RETRY_FIRST_PAUSE_S
+    while True:
+        try:
+            response = httpx.request(
+                method, url.rstrip("/") + path, json=body, headers=headers, timeout=timeout
+            )
+            break
+        except httpx.TransportError as exc:
+            if time.monotonic() + pause > deadline:
+                _fail(f"cannot reach runq at {url}: {exc}")
+            err.print(f"[yellow]{url}: {str(exc) or type(exc).__name__}; trying again[/yellow]")
+            time.sleep(pause)
+            pause = min(2 * pause, RETRY_MAX_PAUSE_S)
+        except httpx.HTTPError as exc:
+            _fail(f"cannot reach runq at {url}: {exc}")
     try:
         data = response.json()
     except ValueError:
@@ -166,8 +189,28 @@ def run(
     sync: Annotated[bool, typer.Option("--sync", help="Wait for the result (runsync).")] = False,
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = "",
+    idempotency_key: Annotated[
+        str,
+        typer.Option(
+            "--idempotency-key",
+            envvar="RUNQ_IDEMPOTENCY_KEY",
+            help="Names this submission: a retry under it gets the same job for 24 h "
+            "(env RUNQ_IDEMPOTENCY_KEY). Default: a new uuid4.",
+        ),
+    ] = "",
+    retry_for: Annotated[
+        float,
+        typer.Option(
+            "--retry-for",
+            envvar="RUNQ_RETRY_FOR",
+            help="Seconds to keep retrying a submission the network lost, under the same "
+            "Idempotency-Key (env RUNQ_RETRY_FOR).",
+        ),
+    ] = 10.0,
 ) -> None:
-    """Submit a job. The JSON is the job's input, or a whole body with an 'input' key."""
+    """Submit a job. The JSON is the job's input, or a whole body with an 'input' key.
+
+    Sent with an Idempotency-Key, so a retry after a lost answer never makes a second job."""
     text = payload
     if payload.startswith("@"):
         try:
@@ -182,7 +225,14 @@ def run(
     body = value if isinstance(value, dict) and "input" in value else {"input": value}
     route = "runsync" if sync else "run"
     result = _call(
-        "POST", url, api_key, f"/v2/{endpoint}/{route}", body, timeout=330 if sync else 30
+        "POST",
+        url,
+        api_key,
+        f"/v2/{endpoint}/{route}",
+        body,
+        timeout=330 if sync else 30,
+        headers={IDEMPOTENCY_HEADER: idempotency_key or str(uuid.uuid4())},
+        retry_for_s=retry_for,
     )
     console.print_json(json.dumps(result))
 

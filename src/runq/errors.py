@@ -51,3 +51,7 @@ class QueueFull(RunqError):
 
 class DiskFull(RunqError):
     """The data dir's disk is full: no new job is accepted until space is freed (HTTP 507)."""
+
+
+class IdempotencyMismatch(RunqError):
+    """An Idempotency-Key reused for a different request than its first (HTTP 422)."""

@@ -17,7 +17,8 @@ Checks: `not_a_server_error`, `content_type_conformance`, `response_headers_conf
 answers 401). Left out, and why:
 
 - `status_code_conformance`: the routes declare only 200 and FastAPI's 422, but the API answers
-  RunPod's 400/401/404/413 and never 422, so every error would be "undocumented".
+  RunPod's 400/401/404/413 and 422 only for a reused Idempotency-Key (/run and /runsync declare
+  that one), so every error would be "undocumented".
 - `allow_header_conformance`: where one path has a route per method (GET and POST
   /admin/endpoints, /admin/keys), starlette's 405 names only the first route's method.
 - `negative_data_rejection`: pydantic's lax mode accepts `"lowPriority": 0` or `"ttl": "10000"`,

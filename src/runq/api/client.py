@@ -8,9 +8,18 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from runq.api.client_models import RunRequest, inline_schema, parse_run_request
+from runq.api.idempotency import (
+    IDEMPOTENCY_PARAMETER,
+    MISMATCH_RESPONSE,
+    REPLAYED_HEADER,
+    crash_if_testing,
+    read_key,
+)
 from runq.api.limits import check_input_depth
 from runq.api.responses import json_response, parse_json, read_body
+from runq.core.idempotency import HEADER, Submission
 from runq.core.job import Job, JobStatus
+from runq.core.keys import ApiKey
 from runq.errors import NotFound
 from runq.fleet.controlplane import ControlPlane
 
@@ -26,15 +35,21 @@ _BODY = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": inline_schema(RunRequest)}},
-    }
+    },
+    "parameters": [IDEMPOTENCY_PARAMETER],
 }
 
 
 def _plane(request: Request, endpoint: str) -> ControlPlane:
     """The control plane, once the caller's key may invoke `endpoint` (401, 403, 429)."""
-    request.app.state.keys.require(request, endpoint=endpoint)
+    return _caller(request, endpoint)[0]
+
+
+def _caller(request: Request, endpoint: str) -> tuple[ControlPlane, ApiKey]:
+    """`_plane`, and the caller's key (the owner of its idempotency keys)."""
+    key: ApiKey = request.app.state.keys.require(request, endpoint=endpoint)
     plane: ControlPlane = request.app.state.plane
-    return plane
+    return plane, key
 
 
 async def _run_body(request: Request, limit: int) -> Any:
@@ -63,32 +78,66 @@ async def _job(plane: ControlPlane, endpoint: str, job_id: str) -> Job:
     return job
 
 
-@router.post("/run", openapi_extra=_BODY, summary="Submit a job")
+@router.post("/run", openapi_extra=_BODY, responses=MISMATCH_RESPONSE, summary="Submit a job")
 async def run(endpoint: str, request: Request) -> Response:
-    plane = _plane(request, endpoint)
+    plane, caller = _caller(request, endpoint)
     spec = plane.spec(endpoint)
     body = await _run_body(request, RUN_LIMIT)
-    job = await plane.submit(
-        parse_run_request(body, spec, sync=False, ttl_override_ms=_ttl_ms(request))
-    )
-    return json_response({"id": job.id, "status": job.status.value})
+    job_request = parse_run_request(body, spec, sync=False, ttl_override_ms=_ttl_ms(request))
+    key = read_key(request, caller.id, endpoint, body)
+    if key is None:
+        job = await plane.submit(job_request)
+        crash_if_testing()
+        return json_response({"id": job.id, "status": job.status.value})
+    submission = await plane.submit_once(job_request, key)
+    crash_if_testing()
+    return _replayed(json_response(_short_wire(submission)), submission)
 
 
-@router.post("/runsync", openapi_extra=_BODY, summary="Submit a job and wait for its result")
+@router.post(
+    "/runsync",
+    openapi_extra=_BODY,
+    responses=MISMATCH_RESPONSE,
+    summary="Submit a job and wait for its result",
+)
 async def runsync(endpoint: str, request: Request) -> Response:
-    plane = _plane(request, endpoint)
+    plane, caller = _caller(request, endpoint)
     spec = plane.spec(endpoint)
     body = await _run_body(request, RUNSYNC_LIMIT)
     job_request = parse_run_request(body, spec, sync=True, ttl_override_ms=_ttl_ms(request))
+    key = read_key(request, caller.id, endpoint, body)
     wait = _wait_s(request, DEFAULT_SYNC_WAIT_MS)
-    submitted = await plane.submit(job_request)
+    submission = None
+    if key is None:
+        submitted = await plane.submit(job_request)
+    else:
+        submission = await plane.submit_once(job_request, key)
+        if submission.job is None:  # a replay past the job's retention: no output to give
+            return _replayed(json_response(_short_wire(submission)), submission)
+        submitted = submission.job
+    crash_if_testing()
     job = await plane.wait_for(submitted.id, wait) or submitted
     if job.status.is_terminal:
-        return json_response(job.to_wire())
+        return _replayed(json_response(job.to_wire()), submission)
     # Not done in time: the client polls /status now, so keep the result as long as /run's
     # (spec 1.4.2), and the reply must carry the id.
     await plane.store.keep_async(job.id)
-    return json_response(job.to_wire(now=plane.clock()))
+    return _replayed(json_response(job.to_wire(now=plane.clock())), submission)
+
+
+def _short_wire(submission: Submission) -> dict[str, Any]:
+    """/run's answer, `{id, status}`, for a submission under an Idempotency-Key."""
+    status = submission.status
+    if status is None:  # cannot happen while ended jobs' times outlive keys; never a 500
+        raise NotFound(f"job '{submission.job_id}' of this {HEADER} is past its retention")
+    return {"id": submission.job_id, "status": status.value}
+
+
+def _replayed(response: Response, submission: Submission | None) -> Response:
+    """Mark the answer to a retry, as Stripe does: the job was made by an earlier request."""
+    if submission is not None and submission.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return response
 
 
 @router.api_route("/status/{job_id}", methods=["GET", "POST"], summary="A job's status")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,12 +23,14 @@ from typing import Any
 
 import httpx
 
+from runq.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from runq.errors import NotFound
 
 TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"})
 REFUSED = "REFUSED"  # /run answered an error (or never answered): no job exists
 WAIT_MS = 30_000  # one long poll's hold; the server caps it at 300 s
 RETRY_S = 0.5  # pause before asking again after a long poll failed in transport
+SUBMIT_RETRY_S = 30.0  # a /run lost in transport is sent again, same Idempotency-Key, this long
 Transitions = Mapping[str, Sequence[Mapping[str, Any]]]  # worker id -> /admin/workers moves
 
 
@@ -159,8 +162,10 @@ class _Run:
         body: Any,
         total: int,
         on_progress: Callable[[LoadProgress], None] | None,
+        submit_retry_s: float = 0.0,
     ) -> None:
         self.submit, self.wait, self.endpoint, self.body = submit, wait, endpoint, body
+        self.submit_retry_s = submit_retry_s
         self.total, self.on_progress = total, on_progress
         self.loop = asyncio.get_running_loop()
         self.start = self.loop.time()
@@ -213,6 +218,22 @@ class _Run:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)
 
+    async def _submit(self) -> httpx.Response:
+        """POST /run under an Idempotency-Key of its own. A try lost in transport (a control
+        plane restarting, a dropped connection) is sent again under the same key until
+        `submit_retry_s` has passed: the server makes one job however many tries reach it."""
+        headers = {IDEMPOTENCY_HEADER: str(uuid.uuid4())}
+        deadline = self.now() + self.submit_retry_s
+        while True:
+            try:
+                return await self.submit.post(
+                    f"/v2/{self.endpoint}/run", json=self.body, headers=headers
+                )
+            except httpx.TransportError:
+                if self.now() + RETRY_S > deadline:
+                    raise
+                await asyncio.sleep(RETRY_S)
+
     async def job(self, job: _Job) -> None:
         try:
             await self._job(job)
@@ -223,7 +244,7 @@ class _Run:
     async def _job(self, job: _Job) -> None:
         job.submitted_s = self.now()
         try:
-            response = await self.submit.post(f"/v2/{self.endpoint}/run", json=self.body)
+            response = await self._submit()
         except httpx.HTTPError as exc:
             job.error = f"{type(exc).__name__}: {exc}"
             return
@@ -263,13 +284,15 @@ async def run_load(
     sample_every_s: float = 0.5,
     drain_timeout_s: float = 600.0,
     max_waiting: int = 512,
+    submit_retry_s: float = SUBMIT_RETRY_S,
 ) -> LoadResult:
     """Send one job per arrival (seconds from the trace's start, run at `speed` times real
     time: a 1 h trace at speed 60 takes a minute), wait for all to end, and return what happened.
 
     Jobs still not ended `drain_timeout_s` after the last was sent keep the status last seen.
     `max_waiting` bounds the open long polls; more pending jobs wait for a connection, which
-    can only make their measured end-to-end latency longer, never shorter.
+    can only make their measured end-to-end latency longer, never shorter. A `/run` lost in
+    transport is sent again, under its Idempotency-Key, for up to `submit_retry_s`.
 
     Raises:
         ValueError: speed not above 0.
@@ -288,7 +311,9 @@ async def run_load(
             base_url=base, headers=headers, timeout=wait_timeout, limits=limits
         ) as wait,
     ):
-        run = _Run(submit, wait, endpoint, run_body(payload), len(arrivals), on_progress)
+        run = _Run(
+            submit, wait, endpoint, run_body(payload), len(arrivals), on_progress, submit_retry_s
+        )
         cost_before = await run.cost()
         await run.sample()
         baseline = dict(run.seen)

@@ -7,15 +7,17 @@ first; wake-ups (signals) and side effects (webhooks, stops, kills) follow the c
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from runq.core.config import ServerConfig
+from runq.core.idempotency import IdempotencyKey, Submission
 from runq.core.job import Job, JobRequest, JobStatus, parse_worker_result
 from runq.core.spec import EndpointSpec, loads_spec
 from runq.core.spec_edit import set_workers
@@ -43,6 +45,7 @@ from runq.store.diskfull import is_disk_full
 log = logging.getLogger("runq")
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 
 DRAIN_POLL_S = 0.05
@@ -246,22 +249,43 @@ class ControlPlane:
     async def submit(self, request: JobRequest) -> Job:
         """Queue a job; QueueFull (nothing stored) while the endpoint's max_queue jobs wait."""
         spec = self.specs.get(request.endpoint)
-        if self.disk.full:  # what is accepted must be recordable to its end
+        job = await self._guarded(self.store.enqueue(request, spec.jobs.max_queue if spec else 0))
+        self._arrived(job)
+        return job
+
+    async def submit_once(self, request: JobRequest, key: IdempotencyKey) -> Submission:
+        """`submit` under an Idempotency-Key: the job the key names if it was seen in the last
+        24 h (nothing queued), else a new one (`JobStore.enqueue_once`)."""
+        spec = self.specs.get(request.endpoint)
+        submission = await self._guarded(
+            self.store.enqueue_once(request, key, spec.jobs.max_queue if spec else 0)
+        )
+        if not submission.replayed and submission.job is not None:
+            self._arrived(submission.job)
+        return submission
+
+    async def _guarded(self, enqueue: Awaitable[T]) -> T:
+        """Runs an enqueue unless the data disk is full: what is accepted must be recordable
+        to its end (DiskFull, HTTP 507, also when the write itself finds no room)."""
+        if self.disk.full:
+            if inspect.iscoroutine(enqueue):
+                enqueue.close()
             raise DiskFull(self.disk.message)
         try:
-            job = await self.store.enqueue(request, spec.jobs.max_queue if spec else 0)
+            return await enqueue
         except Exception as exc:
             if not is_disk_full(exc):
                 raise
             self.disk.note_error(exc)
             raise DiskFull(self.disk.message) from exc
+
+    def _arrived(self, job: Job) -> None:
         self.demand.arrived(job)
-        self.signals.work_available(request.endpoint)
-        if not any(w.state in _SERVING for w in self.registry.all(request.endpoint)):
+        self.signals.work_available(job.endpoint)
+        if not any(w.state in _SERVING for w in self.registry.all(job.endpoint)):
             # Nobody will take it: start or revive a worker now, not at the next tick. (Not
             # on every submit: a tick per job would cost more than the job.)
             self.scheduler.poke()
-        return job
 
     async def wait_for(
         self,

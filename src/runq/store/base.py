@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from runq.core.idempotency import IdempotencyKey, Submission
 from runq.core.job import Job, JobRequest, JobStatus, WorkerResult
 from runq.core.keys import ApiKey
 from runq.core.stats import Percentiles
@@ -99,6 +100,21 @@ class JobStore(Protocol):
         is refused (QueueFull, nothing stored) while the endpoint already holds that many
         IN_QUEUE jobs; the count and the insert are one atomic step."""
 
+    async def enqueue_once(
+        self, request: JobRequest, key: IdempotencyKey, max_queue: int = 0
+    ) -> Submission:
+        """`enqueue` under an idempotency key, in one transaction: the first call with `key`
+        stores a new job and the key with it (`replayed` False); every later call within
+        `runq.core.idempotency.KEEP_S` (24 h) of it stores nothing and returns the job the key
+        names, as it is now (`replayed` True; `job` None and `ended_as` its final status once
+        the job was deleted after its retention). Racing calls with one key make one job.
+        After 24 h the key is free again. A replay is never refused by `max_queue`.
+
+        Raises:
+            IdempotencyMismatch: the key was stored with another `fingerprint`.
+            QueueFull: as `enqueue`; neither job nor key stored.
+        """
+
     async def get(self, job_id: str) -> Job | None:
         """The job, or None if unknown or deleted after its retention."""
 
@@ -154,7 +170,8 @@ class JobStore(Protocol):
         """End every IN_QUEUE job past its TTL as TIMED_OUT; returns them."""
 
     async def delete_expired(self, now: float) -> int:
-        """Delete ended jobs past their retention window. Returns the count."""
+        """Delete ended jobs past their retention window, and idempotency keys older than
+        24 h. Returns the count of jobs."""
 
     async def keep_async(self, job_id: str) -> None:
         """A runsync whose wait ran out: keep its result as long as an async job's."""

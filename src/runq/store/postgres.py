@@ -33,6 +33,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from runq.core.idempotency import KEEP_S, IdempotencyKey, Submission
 from runq.core.job import (
     RETENTION_ASYNC_S,
     RETENTION_SYNC_S,
@@ -106,35 +107,42 @@ class PostgresJobStore:
     # --- clients ------------------------------------------------------------------------
     async def enqueue(self, request: JobRequest, max_queue: int = 0) -> Job:
         job_id = request.id or new_job_id(request.sync)
-        params = (
-            job_id,
-            request.endpoint,
-            dumps(request.input),
-            request.webhook,
-            dumps(request.s3_config) if request.s3_config is not None else None,
-            request.low_priority,
-            request.execution_timeout_s,
-            request.ttl_s,
-            request.sync,
-            self._clock(),
-        )
         async with self._tx() as conn:
-            if max_queue > 0:
-                # Replicas enqueue concurrently: the count and the insert must be one step.
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request.endpoint,)
+            return await self._insert(conn, request, job_id, self._clock(), max_queue)
+
+    async def enqueue_once(
+        self, request: JobRequest, key: IdempotencyKey, max_queue: int = 0
+    ) -> Submission:
+        job_id = request.id or new_job_id(request.sync)
+        now = self._clock()
+        async with self._tx() as conn:
+            # Claiming the key first serialises replicas racing on it: the second one's claim
+            # waits for the first's transaction, then finds the key taken (or, if the first
+            # rolled back, claims it).
+            if not await q.claim_key(conn, key, job_id, now, now - KEEP_S):
+                return await q.replay(conn, key, now - KEEP_S)
+            job = await self._insert(conn, request, job_id, now, max_queue)
+            return Submission(job.id, job, replayed=False)
+
+    async def _insert(
+        self, conn: Conn, request: JobRequest, job_id: str, now: float, max_queue: int
+    ) -> Job:
+        if max_queue > 0:
+            # Replicas enqueue concurrently: the count and the insert must be one step.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request.endpoint,)
+            )
+            if await q.queue_full(conn, request.endpoint, job_id, max_queue):
+                raise QueueFull(
+                    f"endpoint '{request.endpoint}' has {max_queue} jobs queued, its "
+                    "max_queue: try again later"
                 )
-                if await q.queue_full(conn, request.endpoint, job_id, max_queue):
-                    raise QueueFull(
-                        f"endpoint '{request.endpoint}' has {max_queue} jobs queued, its "
-                        "max_queue: try again later"
-                    )
-            inserted = await conn.execute(q.INSERT, params)
-            if inserted.rowcount == 1:
-                await q.notify(conn, WORK_CHANNEL, request.endpoint)
-            row = await q.one(conn, "SELECT * FROM jobs WHERE id = %s", (job_id,))
-            assert row is not None
-            return row_to_job(row)
+        inserted = await conn.execute(q.INSERT, q.insert_params(request, job_id, now))
+        if inserted.rowcount == 1:
+            await q.notify(conn, WORK_CHANNEL, request.endpoint)
+        row = await q.one(conn, "SELECT * FROM jobs WHERE id = %s", (job_id,))
+        assert row is not None
+        return row_to_job(row)
 
     async def get(self, job_id: str) -> Job | None:
         row = await self._one("SELECT * FROM jobs WHERE id = %s", (job_id,))
@@ -401,6 +409,9 @@ class PostgresJobStore:
             )
             await conn.execute(
                 "DELETE FROM job_times WHERE finished_at <= %s", (now - window.TIMES_KEEP_S,)
+            )
+            await conn.execute(
+                "DELETE FROM idempotency_keys WHERE created_at <= %s", (now - KEEP_S,)
             )
             return cursor.rowcount
 

@@ -10,13 +10,16 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
+from runq.core.idempotency import IdempotencyKey, Submission, mismatch_message
 from runq.core.job import (
     RETENTION_ASYNC_S,
     RETENTION_SYNC_S,
     WEBHOOK_STATUSES,
     Job,
+    JobRequest,
     JobStatus,
 )
+from runq.errors import IdempotencyMismatch
 from runq.store.postgres_schema import MIGRATIONS
 from runq.store.rows import dumps, row_to_job
 from runq.store.window import ENDED
@@ -82,6 +85,22 @@ INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
 VALUES (%s, %s, 'IN_QUEUE', %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (id) DO NOTHING
 """
+
+
+def insert_params(request: JobRequest, job_id: str, now: float) -> tuple[Any, ...]:
+    """`INSERT`'s parameters for a new job."""
+    return (
+        job_id,
+        request.endpoint,
+        dumps(request.input),
+        request.webhook,
+        dumps(request.s3_config) if request.s3_config is not None else None,
+        request.low_priority,
+        request.execution_timeout_s,
+        request.ttl_s,
+        request.sync,
+        now,
+    )
 
 
 async def migrate(conn: Conn) -> None:
@@ -193,3 +212,63 @@ async def queue_webhook(conn: Conn, job: Job, now: float) -> None:
             "INSERT INTO webhook_outbox (job_id, url, body, next_at) VALUES (%s, %s, %s, %s)",
             (job.id, job.webhook, dumps(job.to_webhook()), now),
         )
+
+
+# --- idempotency keys -----------------------------------------------------------------------
+# Takes the key for a new job: a new key, or one older than the cutoff (kept 24 h, then free).
+# A live key's row is left as it is, and nothing is returned.
+CLAIM_KEY = """
+INSERT INTO idempotency_keys (owner, endpoint, key, fingerprint, job_id, created_at)
+VALUES (%(owner)s, %(endpoint)s, %(key)s, %(fingerprint)s, %(job_id)s, %(now)s)
+ON CONFLICT (owner, endpoint, key) DO UPDATE SET
+    fingerprint = excluded.fingerprint, job_id = excluded.job_id, created_at = excluded.created_at
+WHERE idempotency_keys.created_at <= %(cutoff)s
+RETURNING job_id
+"""
+# See sqlite_queries.ENDED_AS.
+ENDED_AS = """
+SELECT status FROM job_times WHERE endpoint = %s AND finished_at >= %s AND job_id = %s
+ORDER BY finished_at DESC LIMIT 1
+"""
+
+
+async def claim_key(
+    conn: Conn, key: IdempotencyKey, job_id: str, now: float, cutoff: float
+) -> bool:
+    """Did this transaction take `key` for `job_id`? False: a live key names another job."""
+    params = {
+        "owner": key.owner,
+        "endpoint": key.endpoint,
+        "key": key.key,
+        "fingerprint": key.fingerprint,
+        "job_id": job_id,
+        "now": now,
+        "cutoff": cutoff,
+    }
+    return await one(conn, CLAIM_KEY, params) is not None
+
+
+async def replay(conn: Conn, key: IdempotencyKey, since: float) -> Submission:
+    """The submission a live `key` names (one `claim_key` could not take), with its job now.
+
+    Raises:
+        IdempotencyMismatch: the key named a different request.
+    """
+    found = await one(
+        conn,
+        "SELECT fingerprint, job_id, created_at FROM idempotency_keys "
+        "WHERE owner = %s AND endpoint = %s AND key = %s AND created_at > %s",
+        (key.owner, key.endpoint, key.key, since),
+    )
+    if found is None:  # claim_key saw it live under this transaction: it cannot be gone
+        raise RuntimeError(f"idempotency key {key.key!r} vanished during its replay")
+    if found["fingerprint"] != key.fingerprint:
+        raise IdempotencyMismatch(mismatch_message(key))
+    job_id = found["job_id"]
+    job = await get(conn, job_id)
+    if job is not None:
+        return Submission(job_id, job, replayed=True)
+    ended = await one(conn, ENDED_AS, (key.endpoint, found["created_at"], job_id))
+    return Submission(
+        job_id, None, replayed=True, ended_as=JobStatus(ended["status"]) if ended else None
+    )

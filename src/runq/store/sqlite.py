@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from runq.core.idempotency import KEEP_S, IdempotencyKey, Submission
 from runq.core.job import (
     RETENTION_ASYNC_S,
     RETENTION_SYNC_S,
@@ -49,18 +50,7 @@ class SqliteJobStore:
     async def enqueue(self, request: JobRequest, max_queue: int = 0) -> Job:
         job_id = request.id or new_job_id(request.sync)
         now = self._clock()
-        params = (
-            job_id,
-            request.endpoint,
-            dumps(request.input),
-            request.webhook,
-            dumps(request.s3_config) if request.s3_config is not None else None,
-            int(request.low_priority),
-            request.execution_timeout_s,
-            request.ttl_s,
-            int(request.sync),
-            now,
-        )
+        params = q.insert_params(request, job_id, now)
 
         def op(conn: sqlite3.Connection) -> Job | None:
             if max_queue > 0 and q.queue_full(conn, request.endpoint, job_id, max_queue):
@@ -76,6 +66,33 @@ class SqliteJobStore:
                 "try again later"
             )
         return job
+
+    async def enqueue_once(
+        self, request: JobRequest, key: IdempotencyKey, max_queue: int = 0
+    ) -> Submission:
+        job_id = request.id or new_job_id(request.sync)
+        now = self._clock()
+        params = q.insert_params(request, job_id, now)
+
+        def op(conn: sqlite3.Connection) -> Submission | None:
+            # One writer: the look-up and the insert cannot interleave with another's.
+            replayed = q.replay(conn, key, now - KEEP_S)
+            if replayed is not None:
+                return replayed
+            if max_queue > 0 and q.queue_full(conn, request.endpoint, job_id, max_queue):
+                return None
+            conn.execute(q.INSERT, params)
+            q.save_key(conn, key, job_id, now)
+            row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return Submission(job_id, row_to_job(row), replayed=False)
+
+        submission = await self._db.run(op)
+        if submission is None:
+            raise QueueFull(
+                f"endpoint '{request.endpoint}' has {max_queue} jobs queued, its max_queue: "
+                "try again later"
+            )
+        return submission
 
     async def get(self, job_id: str) -> Job | None:
         def op(conn: sqlite3.Connection) -> Job | None:
@@ -364,6 +381,7 @@ class SqliteJobStore:
                 "DELETE FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
             )
             q.prune_times(conn, now - TIMES_KEEP_S)
+            conn.execute("DELETE FROM idempotency_keys WHERE created_at <= ?", (now - KEEP_S,))
             return cursor.rowcount
 
         return await self._db.run(op)

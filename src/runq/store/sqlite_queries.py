@@ -8,13 +8,16 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
+from runq.core.idempotency import IdempotencyKey, Submission, mismatch_message
 from runq.core.job import (
     RETENTION_ASYNC_S,
     RETENTION_SYNC_S,
     WEBHOOK_STATUSES,
     Job,
+    JobRequest,
     JobStatus,
 )
+from runq.errors import IdempotencyMismatch
 from runq.store import window
 from runq.store.base import JobWindow
 from runq.store.rows import dumps, row_to_job
@@ -26,6 +29,24 @@ INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
 VALUES (?, ?, 'IN_QUEUE', ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO NOTHING
 """
+
+
+def insert_params(request: JobRequest, job_id: str, now: float) -> tuple[Any, ...]:
+    """`INSERT`'s parameters for a new job."""
+    return (
+        job_id,
+        request.endpoint,
+        dumps(request.input),
+        request.webhook,
+        dumps(request.s3_config) if request.s3_config is not None else None,
+        int(request.low_priority),
+        request.execution_timeout_s,
+        request.ttl_s,
+        int(request.sync),
+        now,
+    )
+
+
 TAKE = """
 UPDATE jobs SET status = 'IN_PROGRESS', started_at = :now, worker_id = :worker
 WHERE rowid IN (
@@ -197,3 +218,48 @@ def ended_totals(conn: sqlite3.Connection, endpoint: str) -> dict[JobStatus, int
         status = JobStatus(row["name"].removeprefix(ENDED))
         result[status] = row["value"]
     return result
+
+
+# --- idempotency keys -----------------------------------------------------------------------
+SAVE_KEY = """
+INSERT INTO idempotency_keys (owner, endpoint, key, fingerprint, job_id, created_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (owner, endpoint, key) DO UPDATE SET
+    fingerprint = excluded.fingerprint, job_id = excluded.job_id, created_at = excluded.created_at
+"""
+# The final status of a job deleted after its retention: its times are kept 24 h after its end,
+# so at least as long as its key (kept 24 h after its submission).
+ENDED_AS = """
+SELECT status FROM job_times WHERE endpoint = ? AND finished_at >= ? AND job_id = ?
+ORDER BY finished_at DESC LIMIT 1
+"""
+
+
+def replay(conn: sqlite3.Connection, key: IdempotencyKey, since: float) -> Submission | None:
+    """The submission `key` names if it was made after `since`, with its job as it is now;
+    None for a key not seen (or older: its row is replaced by the caller's `SAVE_KEY`).
+
+    Raises:
+        IdempotencyMismatch: the key named a different request.
+    """
+    found = conn.execute(
+        "SELECT fingerprint, job_id, created_at FROM idempotency_keys "
+        "WHERE owner = ? AND endpoint = ? AND key = ? AND created_at > ?",
+        (key.owner, key.endpoint, key.key, since),
+    ).fetchone()
+    if found is None:
+        return None
+    if found["fingerprint"] != key.fingerprint:
+        raise IdempotencyMismatch(mismatch_message(key))
+    job_id = found["job_id"]
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is not None:
+        return Submission(job_id, row_to_job(row), replayed=True)
+    ended = conn.execute(ENDED_AS, (key.endpoint, found["created_at"], job_id)).fetchone()
+    return Submission(
+        job_id, None, replayed=True, ended_as=JobStatus(ended["status"]) if ended else None
+    )
+
+
+def save_key(conn: sqlite3.Connection, key: IdempotencyKey, job_id: str, now: float) -> None:
+    conn.execute(SAVE_KEY, (key.owner, key.endpoint, key.key, key.fingerprint, job_id, now))

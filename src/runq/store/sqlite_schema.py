@@ -94,4 +94,18 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (host, source)
     ) WITHOUT ROWID;
     """,
+    # 5: Idempotency-Key -> the job it made, per (owner API key id, endpoint), kept 24 h from
+    # the first submission (past the job's own retention); pruned by age.
+    """
+    CREATE TABLE idempotency_keys (
+        owner TEXT NOT NULL,
+        endpoint TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (owner, endpoint, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+    """,
 )
