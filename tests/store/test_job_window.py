@@ -94,7 +94,7 @@ async def test_ended_totals_count_every_way_a_job_ends_and_survive_retention(
     await store.fail(running.id, "w2", "execution timeout", JobStatus.TIMED_OUT)  # TIMED_OUT
     for _ in range(3):
         await store.enqueue(make_request())
-    assert await store.purge_queue("echo") == 3  # 3 CANCELLED
+    assert len(await store.purge_queue("echo")) == 3  # 3 CANCELLED
     again = await store.cancel(running.id)  # already ended: nothing changes, nothing counted
     assert again[0] is not None and again[0].status is JobStatus.TIMED_OUT
 

@@ -474,6 +474,14 @@ class ControlPlane:
         if job is not None:
             self.job_ended(job)
 
+    async def purge(self, endpoint: str) -> int:
+        """Cancel every queued job of `endpoint`; their waiters (/runsync, status-sync, stream)
+        answer CANCELLED at once. Returns how many."""
+        purged = await self.store.purge_queue(endpoint)
+        for job in purged:
+            self.job_ended(job)
+        return len(purged)
+
     def job_ended(self, job: Job) -> None:
         """After the store ended a job (a result, a failure, a timeout): wake its waiters,
         record its times for /metrics and the scalers, and send its webhook."""

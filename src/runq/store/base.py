@@ -148,8 +148,9 @@ class JobStore(Protocol):
     async def retry(self, job_id: str) -> Job | None:
         """Requeue a FAILED or TIMED_OUT job with its id and input; raises Conflict otherwise."""
 
-    async def purge_queue(self, endpoint: str) -> int:
-        """Cancel every IN_QUEUE job of the endpoint; running jobs go on. Returns the count."""
+    async def purge_queue(self, endpoint: str) -> list[Job]:
+        """Cancel every IN_QUEUE job of the endpoint; running jobs go on. Returns the jobs it
+        cancelled (as they are now), so that their waiters can be woken."""
 
     async def requeue(self, job_id: str, worker_id: str) -> Job | None:
         """Put a job its worker lost back in the queue (retries + 1)."""

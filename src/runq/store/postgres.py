@@ -184,18 +184,24 @@ class PostgresJobStore:
             await q.notify(conn, WORK_CHANNEL, row["endpoint"])
             return row_to_job(row)
 
-    async def purge_queue(self, endpoint: str) -> int:
+    async def purge_queue(self, endpoint: str) -> list[Job]:
         now = self._clock()
         async with self._tx() as conn:
-            cursor = await conn.execute(
-                "UPDATE jobs SET status = 'CANCELLED', finished_at = %s, error = 'purged', "
-                "expires_at = %s + CASE WHEN sync THEN %s ELSE %s END "
-                "WHERE endpoint = %s AND status = 'IN_QUEUE'",
-                (now, now, RETENTION_SYNC_S, RETENTION_ASYNC_S, endpoint),
+            rows = await q.all_rows(
+                conn,
+                "UPDATE jobs SET status = 'CANCELLED', finished_at = %(now)s, error = 'purged', "
+                "expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s "
+                "ELSE %(async_keep)s END "
+                "WHERE endpoint = %(endpoint)s AND status = 'IN_QUEUE' RETURNING *",
+                {
+                    "now": now,
+                    "sync_keep": RETENTION_SYNC_S,
+                    "async_keep": RETENTION_ASYNC_S,
+                    "endpoint": endpoint,
+                },
             )
-            if cursor.rowcount > 0:
-                await q.bump(conn, endpoint, ENDED + JobStatus.CANCELLED, cursor.rowcount)
-            return cursor.rowcount
+            await q.count_ended(conn, rows)
+            return [row_to_job(row) for row in rows]
 
     async def keep_async(self, job_id: str) -> None:
         async with self._tx() as conn:

@@ -137,10 +137,10 @@ class SqliteJobStore:
 
         return await self._db.run(op)
 
-    async def purge_queue(self, endpoint: str) -> int:
+    async def purge_queue(self, endpoint: str) -> list[Job]:
         now = self._clock()
 
-        def op(conn: sqlite3.Connection) -> int:
+        def op(conn: sqlite3.Connection) -> list[Job]:
             rows = conn.execute(
                 "UPDATE jobs SET status = 'CANCELLED', finished_at = ?, error = 'purged', "
                 "expires_at = ? + CASE sync WHEN 1 THEN ? ELSE ? END "
@@ -148,7 +148,7 @@ class SqliteJobStore:
                 (now, now, RETENTION_SYNC_S, RETENTION_ASYNC_S, endpoint),
             ).fetchall()
             q.record_ended(conn, rows)
-            return len(rows)
+            return [row_to_job(row) for row in rows]
 
         return await self._db.run(op)
 
