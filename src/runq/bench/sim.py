@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 
 from runq.bench.dists import Dist, draw
 from runq.core.spec import ScalingSection
-from runq.core.worker import Transition, WorkerState
+from runq.core.stats import nearest_rank
+from runq.core.worker import MOVES, Transition, WorkerState
+from runq.errors import IllegalTransition
 from runq.policy.cost import Rate, WorkerCost, endpoint_cost, worker_cost
 from runq.policy.scaling import (
     RECENT_ARRIVALS,
@@ -39,6 +41,7 @@ from runq.policy.scaling import (
     ScalingSnapshot,
     WorkerView,
     plan,
+    still_applicable,
 )
 
 # What the simulator asks each decision: runq's `plan` by default, or a baseline policy of
@@ -88,15 +91,22 @@ class _Worker:
     active: bool
     state: WorkerState
     transitions: list[Transition]
+    available_at: float = 0.0  # a revived worker takes jobs from then on (its resume time)
 
     @property
     def since(self) -> float:
         return self.transitions[-1].at
 
     def move(self, state: WorkerState, at: float, reason: str) -> None:
-        if state != self.state:
-            self.state = state
-            self.transitions.append(Transition(at, state, reason))
+        """The live state machine's moves only (core.worker.MOVES), as lifecycle.move."""
+        if state == self.state:
+            return
+        if state not in MOVES[self.state]:
+            raise IllegalTransition(
+                f"simulated worker {self.id}: {self.state.value} -> {state.value} ({reason})"
+            )
+        self.state = state
+        self.transitions.append(Transition(at, state, reason))
 
 
 @dataclass(frozen=True)
@@ -120,11 +130,10 @@ class SimResult:
         return sum(w.idle_s + w.cold_start_s for w in self.workers)
 
     def delay_percentile(self, q: float) -> float:
-        """The q-quantile (0..1) of delay times, nearest rank."""
-        delays = sorted(job.delay_s for job in self.jobs)
-        if not delays:
-            return 0.0
-        return delays[min(len(delays) - 1, max(0, round(q * len(delays) + 0.5) - 1))]
+        """The q-quantile (0..1) of delay times, nearest rank as the live store takes it
+        (core.stats.nearest_rank: p95 of 20 values is the 19th)."""
+        value = nearest_rank(sorted(job.delay_s for job in self.jobs), q * 100)
+        return 0.0 if value is None else value
 
 
 class _Sim:
@@ -168,15 +177,19 @@ class _Sim:
         )
         decide = self.config.policy or plan
         decision = decide(snapshot, scaling, self.config.park_retention_s)
+        states = {w.id: w.state for w in live}
+        decision = still_applicable(decision, snapshot.workers, states)  # as the scheduler does
         for worker_id in decision.stop:
             self.workers[worker_id].move(WorkerState.TERMINATED, self.now, "stopped")
         for worker_id in decision.park:
             self.workers[worker_id].move(WorkerState.PARKED, self.now, "parked")
         for worker_id in decision.revive:
+            # As live: PARKED -> IDLE at once (SIGCONT); it takes jobs once it has resumed.
             worker = self.workers[worker_id]
-            worker.move(WorkerState.INITIALIZING, self.now, "reviving")
+            worker.move(WorkerState.IDLE, self.now, "revived (FlashBoot)")
+            worker.available_at = self.now + draw(self.config.revival_s, self.rng)
             self.revivals += 1
-            self.push(self.now + draw(self.config.revival_s, self.rng), _READY, worker_id)
+            self.push(worker.available_at, _READY, worker_id)
         for _ in range(decision.start):
             active = sum(1 for w in live if w.active) < scaling.active_workers
             worker = _Worker(
@@ -193,7 +206,11 @@ class _Sim:
 
     # --- work ---------------------------------------------------------------------------
     def dispatch(self, execution: Sequence[float]) -> None:
-        idle = [w for w in self.workers.values() if w.state == WorkerState.IDLE]
+        idle = [
+            w
+            for w in self.workers.values()
+            if w.state == WorkerState.IDLE and w.available_at <= self.now
+        ]
         while self.queue and idle:
             worker = idle.pop(0)
             index, arrived = self.queue.popleft()

@@ -19,7 +19,7 @@ from runq.core.hosts import Host, effective_hosts
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Placement, Worker, WorkerState
 from runq.policy import placement as placement_policy
-from runq.policy.scaling import LIVE, ScalingSnapshot, WorkerView, plan
+from runq.policy.scaling import LIVE, ScalingSnapshot, WorkerView, plan, still_applicable
 
 if TYPE_CHECKING:
     from runq.fleet.controlplane import ControlPlane
@@ -134,6 +134,9 @@ class Scheduler:
                 cold_start_s=plane.registry.typical_cold_start(spec.name),
             )
         decision = plan(snapshot, spec.scaling, PARK_RETENTION_S)
+        # The store was awaited since the snapshot: act only on workers still as it saw them.
+        now_states = {w.id: w.state for w in plane.registry.all(spec.name)}
+        decision = still_applicable(decision, views, now_states)
         by_id = {w.id: w for w in workers}
         live = [w for w in workers if w.state in LIVE]
         surplus = len(live) - decision.desired

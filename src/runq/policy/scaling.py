@@ -6,11 +6,11 @@ Pure: the scheduler passes a frozen snapshot with `now` in it and carries out th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 
 from runq.core.spec import SCALERS, ScalingSection
-from runq.core.worker import WorkerState
+from runq.core.worker import MOVES, WorkerState
 from runq.policy import keepalive, slo
 
 # Live: serving, or already asked for (a throttled worker waits for a GPU; asking again would
@@ -301,6 +301,44 @@ def actions(snapshot: ScalingSnapshot, target: Target, flashboot: bool) -> Scali
         park=retired if flashboot else (),
         stop=unhealthy + (() if flashboot else retired) + expired,
         reason=target.reason,
+    )
+
+
+def still_applicable(
+    decision: ScalingPlan,
+    seen: tuple[WorkerView, ...],
+    current: Mapping[str, WorkerState],
+) -> ScalingPlan:
+    """The plan's actions whose worker is still as the snapshot saw it (pure).
+
+    The live scheduler awaits the store between taking its snapshot and acting, and a worker
+    may take a job, exit or be stopped meanwhile: its action is then dropped (the next tick
+    decides again), never applied to a state it was not meant for. Every kept action is a move
+    `core.worker.MOVES` allows. The simulator applies its plans through the same step.
+
+    w1 was idle when seen, then took a job: parking it now would stop a running job.
+
+    >>> seen = (WorkerView("w1", WorkerState.IDLE, 0.0), WorkerView("w2", WorkerState.IDLE, 0.0))
+    >>> decision = ScalingPlan(0, 0, (), ("w1", "w2"), (), "scale down")
+    >>> still_applicable(decision, seen, {"w1": WorkerState.RUNNING, "w2": WorkerState.IDLE}).park
+    ('w2',)
+    """
+    then = {w.id: w.state for w in seen}
+
+    def keep(ids: tuple[str, ...], to: WorkerState) -> tuple[str, ...]:
+        return tuple(
+            worker
+            for worker in ids
+            if worker in current
+            and current[worker] == then.get(worker)
+            and to in MOVES[current[worker]]
+        )
+
+    return replace(
+        decision,
+        revive=keep(decision.revive, WorkerState.IDLE),
+        park=keep(decision.park, WorkerState.PARKED),
+        stop=keep(decision.stop, WorkerState.TERMINATED),
     )
 
 
