@@ -28,9 +28,10 @@ Pure: arrival times and `now` come in, windows go out.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from runq.core.stats import nearest_rank
 
 MIN_GAPS = 10  # fewer idle gaps than this: the histogram says too little (fallback)
 RANGE_S = 4 * 3600.0  # ATC'20's histogram range; a longer gap is out of bounds
@@ -60,13 +61,15 @@ class KeepAlive:
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile (0 < q <= 100) of values sorted ascending.
+    """Nearest-rank percentile (0 < q <= 100) of values sorted ascending: the one definition
+    runq uses everywhere (core.stats.nearest_rank), for a non-empty list.
 
     >>> percentile([1.0, 2.0, 3.0, 4.0], 50), percentile([1.0, 2.0, 3.0, 4.0], 99)
     (2.0, 4.0)
     """
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
+    value = nearest_rank(sorted_values, q)
+    assert value is not None, "a percentile of no values"
+    return value
 
 
 def gap_windows(arrivals: Sequence[float]) -> Windows | None:
