@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from runq.api.client_models import RunRequest, inline_schema, parse_run_request
+from runq.api.client_models import MAX_POLICY_MS, RunRequest, inline_schema, parse_run_request
 from runq.api.limits import check_input_depth
+from runq.api.query import query_count
 from runq.api.responses import json_response, parse_json, read_body
 from runq.core.job import Job, JobStatus
 from runq.errors import NotFound
@@ -45,14 +46,14 @@ async def _run_body(request: Request, limit: int) -> Any:
 
 
 def _wait_s(request: Request, default_ms: int) -> float:
-    raw = request.query_params.get("wait")
-    wait_ms = int(raw) if raw is not None and raw.isdecimal() else default_ms
+    """`?wait=` in seconds: RunPod accepts 1000..300000 ms, and a whole number outside that
+    is brought into it (spec 1.4.2); a negative or non-numeric one is a 400."""
+    wait_ms = query_count(request, "wait", default_ms) or 0
     return min(max(wait_ms, 1000), MAX_SYNC_WAIT_MS) / 1000
 
 
 def _ttl_ms(request: Request) -> int | None:
-    raw = request.query_params.get("ttl")
-    return int(raw) if raw is not None and raw.isdecimal() else None
+    return query_count(request, "ttl", None, minimum=10_000, maximum=MAX_POLICY_MS)
 
 
 async def _job(plane: ControlPlane, endpoint: str, job_id: str) -> Job:
@@ -119,8 +120,8 @@ async def status_sync(endpoint: str, job_id: str, request: Request) -> Response:
 async def stream(endpoint: str, job_id: str, request: Request) -> Response:
     plane = _plane(request, endpoint)
     await _job(plane, endpoint, job_id)
-    raw = request.query_params.get("wait")
-    hold = min(int(raw), MAX_SYNC_WAIT_MS) / 1000 if raw and raw.isdecimal() else STREAM_HOLD_S
+    hold_ms = query_count(request, "wait", None)
+    hold = STREAM_HOLD_S if hold_ms is None else min(hold_ms, MAX_SYNC_WAIT_MS) / 1000
     read = await plane.read_stream(job_id, hold)
     if read is None:
         raise NotFound(f"job '{job_id}' not found (or past retention)")

@@ -10,6 +10,7 @@ import uvicorn
 
 from runq.api.app import create_app
 from runq.api.auth import ApiKeys, load_or_create_secret
+from runq.api.header_timeout import protocol_class
 from runq.core.config import ServerConfig
 from runq.core.spec import EndpointSpec
 from runq.fleet.controlplane import ControlPlane
@@ -87,6 +88,9 @@ def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "inf
         # posts its result on a connection the server has just closed ("Server
         # disconnected"), and the SDK does not retry it.
         timeout_keep_alive=KEEP_ALIVE_S,
+        # Uvicorn has no deadline on a request head: idle or half-sent connections would
+        # stay open for ever.
+        http=protocol_class(config.header_timeout_s),
     )
     server = _Server(uv_config)
     server.plane = plane
