@@ -68,10 +68,9 @@ async def _job(plane: ControlPlane, endpoint: str, job_id: str) -> Job:
 async def run(endpoint: str, request: Request) -> Response:
     plane = _plane(request, endpoint)
     spec = plane.spec(endpoint)
+    ttl_ms = _ttl_ms(request)
     body = await _run_body(request, RUN_LIMIT)
-    job = await plane.submit(
-        parse_run_request(body, spec, sync=False, ttl_override_ms=_ttl_ms(request))
-    )
+    job = await plane.submit(parse_run_request(body, spec, sync=False, ttl_override_ms=ttl_ms))
     return json_response({"id": job.id, "status": job.status.value})
 
 
@@ -79,9 +78,9 @@ async def run(endpoint: str, request: Request) -> Response:
 async def runsync(endpoint: str, request: Request) -> Response:
     plane = _plane(request, endpoint)
     spec = plane.spec(endpoint)
+    ttl_ms, wait = _ttl_ms(request), _wait_s(request, DEFAULT_SYNC_WAIT_MS)
     body = await _run_body(request, RUNSYNC_LIMIT)
-    job_request = parse_run_request(body, spec, sync=True, ttl_override_ms=_ttl_ms(request))
-    wait = _wait_s(request, DEFAULT_SYNC_WAIT_MS)
+    job_request = parse_run_request(body, spec, sync=True, ttl_override_ms=ttl_ms)
     submitted = await plane.submit(job_request)
     job = await plane.wait_for(submitted.id, wait) or submitted
     if job.status.is_terminal:
@@ -109,19 +108,20 @@ async def status(endpoint: str, job_id: str, request: Request) -> Response:
 @router.api_route("/status-sync/{job_id}", methods=["GET", "POST"], summary="Wait for a job")
 async def status_sync(endpoint: str, job_id: str, request: Request) -> Response:
     plane = _plane(request, endpoint)
+    wait = _wait_s(request, DEFAULT_SYNC_WAIT_MS)
     job = await _job(plane, endpoint, job_id)
     if job.sync:
         await plane.store.keep_async(job_id)
-    waited = await plane.wait_for(job_id, _wait_s(request, DEFAULT_SYNC_WAIT_MS))
+    waited = await plane.wait_for(job_id, wait)
     return json_response((waited or job).to_wire(now=plane.clock()))
 
 
 @router.api_route("/stream/{job_id}", methods=["GET", "POST"], summary="Drain streamed output")
 async def stream(endpoint: str, job_id: str, request: Request) -> Response:
     plane = _plane(request, endpoint)
-    await _job(plane, endpoint, job_id)
     hold_ms = query_count(request, "wait", None)
     hold = STREAM_HOLD_S if hold_ms is None else min(hold_ms, MAX_SYNC_WAIT_MS) / 1000
+    await _job(plane, endpoint, job_id)
     read = await plane.read_stream(job_id, hold)
     if read is None:
         raise NotFound(f"job '{job_id}' not found (or past retention)")
