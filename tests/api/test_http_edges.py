@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from runq.api.json_values import find_unsendable, sendable
+from runq.api.json_values import find_unsendable, may_be_unsendable, sendable
 from runq.api.query import parse_count
 from runq.api.responses import json_response, parse_json
 from runq.errors import BadRequest
@@ -157,8 +157,17 @@ async def test_a_bad_wait_is_refused_before_the_job_is_looked_up(
         (b'{"input": [1, Infinity]}', "field 'input[1]': Infinity"),
         (b'{"input": -Infinity}', "field 'input': -Infinity"),
         (b'{"input": {"\\udfff": 1}}', "field 'input': a key holds a lone UTF-16 surrogate"),
+        (b'{"input": {"x": 1e400}}', "field 'input.x': Infinity (or a number past"),
+        (b'{"input": [-2.5E+0309]}', "field 'input[0]': -Infinity (or a number past"),
     ],
-    ids=["NaN", "Infinity", "-Infinity", "a lone surrogate in a key"],
+    ids=[
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "a lone surrogate in a key",
+        "1e400",
+        "-2.5E+0309",
+    ],
 )
 async def test_input_that_is_not_rfc_8259_json_is_a_400_naming_the_field(
     client: httpx.AsyncClient, raw: bytes, names: str
@@ -248,6 +257,20 @@ def test_find_unsendable_names_the_first_field_json_cannot_carry(
     found = find_unsendable(value)
 
     assert found is None if says is None else says in (found or "")
+
+
+MAY_BE_UNSENDABLE = [
+    pytest.param(b'{"input": {"text": "hi", "n": 1.5e-05}}', False, id="plain JSON"),
+    pytest.param(b'{"input": "\\ud83d\\ude00"}', True, id="a surrogate escape: walk to see"),
+    pytest.param(b'{"input": "NaN is a word"}', True, id="NaN in a string: walk to see"),
+    pytest.param(b'{"input": 1e300}', True, id="a 3-digit exponent: walk to see"),
+    pytest.param(b'{"input": 1e-300}', False, id="a negative exponent cannot overflow"),
+]
+
+
+@pytest.mark.parametrize(("raw", "maybe"), MAY_BE_UNSENDABLE)
+def test_only_a_body_that_may_hold_such_a_value_is_walked(raw: bytes, maybe: bool) -> None:
+    assert may_be_unsendable(raw) is maybe
 
 
 def test_a_surrogate_pair_in_the_json_text_is_one_character_and_accepted() -> None:

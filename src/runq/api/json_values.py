@@ -1,11 +1,11 @@
 """Values that Python's json module reads but RFC 8259 has no room for.
 
-`json.loads` takes `NaN`, `Infinity` and `-Infinity`, and a `"\\ud800"` escape that pairs with
-nothing; `json.dumps` writes the numbers back as bare `NaN` (not JSON: browsers, Go and the
-RunPod SDKs' parsers refuse the whole body) and the lone surrogate as a str that cannot be
-encoded to UTF-8 (a 500). runq refuses both where they come in (a 400 naming the field; a
-worker's result that holds one fails its job) and, for anything stored before it did,
-`sendable` makes a copy that can be sent.
+`json.loads` takes `NaN`, `Infinity` and `-Infinity` (and reads `1e400` as infinity), and a
+`"\\ud800"` escape that pairs with nothing; `json.dumps` writes the numbers back as bare `NaN`
+(not JSON: browsers, Go and the RunPod SDKs' parsers refuse the whole body) and the lone
+surrogate as a str that cannot be encoded to UTF-8 (a 500). runq refuses both where they come
+in (a 400 naming the field; a worker's result that holds one fails its job) and, for anything
+stored before it did, `sendable` makes a copy that can be sent.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ from typing import Any
 # container and string) is skipped for almost every body. A false alarm (the word "NaN" in a
 # string, an escaped backslash before "ud800") costs just the walk.
 _MAYBE_NON_FINITE = (b"NaN", b"Infinity")
+# A float past 1.8e308 reads as infinity: written with a positive exponent of three digits, as
+# JSON writers do. (So does one written out in 309 digits or more, which a scan of every body
+# for long digit runs would cost more than it is worth: json_response sends it as null.)
+_MAYBE_HUGE_FLOAT = re.compile(rb"[eE]\+?\d{3}")
 _MAYBE_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -28,8 +32,13 @@ def _has_surrogate(text: str) -> bool:
 
 def _problem(value: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
-        shown = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-        return f"{shown} is not a JSON number (RFC 8259); send null or a string instead"
+        if math.isnan(value):
+            return "NaN is not a JSON number (RFC 8259); send null or a string instead"
+        shown = "Infinity" if value > 0 else "-Infinity"
+        return (
+            f"{shown} (or a number past a 64-bit float's range, such as 1e400) is not a JSON "
+            "number (RFC 8259); send null or a string instead"
+        )
     if isinstance(value, str) and _has_surrogate(value):
         return "holds a lone UTF-16 surrogate escape (such as \\ud800), which is not a character"
     return None
@@ -68,7 +77,11 @@ def find_unsendable(value: Any, prefix: tuple[str | int, ...] = ()) -> str | Non
 
 def may_be_unsendable(raw: bytes) -> bool:
     """Whether the JSON text `raw` can parse to a value that `find_unsendable` reports."""
-    return any(token in raw for token in _MAYBE_NON_FINITE) or bool(_MAYBE_SURROGATE.search(raw))
+    return (
+        any(token in raw for token in _MAYBE_NON_FINITE)
+        or _MAYBE_SURROGATE.search(raw) is not None
+        or _MAYBE_HUGE_FLOAT.search(raw) is not None
+    )
 
 
 def sendable(value: Any) -> Any:
