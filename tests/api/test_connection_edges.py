@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -204,3 +207,20 @@ def test_runq_serve_takes_the_header_timeout_from_its_config(
         waited = closed_within(sock, 10)
 
     assert 0.8 <= waited < 6
+
+
+def test_runq_serve_raises_its_soft_open_file_limit() -> None:
+    # In a child process: the limit is the process's own.
+    script = (
+        "import resource; from runq.api.serve import raise_fd_limit; "
+        "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)); "
+        "print(raise_fd_limit(4096), resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()
+    returned, soft, hard = (int(part) for part in out)
+
+    expected = 4096 if hard in (resource.RLIM_INFINITY, -1) else min(4096, hard)
+    assert returned == soft == expected

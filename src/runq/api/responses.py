@@ -84,6 +84,6 @@ def parse_json(raw: bytes, what: str = "body", strict: bool = True) -> Any:
     return value
 
 
-async def read_json(request: Request, limit: int, what: str = "body", strict: bool = True) -> Any:
+async def read_json(request: Request, limit: int, what: str = "body") -> Any:
     """`read_body` then `parse_json`."""
-    return parse_json(await read_body(request, limit, what), what, strict)
+    return parse_json(await read_body(request, limit, what), what)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from types import FrameType
 
 import uvicorn
@@ -17,6 +18,19 @@ from runq.fleet.controlplane import ControlPlane
 from runq.store.factory import make_store
 
 KEEP_ALIVE_S = 75
+FD_LIMIT_WANTED = 65536  # connections, log files and the store, with room to spare
+
+
+def raise_fd_limit(wanted: int = FD_LIMIT_WANTED) -> int:
+    """Raise this process's soft limit on open files towards `wanted` (never past the hard
+    limit, never lowered) and return it. A common soft default of 1024 would let a thousand
+    idle connections (until the header timeout closes them) make every new one fail."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
 
 
 class _Server(uvicorn.Server):
@@ -74,6 +88,7 @@ def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "inf
     # httpx logs every request at INFO: the health checks of load-balancing workers would
     # fill the log twice a second per worker.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    raise_fd_limit()
     plane, keys, _ = build(config)
     app = create_app(plane, keys, specs)
     uv_config = uvicorn.Config(
