@@ -279,7 +279,67 @@ INVALID = [
         id="zero gpus per worker",
     ),
     pytest.param(spec_text(top="jobs = 5"), "jobs", id="a section that is not a table"),
+    # Upper bounds (README, "Describe an endpoint"): each field refuses one past its bound.
+    pytest.param(
+        spec_text(scaling="max_workers = 1e30"), "scaling.max_workers", id="a float max_workers"
+    ),
+    pytest.param(
+        spec_text(scaling=f"max_workers = {10**30}"),
+        "scaling.max_workers",
+        id="max_workers of 10^30",
+    ),
+    pytest.param(
+        spec_text(scaling="max_workers = 1001"), "scaling.max_workers", id="max_workers over 1000"
+    ),
+    pytest.param(
+        spec_text(scaling="active_workers = 1001\nmax_workers = 1001"),
+        "scaling.active_workers",
+        id="active_workers over 1000",
+    ),
+    pytest.param(
+        spec_text(scaling="requests_per_worker = 10001"),
+        "scaling.requests_per_worker",
+        id="requests_per_worker over 10000",
+    ),
+    pytest.param(
+        spec_text(compute="gpus_per_worker = 65"),
+        "compute.gpus_per_worker",
+        id="gpus_per_worker over 64",
+    ),
+    pytest.param(spec_text(jobs="max_retries = 101"), "jobs.max_retries", id="max_retries > 100"),
+    pytest.param(
+        spec_text(jobs=f"max_queue = {10**9 + 1}"), "jobs.max_queue", id="max_queue over 10^9"
+    ),
+    pytest.param(spec_text(jobs='ttl = "8d"'), "jobs.ttl", id="a ttl over 7 days"),
+    pytest.param(
+        spec_text(scaling='idle_timeout = "169h"'),
+        "scaling.idle_timeout",
+        id="a duration over 7 days",
+    ),
+    pytest.param(spec_text(worker="port = 0"), "worker.port", id="port 0"),
+    pytest.param(spec_text(worker="port = 65536"), "worker.port", id="a port over 65535"),
+    pytest.param(
+        spec_text(worker="health_port = -1"), "worker.health_port", id="a negative health port"
+    ),
 ]
+
+
+def test_the_upper_bounds_themselves_are_accepted(tmp_path: Path) -> None:
+    text = spec_text(
+        scaling="active_workers = 1000\nmax_workers = 1000\nrequests_per_worker = 10000\n"
+        'idle_timeout = "7d"',
+        jobs=f'max_retries = 100\nmax_queue = {10**9}\nttl = "7d"',
+        compute="gpus_per_worker = 64",
+        worker="port = 65535",
+    )
+
+    spec = load_spec(write_spec(tmp_path, text))
+
+    assert (spec.scaling.max_workers, spec.jobs.max_queue, spec.worker.port) == (
+        1000,
+        10**9,
+        65535,
+    )
 
 
 @pytest.mark.parametrize(("text", "field"), INVALID)
@@ -301,6 +361,17 @@ def test_an_invalid_file_names_the_file_and_the_field(
     [
         pytest.param('name = "echo\n[worker', "not valid TOML", id="a file that is not TOML"),
         pytest.param("\x00\x01", "not valid TOML", id="a binary file"),
+        # Found by abuse (issue 15): tomllib recurses once per level, and its RecursionError
+        # was a 500 on POST /admin/endpoints.
+        pytest.param(
+            "a = " + "[" * 5000 + "]" * 5000, "nested too deeply", id="arrays nested 5000 deep"
+        ),
+        pytest.param(
+            "a = " + "{b = " * 5000 + "1" + "}" * 5000,
+            "nested too deeply",
+            id="inline tables nested 5000 deep",
+        ),
+        pytest.param("a = " + "9" * 5000, "4300 digits", id="an integer of 5000 digits"),
     ],
 )
 def test_a_file_that_is_not_toml_names_the_file(tmp_path: Path, text: str, says: str) -> None:
@@ -401,6 +472,7 @@ def test_a_config_file_sets_fields_and_parses_durations(tmp_path: Path) -> None:
     assert (config.host, config.port, config.webhook_attempts) == ("0.0.0.0", 9000, 5)
     assert (config.heartbeat_timeout_s, config.tick_s, config.ping_interval_s) == (20.0, 0.25, 2.0)
     assert config.webhook_backoff_s == 60.0
+    assert config.header_timeout_s == 20.0  # the default, unless set
     assert config.rate_limit == 0.0  # off unless set
     assert config.database_path == (tmp_path / "data" / "runq.db").resolve()
     assert config.base_url == "http://127.0.0.1:9000"
@@ -440,6 +512,19 @@ BAD_CONFIGS = [
     pytest.param('[server]\nrate_limit = "5"\n', "'server.rate_limit'", id="a string rate"),
     pytest.param("[server]\nrate_limit = true\n", "'server.rate_limit'", id="a bool rate"),
     pytest.param("[server\n", "not valid TOML", id="a file that is not TOML"),
+    pytest.param(
+        "[server]\nx = " + "[" * 5000 + "]" * 5000,
+        "nested too deeply",
+        id="arrays nested 5000 deep",
+    ),
+    pytest.param(
+        "[server]\nheader_timeout = 0\n", "'server.header_timeout'", id="a zero header timeout"
+    ),
+    pytest.param(
+        '[server]\nheader_timeout = "2h"\n',
+        "'server.header_timeout'",
+        id="a header timeout over an hour",
+    ),
     pytest.param(
         '[server]\ntick_s = "fast"\n',
         "'server.tick_s'",

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from runq.api import endpoint_metrics
 from runq.api.auth import ApiKeys
+from runq.api.query import parse_count
 from runq.api.responses import json_response, read_json
 from runq.core.keys import parse_name, parse_scopes
 from runq.core.spec import load_spec, loads_spec
@@ -89,10 +90,8 @@ async def endpoint_jobs(name: str, request: Request) -> Response:
     finished. `runq advise --endpoint` fits its distributions to these."""
     plane = _plane(request)
     spec = plane.spec(name)
-    raw = request.query_params.get("limit", str(JOBS_LIMIT_DEFAULT))
-    if not (raw.isascii() and raw.isdigit()):
-        raise BadRequest(f"query 'limit': expected a non-negative integer, got {raw!r}")
-    timings = await plane.store.job_timings(name, min(int(raw), JOBS_LIMIT_MAX))
+    limit = parse_count(request.query_params.get("limit", str(JOBS_LIMIT_DEFAULT)), "limit")
+    timings = await plane.store.job_timings(name, min(limit, JOBS_LIMIT_MAX))
     jobs = [
         {
             "id": t.id,

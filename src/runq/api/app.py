@@ -14,6 +14,7 @@ from starlette.responses import Response
 from runq import __version__
 from runq.api import admin, client, lb, logs, metrics, secrets, worker
 from runq.api.auth import ApiKeys
+from runq.api.contain import RunqApp
 from runq.api.responses import error_response
 from runq.api.statuses import headers_of, status_of
 from runq.core.spec import EndpointSpec
@@ -64,7 +65,7 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
             sampling.cancel()
             await plane.stop()
 
-    app = FastAPI(
+    app = RunqApp(  # an unexpected error answers a 500 and keeps the connection (api.contain)
         title="runq",
         version=__version__,
         description="Self-hosted serverless endpoints, wire-compatible with RunPod.",

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from runq.api.client_models import RunRequest, inline_schema, parse_run_request
+from runq.api.client_models import MAX_POLICY_MS, RunRequest, inline_schema, parse_run_request
 from runq.api.idempotency import (
     IDEMPOTENCY_PARAMETER,
     MISMATCH_RESPONSE,
@@ -16,6 +16,7 @@ from runq.api.idempotency import (
     read_key,
 )
 from runq.api.limits import check_input_depth
+from runq.api.query import query_count
 from runq.api.responses import json_response, parse_json, read_body
 from runq.core.idempotency import HEADER, Submission
 from runq.core.job import Job, JobStatus
@@ -60,14 +61,14 @@ async def _run_body(request: Request, limit: int) -> Any:
 
 
 def _wait_s(request: Request, default_ms: int) -> float:
-    raw = request.query_params.get("wait")
-    wait_ms = int(raw) if raw is not None and raw.isdecimal() else default_ms
+    """`?wait=` in seconds: RunPod accepts 1000..300000 ms, and a whole number outside that
+    is brought into it (spec 1.4.2); a negative or non-numeric one is a 400."""
+    wait_ms = query_count(request, "wait", default_ms) or 0
     return min(max(wait_ms, 1000), MAX_SYNC_WAIT_MS) / 1000
 
 
 def _ttl_ms(request: Request) -> int | None:
-    raw = request.query_params.get("ttl")
-    return int(raw) if raw is not None and raw.isdecimal() else None
+    return query_count(request, "ttl", None, minimum=10_000, maximum=MAX_POLICY_MS)
 
 
 async def _job(plane: ControlPlane, endpoint: str, job_id: str) -> Job:
@@ -82,8 +83,9 @@ async def _job(plane: ControlPlane, endpoint: str, job_id: str) -> Job:
 async def run(endpoint: str, request: Request) -> Response:
     plane, caller = _caller(request, endpoint)
     spec = plane.spec(endpoint)
+    ttl_ms = _ttl_ms(request)
     body = await _run_body(request, RUN_LIMIT)
-    job_request = parse_run_request(body, spec, sync=False, ttl_override_ms=_ttl_ms(request))
+    job_request = parse_run_request(body, spec, sync=False, ttl_override_ms=ttl_ms)
     key = read_key(request, caller.id, endpoint, body)
     if key is None:
         job = await plane.submit(job_request)
@@ -103,10 +105,10 @@ async def run(endpoint: str, request: Request) -> Response:
 async def runsync(endpoint: str, request: Request) -> Response:
     plane, caller = _caller(request, endpoint)
     spec = plane.spec(endpoint)
+    ttl_ms, wait = _ttl_ms(request), _wait_s(request, DEFAULT_SYNC_WAIT_MS)
     body = await _run_body(request, RUNSYNC_LIMIT)
-    job_request = parse_run_request(body, spec, sync=True, ttl_override_ms=_ttl_ms(request))
+    job_request = parse_run_request(body, spec, sync=True, ttl_override_ms=ttl_ms)
     key = read_key(request, caller.id, endpoint, body)
-    wait = _wait_s(request, DEFAULT_SYNC_WAIT_MS)
     submission = None
     if key is None:
         submitted = await plane.submit(job_request)
@@ -157,19 +159,20 @@ async def status(endpoint: str, job_id: str, request: Request) -> Response:
 @router.api_route("/status-sync/{job_id}", methods=["GET", "POST"], summary="Wait for a job")
 async def status_sync(endpoint: str, job_id: str, request: Request) -> Response:
     plane = _plane(request, endpoint)
+    wait = _wait_s(request, DEFAULT_SYNC_WAIT_MS)
     job = await _job(plane, endpoint, job_id)
     if job.sync:
         await plane.store.keep_async(job_id)
-    waited = await plane.wait_for(job_id, _wait_s(request, DEFAULT_SYNC_WAIT_MS))
+    waited = await plane.wait_for(job_id, wait)
     return json_response((waited or job).to_wire(now=plane.clock()))
 
 
 @router.api_route("/stream/{job_id}", methods=["GET", "POST"], summary="Drain streamed output")
 async def stream(endpoint: str, job_id: str, request: Request) -> Response:
     plane = _plane(request, endpoint)
+    hold_ms = query_count(request, "wait", None)
+    hold = STREAM_HOLD_S if hold_ms is None else min(hold_ms, MAX_SYNC_WAIT_MS) / 1000
     await _job(plane, endpoint, job_id)
-    raw = request.query_params.get("wait")
-    hold = min(int(raw), MAX_SYNC_WAIT_MS) / 1000 if raw and raw.isdecimal() else STREAM_HOLD_S
     read = await plane.read_stream(job_id, hold)
     if read is None:
         raise NotFound(f"job '{job_id}' not found (or past retention)")

@@ -17,13 +17,21 @@ MAX_POLICY_MS = 7 * _DAY_MS
 class Policy(BaseModel):
     model_config = ConfigDict(extra="allow")
 
+    # Strict: pydantic's lax mode would read "yes" and "1" as true and "10000" as a number,
+    # where a RunPod client that sends them has a bug worth a 400 naming the field.
     executionTimeout: int | None = Field(
-        None, ge=5_000, le=MAX_POLICY_MS, description="ms; max run time once picked up"
+        None,
+        ge=5_000,
+        le=MAX_POLICY_MS,
+        strict=True,
+        description="ms; max run time once picked up",
     )
     ttl: int | None = Field(
-        None, ge=10_000, le=MAX_POLICY_MS, description="ms; lifetime from submission"
+        None, ge=10_000, le=MAX_POLICY_MS, strict=True, description="ms; lifetime from submission"
     )
-    lowPriority: bool = Field(False, description="true: the job does not trigger scale-up")
+    lowPriority: bool = Field(
+        False, strict=True, description="true: the job does not trigger scale-up"
+    )
 
 
 class RunRequest(BaseModel):

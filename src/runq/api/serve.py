@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import resource
 from pathlib import Path
 from types import FrameType
 
@@ -13,6 +14,7 @@ import uvicorn
 
 from runq.api.app import create_app
 from runq.api.auth import ApiKeys, load_or_create_secret
+from runq.api.header_timeout import protocol_class
 from runq.core.config import ServerConfig
 from runq.core.spec import EndpointSpec
 from runq.fleet.controlplane import ControlPlane
@@ -22,6 +24,19 @@ KEEP_ALIVE_S = 75
 # Under the data dir, trees whose every file and folder is the owner's only (the model cache and
 # bundles are left as they are: what workers read, not what clients sent).
 _PRIVATE_TREES = ("logs", "workers")
+FD_LIMIT_WANTED = 65536  # connections, log files and the store, with room to spare
+
+
+def raise_fd_limit(wanted: int = FD_LIMIT_WANTED) -> int:
+    """Raise this process's soft limit on open files towards `wanted` (never past the hard
+    limit, never lowered) and return it. A common soft default of 1024 would let a thousand
+    idle connections (until the header timeout closes them) make every new one fail."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
 
 
 class _Server(uvicorn.Server):
@@ -95,6 +110,7 @@ def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "inf
     # fill the log twice a second per worker.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     os.umask(0o077)  # what runq writes (database, logs, secrets) is its owner's only
+    raise_fd_limit()
     plane, keys, _ = build(config)
     app = create_app(plane, keys, specs)
     uv_config = uvicorn.Config(
@@ -109,6 +125,9 @@ def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "inf
         # posts its result on a connection the server has just closed ("Server
         # disconnected"), and the SDK does not retry it.
         timeout_keep_alive=KEEP_ALIVE_S,
+        # Uvicorn has no deadline on a request head: idle or half-sent connections would
+        # stay open for ever.
+        http=protocol_class(config.header_timeout_s),
     )
     server = _Server(uv_config)
     server.plane = plane

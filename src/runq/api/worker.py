@@ -16,8 +16,17 @@ from starlette.routing import Route
 
 from runq.api.auth import presented_key
 from runq.api.forward import forward_to_leader
+from runq.api.json_values import find_unsendable, may_be_unsendable
 from runq.api.limits import RESULT_LIMIT
-from runq.api.responses import NO_CONTENT, json_response, read_json
+from runq.api.query import parse_count
+from runq.api.responses import (
+    NO_CONTENT,
+    UnsendableJson,
+    json_response,
+    parse_json,
+    read_body,
+    read_json,
+)
 from runq.core.worker import Worker
 from runq.errors import BadRequest, PayloadTooLarge, Unauthorized
 from runq.fleet.controlplane import ControlPlane
@@ -63,11 +72,26 @@ def _in_progress(request: Request) -> bool:
     return request.query_params.get("job_in_progress", "0") not in ("0", "")
 
 
-def _count(request: Request, name: str, default: str) -> int:
-    raw = request.query_params.get(name, default)
-    if not raw.isdecimal():
-        raise BadRequest(f"query '{name}': expected a non-negative integer, got {raw!r}")
-    return min(int(raw), MAX_BATCH)
+def _count(request: Request, name: str, default: int) -> int:
+    return min(parse_count(request.query_params.get(name, str(default)), name), MAX_BATCH)
+
+
+async def _refuse_unsendable(
+    plane: ControlPlane, worker: Worker, reports: list[tuple[str, Any]]
+) -> list[tuple[str, Any]]:
+    """The reports JSON can carry; a job whose result holds NaN fails, as on job-done."""
+    kept = []
+    for job_id, result in reports:
+        problem = find_unsendable(result)
+        if problem is None:
+            kept.append((job_id, result))
+        else:
+            await plane.fail_oversized(worker, job_id, _refused(problem))
+    return kept
+
+
+def _refused(problem: str) -> str:
+    return f"the handler's result is not valid JSON (RFC 8259), so runq refused it: {problem}"
 
 
 def _ids(request: Request) -> tuple[str, str]:
@@ -85,7 +109,7 @@ async def job_take(request: Request) -> Response:
 
 async def job_take_batch(request: Request) -> Response:
     plane, worker = _worker(request, *_ids(request))
-    size = _count(request, "batch_size", "1")
+    size = _count(request, "batch_size", 1)
     if size < 1:
         raise BadRequest("query 'batch_size': expected a positive integer, got 0")
     jobs = await plane.take(worker, size, _in_progress(request))
@@ -106,13 +130,17 @@ async def job_done(request: Request) -> Response:
     # The job id comes from the URL, never from X-Request-ID, which leaks (spec 6.4).
     plane, worker = _worker(request, *_ids(request))
     job_id = request.path_params["job_id"]
-    take = _count(request, "take", "0")  # runq's worker: the next job in the same round trip
+    take = _count(request, "take", 0)  # runq's worker: the next job in the same round trip
     try:
         body = await read_json(request, RESULT_LIMIT, "result")
     except PayloadTooLarge as exc:
         # The worker will not report again: fail the job now (spec 6.20).
         await plane.fail_oversized(worker, job_id, f"result too large: {exc}")
         raise BadRequest(f"result too large: {exc}") from None
+    except UnsendableJson as exc:
+        # Nor after a 400 for NaN in its output: fail the job, saying which field (README, API).
+        await plane.fail_oversized(worker, job_id, _refused(exc.problem))
+        raise
     following = await plane.report(worker, job_id, body, take)
     if not take:
         return json_response({})  # the runpod SDK ignores the body
@@ -122,8 +150,9 @@ async def job_done(request: Request) -> Response:
 async def job_done_batch(request: Request) -> Response:
     """runq's extension: `[{"id": job_id, "result": <job-done body>}, ...]` in one post."""
     plane, worker = _worker(request, *_ids(request))
-    take = _count(request, "take", "0")
-    body = await read_json(request, RESULT_LIMIT, "results")
+    take = _count(request, "take", 0)
+    raw = await read_body(request, RESULT_LIMIT, "results")
+    body = parse_json(raw, "results", strict=False)
     if not isinstance(body, list) or len(body) > MAX_BATCH:
         raise BadRequest(f"expected a JSON array of at most {MAX_BATCH} results")
     reports: list[tuple[str, Any]] = []
@@ -131,6 +160,8 @@ async def job_done_batch(request: Request) -> Response:
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             raise BadRequest(f"results[{index}]: expected an object with a string 'id'")
         reports.append((item["id"], item.get("result")))
+    if may_be_unsendable(raw):
+        reports = await _refuse_unsendable(plane, worker, reports)
     following = await plane.report_group(worker, reports, take)
     return json_response({"jobs": [job.to_take_payload() for job in following]})
 

@@ -50,6 +50,9 @@ class ServerConfig:
     stop_grace_s: float = 10.0  # after a stop signal, kill a worker that still runs the job
     shutdown_grace_s: float = 30.0  # on SIGTERM, running jobs get this long to finish
     tick_s: float = 0.25  # reaper and supervisor period
+    # A new connection, or a request begun on a kept-alive one, must send its whole request
+    # head within this; otherwise it is closed (api/header_timeout.py).
+    header_timeout_s: float = 20.0
     webhook_attempts: int = 3  # RunPod: the first try and 2 retries
     webhook_backoff_s: float = 10.0  # first retry delay; doubles each retry
     webhook_timeout_s: float = 10.0
@@ -99,6 +102,7 @@ _DURATIONS = {
     "stop_grace": "stop_grace_s",
     "shutdown_grace": "shutdown_grace_s",
     "tick": "tick_s",
+    "header_timeout": "header_timeout_s",
     "webhook_backoff": "webhook_backoff_s",
     "webhook_timeout": "webhook_timeout_s",
     "log_retention": "log_retention_s",
@@ -123,8 +127,10 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> S
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise SpecError(f"{path}: no such config file") from None
-        except tomllib.TOMLDecodeError as exc:
+        except ValueError as exc:  # TOMLDecodeError, or an int past Python's 4300-digit limit
             raise SpecError(f"{path}: not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib recurses once per nested array or inline table
+            raise SpecError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
         unknown = sorted(set(data) - _TOP_LEVEL)
         if unknown:
             raise SpecError(f"{path}: unknown table or key '{unknown[0]}'")
@@ -150,6 +156,8 @@ def _apply(config: ServerConfig, table: dict[str, Any], where: str) -> ServerCon
                 changes[_DURATIONS[key]] = parse_duration(value)
             except ValueError as exc:
                 raise SpecError(f"{where}: field 'server.{key}': {exc}") from None
+            if key == "header_timeout" and not 0 < changes["header_timeout_s"] <= 3600:
+                raise SpecError(f"{where}: field 'server.header_timeout': must be in (0s, 1h]")
         elif key == "rate_limit":
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if not number or value < 0:

@@ -19,6 +19,15 @@ ENDPOINT_TYPES = ("queue", "load_balancer")
 SCALERS = ("queue_delay", "request_count", "slo", "histogram")
 MAX_EXECUTION_TIMEOUT_S = 24 * 3600.0
 MIN_TTL_S = 10.0
+# Upper bounds (README, "Describe an endpoint"): far past any real endpoint, and each a value
+# the scheduler, the store (a 64-bit integer column) and the clock arithmetic can all hold.
+MAX_DURATION_S = 7 * 86400.0  # every duration; a job's ttl as in a RunPod policy
+MAX_WORKERS = 1000  # active_workers, max_workers
+MAX_REQUESTS_PER_WORKER = 10_000
+MAX_GPUS_PER_WORKER = 64
+MAX_RETRIES = 100
+MAX_QUEUE = 10**9
+MAX_PORT = 65535
 
 T = TypeVar("T")
 
@@ -130,6 +139,7 @@ class _Reader:
             seconds = math.inf
         # A string of 309 digits or more parses as infinity.
         self.check(key, math.isfinite(seconds), "too large for a duration")
+        self.check(key, seconds <= MAX_DURATION_S, f"at most 7d, got {seconds:g}s")
         return seconds
 
     def check(self, key: str, ok: bool, message: str) -> None:
@@ -149,10 +159,20 @@ class _Reader:
         return _Reader(self.where, key, value)
 
 
-def _positive_int(reader: _Reader, key: str, default: int, minimum: int = 0) -> int:
+def _positive_int(reader: _Reader, key: str, default: int, maximum: int, minimum: int = 0) -> int:
     value = reader.get(key, int, default)
     reader.check(key, value >= minimum, f"must be at least {minimum}, got {value}")
+    # A TOML integer may have up to 4300 digits: say how many, not print them all.
+    shown = value if value < 10**20 else f"a number of {len(str(value))} digits"
+    reader.check(key, value <= maximum, f"must be at most {maximum}, got {shown}")
     return value
+
+
+def _port(reader: _Reader, key: str) -> int | None:
+    if key not in reader.table:
+        reader.seen.add(key)
+        return None
+    return _positive_int(reader, key, 0, MAX_PORT, minimum=1)
 
 
 def _no_nul(reader: _Reader, key: str, *texts: str) -> None:
@@ -193,8 +213,8 @@ def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> Worker
         not build or requirements is not None,
         "a build step runs in the bundle's venv: declare requirements too",
     )
-    port = reader.get("port", int, 0) or None
-    health_port = reader.get("health_port", int, 0) or None
+    port = _port(reader, "port")
+    health_port = _port(reader, "health_port")
     if endpoint_type == "load_balancer":
         reader.check("port", port is not None, "a load_balancer endpoint needs a worker port")
     reader.finish()
@@ -204,8 +224,8 @@ def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> Worker
 
 
 def _parse_scaling(reader: _Reader) -> ScalingSection:
-    active = _positive_int(reader, "active_workers", 0)
-    maximum = _positive_int(reader, "max_workers", 3)
+    active = _positive_int(reader, "active_workers", 0, MAX_WORKERS)
+    maximum = _positive_int(reader, "max_workers", 3, MAX_WORKERS)
     reader.check("max_workers", maximum >= max(active, 1), "must be at least active_workers and 1")
     scaler = reader.get("scaler", str, "queue_delay")
     reader.check("scaler", scaler in SCALERS, f"must be one of {', '.join(SCALERS)}")
@@ -215,7 +235,9 @@ def _parse_scaling(reader: _Reader) -> ScalingSection:
         idle_timeout_s=reader.duration("idle_timeout", 5.0),
         scaler=scaler,
         queue_delay_s=reader.duration("queue_delay", 4.0),
-        requests_per_worker=_positive_int(reader, "requests_per_worker", 4, minimum=1),
+        requests_per_worker=_positive_int(
+            reader, "requests_per_worker", 4, MAX_REQUESTS_PER_WORKER, minimum=1
+        ),
         flashboot=reader.get("flashboot", bool, True),
         init_timeout_s=reader.duration("init_timeout", 420.0),
         p95_delay_target_s=_p95_target(reader, scaler),
@@ -247,8 +269,8 @@ def _parse_jobs(reader: _Reader) -> JobsSection:
     section = JobsSection(
         timeout,
         ttl,
-        _positive_int(reader, "max_retries", 3),
-        max_queue=_positive_int(reader, "max_queue", 0),
+        _positive_int(reader, "max_retries", 3, MAX_RETRIES),
+        max_queue=_positive_int(reader, "max_queue", 0, MAX_QUEUE),
     )
     reader.finish()
     return section
@@ -258,7 +280,7 @@ def _parse_compute(reader: _Reader) -> ComputeSection:
     section = ComputeSection(
         gpu=reader.strings("gpu", ("cpu",)),
         gpu_types=reader.strings("gpu_types", ()),
-        gpus_per_worker=_positive_int(reader, "gpus_per_worker", 1, minimum=1),
+        gpus_per_worker=_positive_int(reader, "gpus_per_worker", 1, MAX_GPUS_PER_WORKER, minimum=1),
         data_centers=reader.strings("data_centers", ()),
         cuda_versions=reader.strings("cuda_versions", ()),
         network_volume=reader.get("network_volume", str, ""),
@@ -345,5 +367,7 @@ def loads_spec(text: str, file: Path) -> EndpointSpec:
         data = tomllib.loads(text)
     except ValueError as exc:  # TOMLDecodeError, or an int past Python's 4300-digit limit
         raise SpecError(f"{file}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise SpecError(f"{file}: not valid TOML: arrays or tables nested too deeply") from None
     spec = parse_spec(data, file.parent, str(file))
     return EndpointSpec(**{**spec.__dict__, "source_path": file})

@@ -1,0 +1,11 @@
+"""Returns {"value": float(input["value"])}: "nan" and "inf" make outputs JSON cannot carry."""
+
+from runq import worker
+
+
+def handler(job):
+    return {"value": float(job["input"]["value"])}
+
+
+if __name__ == "__main__":
+    worker.start({"handler": handler})
