@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from runq import __version__
-from runq.api import admin, client, lb, metrics, worker
+from runq.api import admin, client, lb, metrics, openai_route, worker
 from runq.api.auth import ApiKeys
 from runq.api.responses import error_response
 from runq.api.statuses import headers_of, status_of
@@ -71,6 +71,7 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
     # Worker routes first: they are matched on every job, twice.
     app.router.routes[0:0] = worker.routes
     app.router.routes.extend(lb.routes)
+    app.router.routes.extend(openai_route.routes)  # /v2/{endpoint}/openai/v1/...
     app.include_router(client.router)
     app.include_router(admin.router)
     app.include_router(metrics.router)
