@@ -5,8 +5,7 @@ streaming, and every way a request can fail."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import openai
 import pytest
@@ -27,26 +26,40 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         live.stop()
 
 
-def _client(server: Server, key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=f"{server.url}/v2/llm/openai/v1",
-        api_key=key or server.key,
-        max_retries=0,  # the client retries 5xx by default: each retry would be a new job
-        timeout=30,
-    )
+Connect = Callable[..., openai.OpenAI]
+
+
+@pytest.fixture
+def connect(server: Server) -> Iterator[Connect]:
+    """`connect(key=None, endpoint="llm")`: an openai client on the route, closed after the test."""
+    made: list[openai.OpenAI] = []
+
+    def make(key: str | None = None, endpoint: str = "llm") -> openai.OpenAI:
+        client = openai.OpenAI(
+            base_url=f"{server.url}/v2/{endpoint}/openai/v1",
+            api_key=key or server.key,
+            max_retries=0,  # the client retries 5xx by default: each retry would be a new job
+            timeout=30,
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
 HELLO = [{"role": "user", "content": "hello from runq"}]
 
 
-def test_models_list_names_the_workers_models(server: Server) -> None:
-    assert [model.id for model in _client(server).models.list()] == ["echo"]
+def test_models_list_names_the_workers_models(connect: Connect) -> None:
+    assert [model.id for model in connect().models.list()] == ["echo"]
 
 
 def test_a_chat_completion_is_the_workers_response_and_a_job_like_any_other(
-    server: Server,
+    server: Server, connect: Connect
 ) -> None:
-    completion = _client(server).chat.completions.create(model="echo", messages=HELLO)
+    completion = connect().chat.completions.create(model="echo", messages=HELLO)
     assert completion.choices[0].message.content == "hello from runq "
     assert completion.choices[0].finish_reason == "stop"
     job_id = completion._request_id  # runq's job id, from the x-request-id header
@@ -54,30 +67,46 @@ def test_a_chat_completion_is_the_workers_response_and_a_job_like_any_other(
     assert server.status("llm", job_id)["status"] == "COMPLETED"
 
 
-def test_a_streamed_chat_completion_arrives_word_by_word(server: Server) -> None:
-    stream = _client(server).chat.completions.create(model="echo", messages=HELLO, stream=True)
+def test_a_streamed_chat_completion_arrives_word_by_word(connect: Connect) -> None:
+    stream = connect().chat.completions.create(model="echo", messages=HELLO, stream=True)
     words = [chunk.choices[0].delta.content for chunk in stream]
     assert words == ["hello ", "from ", "runq "]
 
 
-def test_a_text_completion_with_and_without_streaming(server: Server) -> None:
-    client = _client(server)
+def test_a_text_completion_with_and_without_streaming(connect: Connect) -> None:
+    client = connect()
     whole = client.completions.create(model="echo", prompt="one two three")
     assert whole.choices[0].text == "one two three "
     streamed = client.completions.create(model="echo", prompt="one two three", stream=True)
     assert [chunk.choices[0].text for chunk in streamed] == ["one ", "two ", "three "]
 
 
-def test_a_wrong_key_is_an_authentication_error(server: Server) -> None:
+def test_a_wrong_key_is_an_authentication_error(connect: Connect) -> None:
     with pytest.raises(openai.AuthenticationError) as caught:
-        _client(server, key="not-the-key").models.list()
+        connect(key="not-the-key").models.list()
     assert caught.value.status_code == 401
     assert "API key" in caught.value.message
 
 
+def test_a_key_scoped_to_another_endpoint_is_refused_and_one_scoped_to_this_one_works(
+    server: Server, connect: Connect
+) -> None:
+    def scoped(endpoint: str) -> str:
+        reply = server.post(
+            "/admin/keys", json={"name": endpoint, "scopes": [f"invoke:{endpoint}"]}
+        )
+        assert reply.status_code == 200, reply.text
+        return str(reply.json()["key"])
+
+    with pytest.raises(openai.PermissionDeniedError) as caught:
+        connect(key=scoped("other")).models.list()
+    assert "may not invoke endpoint 'llm'" in caught.value.message
+    assert [model.id for model in connect(key=scoped("llm")).models.list()] == ["echo"]
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_a_workers_error_object_answers_with_its_code(server: Server, stream: bool) -> None:
-    client = _client(server)
+def test_a_workers_error_object_answers_with_its_code(connect: Connect, stream: bool) -> None:
+    client = connect()
     with pytest.raises(openai.UnprocessableEntityError) as caught:
         client.chat.completions.create(model="error-422", messages=HELLO, stream=stream)
     assert caught.value.body == {
@@ -90,9 +119,9 @@ def test_a_workers_error_object_answers_with_its_code(server: Server, stream: bo
     assert flat.value.status_code == 404 and flat.value.message.endswith("no such model")
 
 
-def test_a_failed_job_answers_500_naming_the_job(server: Server) -> None:
+def test_a_failed_job_answers_500_naming_the_job(server: Server, connect: Connect) -> None:
     with pytest.raises(openai.InternalServerError) as caught:
-        _client(server).chat.completions.create(model="crash", messages=HELLO)
+        connect().chat.completions.create(model="crash", messages=HELLO)
     job_id = caught.value.response.headers["x-request-id"]
     assert caught.value.status_code == 500
     assert f"job {job_id} failed" in caught.value.message
@@ -100,8 +129,10 @@ def test_a_failed_job_answers_500_naming_the_job(server: Server) -> None:
     assert server.status("llm", job_id)["status"] == "FAILED"
 
 
-def test_a_job_not_done_within_wait_answers_504_and_is_cancelled(server: Server) -> None:
-    client = _client(server).with_options(default_query={"wait": 1000})
+def test_a_job_not_done_within_wait_answers_504_and_is_cancelled(
+    server: Server, connect: Connect
+) -> None:
+    client = connect().with_options(default_query={"wait": 1000})
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(model="slow", messages=HELLO)
     job_id = caught.value.response.headers["x-request-id"]
@@ -110,18 +141,16 @@ def test_a_job_not_done_within_wait_answers_504_and_is_cancelled(server: Server)
     assert server.status("llm", job_id)["status"] == "CANCELLED"
 
 
-def test_a_client_that_leaves_a_stream_cancels_its_job(server: Server) -> None:
-    stream = _client(server).chat.completions.create(
-        model="slow-stream", messages=HELLO, stream=True
-    )
+def test_a_client_that_leaves_a_stream_cancels_its_job(server: Server, connect: Connect) -> None:
+    stream = connect().chat.completions.create(model="slow-stream", messages=HELLO, stream=True)
     job_id = stream.response.headers["x-request-id"]
     assert next(iter(stream)).choices[0].delta.content == "hello "
     stream.close()
     wait_until(lambda: server.status("llm", job_id)["status"] == "CANCELLED", timeout=10)
 
 
-def test_a_job_that_fails_mid_stream_ends_the_stream_with_an_error(server: Server) -> None:
-    stream = _client(server).chat.completions.create(
+def test_a_job_that_fails_mid_stream_ends_the_stream_with_an_error(connect: Connect) -> None:
+    stream = connect().chat.completions.create(
         model="crash-mid-stream", messages=HELLO, stream=True
     )
     job_id = stream.response.headers["x-request-id"]
@@ -139,9 +168,7 @@ def test_a_body_that_is_not_an_object_is_a_400_naming_it(server: Server) -> None
     assert response.json()["error"]["message"] == "the body must be a JSON object, got list"
 
 
-def test_an_endpoint_that_is_not_deployed_is_a_404(server: Server, tmp_path: Path) -> None:
+def test_an_endpoint_that_is_not_deployed_is_a_404(connect: Connect) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
-        openai.OpenAI(
-            base_url=f"{server.url}/v2/nope/openai/v1", api_key=server.key, max_retries=0
-        ).models.list()
+        connect(endpoint="nope").models.list()
     assert caught.value.message.endswith("endpoint 'nope' is not deployed")

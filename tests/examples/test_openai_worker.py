@@ -63,12 +63,13 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
     try:
         server.start(wait_workers=False)
         server.wait_workers("openai-worker", 1, timeout=90)  # loads both models first
-        yield openai.OpenAI(
+        with openai.OpenAI(
             base_url=f"{server.url}/v2/openai-worker/openai/v1",
             api_key=server.key,
             max_retries=0,
             timeout=60,
-        )
+        ) as connected:
+            yield connected
     finally:
         server.stop()
 
