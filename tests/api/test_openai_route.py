@@ -141,6 +141,19 @@ def test_a_job_not_done_within_wait_answers_504_and_is_cancelled(
     assert server.status("llm", job_id)["status"] == "CANCELLED"
 
 
+def test_a_client_that_gives_up_waiting_cancels_its_job(server: Server, connect: Connect) -> None:
+    client = connect().with_options(timeout=1.5)
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model="slow", messages=HELLO)
+
+    # The job would run for 60 s: cancelled, nothing is left queued or running within seconds.
+    def idle() -> bool:
+        jobs = server.health("llm")["jobs"]
+        return jobs["inQueue"] == jobs["inProgress"] == 0
+
+    wait_until(idle, timeout=10)
+
+
 def test_a_client_that_leaves_a_stream_cancels_its_job(server: Server, connect: Connect) -> None:
     stream = connect().chat.completions.create(model="slow-stream", messages=HELLO, stream=True)
     job_id = stream.response.headers["x-request-id"]

@@ -6,7 +6,7 @@ visible in /status and the dashboard). Without `"stream": true` the request wait
 bounded like /runsync (`?wait=ms`), and a job not done in time is cancelled (504). With it, the
 answer is `text/event-stream` and each chunk the worker posts is written the moment the store
 takes it (the job's wake-up signal, no polling); the answer ends when the job does, and a client
-that goes away cancels its job. Translation rules: `runq.api.openai_wire`.
+that goes away cancels its job (without `stream` too). Translation rules: `runq.api.openai_wire`.
 
 Plain Starlette routes, not in /openapi.json: OpenAI's API is documented by OpenAI, and a
 failed or timed-out job is relayed as a 5xx here by design (a gateway's answer).
@@ -15,6 +15,7 @@ failed or timed-out job is relayed as a 5xx here by design (a gateway's answer).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -100,7 +101,34 @@ async def openai_route(request: Request) -> Response:
         return response
     if wants_stream(body):
         return JobEventStream(plane, job.id)
-    return _answer(await _finished(plane, job.id, wait), job.id)
+    answer = await _unless_client_leaves(request, lambda: _finished(plane, job.id, wait))
+    if answer is None:  # nobody will read the result
+        await plane.cancel(job.id)
+        return Response(status_code=499)  # nginx's "client closed request": never sent
+    return _answer(answer, job.id)
+
+
+async def _unless_client_leaves(
+    request: Request, work: Callable[[], Awaitable[Answer]]
+) -> Answer | None:
+    """`work`'s answer, or None as soon as the client disconnects (its request is read, so
+    the next message the server gives is the disconnect)."""
+    answer: Answer | None = None
+
+    async def run(scope: anyio.CancelScope) -> None:
+        nonlocal answer
+        answer = await work()
+        scope.cancel()
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(run, group.cancel_scope)
+        group.start_soon(watch, group.cancel_scope)
+    return answer
 
 
 async def _finished(plane: ControlPlane, job_id: str, wait: float) -> Answer:
