@@ -134,6 +134,9 @@ async def _unless_client_leaves(
 async def _finished(plane: ControlPlane, job_id: str, wait: float) -> Answer:
     """The answer once the job ends; at `wait` it is cancelled and the answer is 504."""
     job = await plane.wait_for(job_id, wait)
+    if job is not None and not job.status.is_terminal and plane.signals.closed.is_set():
+        message = f"runq is shutting down before job {job_id} finished"
+        return Answer(503, error_body(message, 503))
     if job is not None and not job.status.is_terminal:
         # A job that ended meanwhile comes back unchanged: then its own answer stands.
         job = await plane.cancel(job_id) or job
