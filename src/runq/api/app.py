@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from runq import __version__
-from runq.api import admin, client, lb, logs, metrics, secrets, worker
+from runq.api import admin, client, lb, logs, metrics, openai_route, secrets, worker
 from runq.api.auth import ApiKeys
 from runq.api.contain import RunqApp
 from runq.api.responses import error_response
@@ -77,6 +77,7 @@ def create_app(plane: ControlPlane, keys: ApiKeys, specs: list[EndpointSpec]) ->
     # Worker routes first: they are matched on every job, twice.
     app.router.routes[0:0] = worker.routes
     app.router.routes.extend(lb.routes)
+    app.router.routes.extend(openai_route.routes)  # /v2/{endpoint}/openai/v1/...
     app.include_router(client.router)
     app.include_router(admin.router)
     app.include_router(logs.router)
