@@ -149,6 +149,34 @@ def deploy(
 
 
 @app.command()
+def undeploy(
+    name: Annotated[str, typer.Argument(help="Endpoint name.")],
+    drain: Annotated[
+        bool,
+        typer.Option(
+            "--drain",
+            envvar="RUNQ_UNDEPLOY_DRAIN",
+            help="Run the queued jobs first, then stop the workers; new jobs are refused "
+            "meanwhile (env RUNQ_UNDEPLOY_DRAIN). Without it queued and running jobs are "
+            "cancelled.",
+        ),
+    ] = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
+) -> None:
+    """Remove an endpoint: new jobs get 410, its workers stop; its jobs stay readable by id
+    for their retention. Kept across restarts."""
+    row = _call("DELETE", url, api_key, f"/admin/endpoints/{name}" + ("?drain=1" if drain else ""))
+    if row["status"] == "draining":
+        console.print(
+            f"undeploying [bold]{name}[/bold]: {row['in_queue']} queued and "
+            f"{row['in_progress']} running job(s) finish first; new jobs are refused"
+        )
+    else:
+        console.print(f"undeployed [bold]{name}[/bold]: {row['cancelled']} job(s) cancelled")
+
+
+@app.command()
 def run(
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     payload: Annotated[str, typer.Argument(help="JSON input, or @file holding it.")],

@@ -9,6 +9,7 @@ from runq.errors import (
     BadRequest,
     Conflict,
     Forbidden,
+    Gone,
     IllegalTransition,
     NotFound,
     PayloadTooLarge,
@@ -20,6 +21,7 @@ from runq.errors import (
 )
 
 _STATUS: dict[type[RunqError], int] = {
+    Gone: 410,  # before NotFound, of which it is a kind
     BadRequest: 400,
     Conflict: 400,
     SpecError: 400,
