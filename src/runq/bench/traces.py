@@ -128,7 +128,7 @@ def load(path: Path | str, trace_format: str = "timestamps") -> Trace:
     with path.open(newline="", encoding="utf-8") as handle:
         fields = next(csv.reader(handle), [])
     if trace_format == "auto":
-        named = bool(fields) and fields[0] not in TIME_COLUMNS and any(c in fields for c in TIME_COLUMNS)
+        named = any(c in fields for c in TIME_COLUMNS) and fields[0] not in TIME_COLUMNS
         azure = "1" in fields and "1440" in fields
         return load_csv(path) if named or azure else load_timestamps(path)
     if trace_format == "timestamps":
