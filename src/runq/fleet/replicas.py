@@ -103,7 +103,8 @@ class Replication:
         old = plane.specs.get(name)
         spec = await plane.load_stored_spec(name)
         if spec is None and old is not None and await _undeployed(plane, name):
-            await plane.undeploys.stop_workers(name)  # undeployed through another replica
+            if not plane.undeploys.draining(name):  # a drain here stops them when it ends
+                await plane.undeploys.stop_workers(name)  # undeployed through another replica
             return
         if spec is None or old == spec:
             return  # gone, unreadable, our own save, or no change

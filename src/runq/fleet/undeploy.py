@@ -44,6 +44,9 @@ class Undeployer:
                 f"endpoint '{endpoint}' is being undeployed (draining): it takes no new jobs"
             )
 
+    def draining(self, endpoint: str) -> bool:
+        return endpoint in self._draining
+
     def deployed_again(self, endpoint: str) -> None:
         self._gone.discard(endpoint)
         self._draining.discard(endpoint)
