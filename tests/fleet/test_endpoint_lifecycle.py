@@ -90,6 +90,8 @@ def test_undeploy_with_drain_runs_the_queued_jobs_then_stops(server_factory: Any
     refused = server.post("/v2/slow/run", json={"input": {"seconds": 1}})
     assert refused.status_code == 410
     assert "draining" in refused.json()["error"]
+    (listed,) = server.get("/admin/endpoints").json()
+    assert listed["draining"] is True
     for job in jobs:
         ended = server.wait_status("slow", job, {"COMPLETED", "CANCELLED", "FAILED"})
         assert ended["status"] == "COMPLETED"

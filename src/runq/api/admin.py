@@ -53,6 +53,7 @@ async def endpoint_row(plane: ControlPlane, name: str) -> dict[str, Any]:
         "name": name,
         "type": spec.type,
         "path": str(spec.source_path or ""),
+        "draining": plane.undeploys.draining(name),  # undeployed with --drain, jobs still run
         "active_workers": spec.scaling.active_workers,
         "max_workers": spec.scaling.max_workers,
         "cost": {
