@@ -107,6 +107,10 @@ def test_undeploying_an_unknown_endpoint_exits_1_naming_it(server_factory: Any) 
     result = runq(server, "undeploy", "nope")
     assert result.returncode == 1
     assert "nope" in result.stderr and "404" in result.stderr
+    patched = httpx.patch(
+        f"{server.url}/admin/endpoints/nope", json={"max_workers": 2}, headers=server.headers
+    )
+    assert patched.status_code == 404 and "nope" in patched.json()["error"]
 
 
 def test_lowering_active_workers_releases_a_worker_within_2s(server_factory: Any) -> None:
@@ -125,6 +129,16 @@ def test_lowering_active_workers_releases_a_worker_within_2s(server_factory: Any
 
     assert lowered.status_code == 200, lowered.text
     wait_until(lambda: len(live_workers(server, "idle")) == 1, timeout=2)
+    for bad, field in (
+        ({"active_workers": "1"}, "active_workers"),
+        ({"active_workers": 3}, "max workers"),  # more active than max
+        ({"min_workers": 1}, "active_workers"),  # an unknown field: the message says what is
+    ):
+        refused = httpx.patch(
+            f"{server.url}/admin/endpoints/idle", json=bad, headers=server.headers, timeout=10
+        )
+        assert refused.status_code == 400 and field in refused.json()["error"], refused.text
+    assert len(live_workers(server, "idle")) == 1
     (kept,) = live_workers(server, "idle")
     assert kept["active"] is True
 
