@@ -130,6 +130,29 @@ def test_changed_requirements_make_a_new_venv(bundle_dir: Path, tmp_path: Path) 
     assert before.venv != after.venv and before.venv.parent == after.venv.parent
 
 
+def test_two_endpoints_with_the_same_requirements_share_one_venv_built_once(
+    bundle_dir: Path, tmp_path: Path
+) -> None:
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "requirements.txt").write_text((bundle_dir / "requirements.txt").read_text())
+    (twin / "endpoint.toml").write_text(ENDPOINT.replace('name = "bundled"', 'name = "twin"'))
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels)
+    common = ("--data-dir", str(tmp_path / "data"), "--find-links", str(wheels), "--no-index")
+
+    first = runq("bundle", "build", str(bundle_dir), *common)
+    second = runq("bundle", "build", str(twin), *common)
+
+    assert first.returncode == 0 and "built" in first.stdout, first.stdout + first.stderr
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "up to date" in second.stdout  # a cache hit: nothing installed again
+    venvs = [bundle_for(load_spec(folder), tmp_path / "data") for folder in (bundle_dir, twin)]
+    assert venvs[0] is not None and venvs[1] is not None
+    assert venvs[0].venv == venvs[1].venv
+
+
 @pytest.mark.parametrize(
     ("endpoint", "needle"),
     [

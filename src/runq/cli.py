@@ -13,7 +13,6 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from runq.cli_advise import register_advise
 from runq.cli_bench import register_bench
@@ -21,6 +20,7 @@ from runq.cli_bundle import register_bundle
 from runq.cli_cache import cache_app
 from runq.cli_logs import register_logs
 from runq.cli_secrets import secrets_app
+from runq.cli_tables import Column, print_json, show
 from runq.core.config import DEFAULT_DATA_DIR, load_config
 from runq.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from runq.core.spec import EndpointSpec, load_spec, resolve_spec_path
@@ -39,6 +39,10 @@ UrlOpt = Annotated[
 ]
 KeyOpt = Annotated[
     str, typer.Option("--api-key", envvar="RUNQ_API_KEY", help="API key (env RUNQ_API_KEY).")
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print the rows as JSON (the admin API's), for scripts."),
 ]
 DEFAULT_URL = "http://127.0.0.1:8000"
 RETRY_FIRST_PAUSE_S = 0.25  # pauses between tries double up to RETRY_MAX_PAUSE_S
@@ -183,6 +187,34 @@ def deploy(
 
 
 @app.command()
+def undeploy(
+    name: Annotated[str, typer.Argument(help="Endpoint name.")],
+    drain: Annotated[
+        bool,
+        typer.Option(
+            "--drain",
+            envvar="RUNQ_UNDEPLOY_DRAIN",
+            help="Run the queued jobs first, then stop the workers; new jobs are refused "
+            "meanwhile (env RUNQ_UNDEPLOY_DRAIN). Without it queued and running jobs are "
+            "cancelled.",
+        ),
+    ] = False,
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
+) -> None:
+    """Remove an endpoint: new jobs get 410, its workers stop; its jobs stay readable by id
+    for their retention. Kept across restarts."""
+    row = _call("DELETE", url, api_key, f"/admin/endpoints/{name}" + ("?drain=1" if drain else ""))
+    if row["status"] == "draining":
+        console.print(
+            f"undeploying [bold]{name}[/bold]: {row['in_queue']} queued and "
+            f"{row['in_progress']} running job(s) finish first; new jobs are refused"
+        )
+    else:
+        console.print(f"undeployed [bold]{name}[/bold]: {row['cancelled']} job(s) cancelled")
+
+
+@app.command()
 def run(
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     payload: Annotated[str, typer.Argument(help="JSON input, or @file holding it.")],
@@ -257,37 +289,48 @@ def cancel(
     console.print_json(json.dumps(_call("POST", url, api_key, f"/admin/jobs/{job}/cancel")))
 
 
+ENDPOINT_COLUMNS = (
+    Column("endpoint"),
+    Column("type", drop=4),
+    Column("queued", right=True),
+    Column("running", right=True),
+    Column("completed", right=True),
+    Column("failed", right=True),
+    Column("workers: idle run init throttled"),  # the cell reads 1/0/0/0
+    Column("p95 delay s (1 h)", drop=2, right=True),
+    Column("cost $ (billed s)", drop=3, right=True),
+)
+
+
 @app.command()
-def endpoints(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = "") -> None:
+def endpoints(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = "", as_json: JsonOpt = False) -> None:
     """List deployed endpoints."""
     rows = _call("GET", url, api_key, "/admin/endpoints")
-    table = Table(
-        "endpoint",
-        "type",
-        "queued",
-        "running",
-        "completed",
-        "failed",
-        "workers idle/running/init/throttled",
-        "p95 delay s (1 h)",
-        "cost $ (billed s)",
-    )
+    if as_json:
+        print_json(rows)
+        return
+    cells = []
     for row in rows:
         jobs, workers, cost = row["jobs"], row["workers"], row["cost"]
         p95 = row.get("latency", {}).get("delay_p95_s")
-        table.add_row(
-            row["name"],
-            row["type"],
-            str(jobs["inQueue"]),
-            str(jobs["inProgress"]),
-            str(jobs["completed"]),
-            str(jobs["failed"]),
-            f"{workers['idle']}/{workers['running']}/{workers['initializing']}"
-            f"/{workers['throttled']}",
-            "-" if p95 is None else f"{p95:.3f}",
-            f"{cost['total_usd']:.4f} ({cost['billed_s']:.0f})",
+        cells.append(
+            [
+                row["name"],
+                row["type"],
+                str(jobs["inQueue"]),
+                str(jobs["inProgress"]),
+                str(jobs["completed"]),
+                str(jobs["failed"]),
+                f"{workers['idle']}/{workers['running']}/{workers['initializing']}"
+                f"/{workers['throttled']}",
+                "-" if p95 is None else f"{p95:.3f}",
+                f"{cost['total_usd']:.4f} ({cost['billed_s']:.0f})",
+            ]
         )
-    console.print(table)
+    show(console, ENDPOINT_COLUMNS, cells)
+
+
+PERCENTILES = ("p50", "p90", "p95", "p99")
 
 
 def _s(value: float | None) -> str:
@@ -308,34 +351,58 @@ def metrics(
     ] = 3600,
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """An endpoint over a window: jobs, delay and execution percentiles, workers, cost."""
     row = _call("GET", url, api_key, f"/admin/endpoints/{endpoint}/metrics?window={window:g}")
+    if as_json:
+        print_json(row)
+        return
     jobs, delay, execution, used = row["jobs"], row["delay_s"], row["execution_s"], row["workers"]
     console.print(
         f"[bold]{endpoint}[/bold], last {row['window_s']:g} s: {jobs['ended']} jobs ended "
         f"({jobs['completed']} completed, {jobs['failed']} failed, {jobs['cancelled']} "
         f"cancelled, {jobs['timed_out']} timed out)"
     )
-    latency = Table("seconds", "jobs", "p50", "p90", "p95", "p99")
-    for name, p in (("delay", delay), ("execution", execution)):
-        latency.add_row(
-            name, str(p["count"]), _s(p["p50"]), _s(p["p90"]), _s(p["p95"]), _s(p["p99"])
-        )
-    console.print(latency)
-    fleet = Table(
-        "cold starts", "revivals", "billed s", "cold start s", "idle s", "running s", "cost $"
+    latency = [Column("seconds"), *(Column(h, right=True) for h in ("jobs", *PERCENTILES))]
+    show(
+        console,
+        latency,
+        [
+            [name, str(p["count"]), *(_s(p[h]) for h in PERCENTILES)]
+            for name, p in (("delay", delay), ("execution", execution))
+        ],
     )
-    fleet.add_row(
-        str(used["cold_starts"]),
-        str(used["revivals"]),
-        f"{used['billed_s']:.1f}",
-        f"{used['cold_start_s']:.1f}",
-        f"{used['idle_s']:.1f}",
-        f"{used['running_s']:.1f}",
-        f"{used['cost_usd']:.5f}",
+    fleet = ("cold starts", "revivals", "billed s", "cold start s", "idle s", "running s")
+    show(
+        console,
+        [*(Column(h, right=True) for h in fleet), Column("cost $", right=True)],
+        [
+            [
+                str(used["cold_starts"]),
+                str(used["revivals"]),
+                f"{used['billed_s']:.1f}",
+                f"{used['cold_start_s']:.1f}",
+                f"{used['idle_s']:.1f}",
+                f"{used['running_s']:.1f}",
+                f"{used['cost_usd']:.5f}",
+            ]
+        ],
     )
-    console.print(fleet)
+
+
+WORKER_COLUMNS = (
+    Column("worker"),
+    Column("endpoint", drop=7),  # a worker's id starts with its endpoint's name
+    Column("state"),
+    Column("why", fold=True),
+    Column("where", drop=4),
+    Column("pid", drop=5, right=True),
+    Column("cold start s", drop=3, right=True),
+    Column("init/import/load/ready s", drop=6),
+    Column("jobs", drop=1),
+    Column("cost $", drop=2, right=True),
+)
 
 
 @app.command()
@@ -343,36 +410,34 @@ def workers(
     endpoint: Annotated[str | None, typer.Argument(help="Only this endpoint.")] = None,
     url: UrlOpt = DEFAULT_URL,
     api_key: KeyOpt = "",
+    as_json: JsonOpt = False,
 ) -> None:
     """List workers: state and why, placement, cold start, jobs and cost."""
     path = "/admin/workers" + (f"?endpoint={endpoint}" if endpoint else "")
-    table = Table(
-        "worker",
-        "endpoint",
-        "state (why)",
-        "where",
-        "pid",
-        "cold start s",
-        "init/import/load/ready s",
-        "jobs",
-        "cost $",
-    )
-    for row in _call("GET", url, api_key, path):
+    rows = _call("GET", url, api_key, path)
+    if as_json:
+        print_json(rows)
+        return
+    cells = []
+    for row in rows:
         last = row["transitions"][-1] if row["transitions"] else {"reason": ""}
         where = f"{row['host']} {row['gpu_type']} {row['gpus']}" if row["host"] else "-"
         cold = row["cold_start_s"]
-        table.add_row(
-            row["id"] + (" (active)" if row["active"] else ""),
-            row["endpoint"],
-            f"{row['state']} ({last['reason']})",
-            where,
-            str(row["pid"] or "-"),
-            "-" if cold is None else f"{cold:.2f}" + (" (forked)" if row.get("forked") else ""),
-            _phases(row.get("cold_start")),
-            f"{len(row['jobs'])} now, {row['jobs_done']} done",
-            f"{row['cost_usd']:.5f}",
+        cells.append(
+            [
+                row["id"] + (" (active)" if row["active"] else ""),
+                row["endpoint"],
+                row["state"] + (" (draining)" if row.get("draining") else ""),
+                last["reason"] or "-",
+                where,
+                str(row["pid"] or "-"),
+                "-" if cold is None else f"{cold:.2f}" + (" (forked)" if row.get("forked") else ""),
+                _phases(row.get("cold_start")),
+                f"{len(row['jobs'])} now, {row['jobs_done']} done",
+                f"{row['cost_usd']:.5f}",
+            ]
         )
-    console.print(table)
+    show(console, WORKER_COLUMNS, cells)
 
 
 def _phases(cold: dict[str, float | None] | None) -> str:
@@ -392,7 +457,7 @@ app.add_typer(secrets_app, name="secrets")
 
 
 def _when(epoch: float | None) -> str:
-    return "-" if epoch is None else datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+    return "-" if epoch is None else datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M")
 
 
 @keys_app.command("create")
@@ -425,19 +490,33 @@ def keys_create(
     print(row["key"])
 
 
+KEY_COLUMNS = (
+    Column("id"),
+    Column("name", fold=True),
+    Column("scopes", fold=True),
+    Column("created"),
+    Column("revoked"),
+)
+
+
 @keys_app.command("ls")
-def keys_ls(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = "") -> None:
+def keys_ls(url: UrlOpt = DEFAULT_URL, api_key: KeyOpt = "", as_json: JsonOpt = False) -> None:
     """List keys: id, name, scopes, created, revoked (never a key)."""
-    table = Table("id", "name", "scopes", "created", "revoked")
-    for row in _call("GET", url, api_key, "/admin/keys"):
-        table.add_row(
+    rows = _call("GET", url, api_key, "/admin/keys")
+    if as_json:
+        print_json(rows)
+        return
+    cells = [
+        [
             row["id"],
             row["name"] or "-",
             " ".join(row["scopes"]),
             _when(row["created_at"]),
             _when(row["revoked_at"]),
-        )
-    console.print(table)
+        ]
+        for row in rows
+    ]
+    show(console, KEY_COLUMNS, cells)
 
 
 @keys_app.command("revoke")

@@ -84,11 +84,7 @@ def _trace(path: Path | None, trace_format: TraceFormat, history: History | None
             raise _Fail(f"endpoint '{history.endpoint}' has no finished jobs to replay: --trace")
         return history.trace()
     try:
-        if trace_format == TraceFormat.AUTO:
-            return traces.load_csv(path)
-        return traces.load(path, trace_format.value)
-    except FileNotFoundError:
-        raise _Fail(f"{path}: no such trace file") from None
+        return traces.load(path, trace_format.value)  # the parser `runq bench` uses
     except BadRequest as exc:
         raise _Fail(str(exc)) from None
 

@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
+from runq.cli_tables import Column, show
 from runq.core.config import ServerConfig, load_config
 from runq.errors import SpecError
 from runq.models import ModelCache, ModelError
@@ -100,6 +100,17 @@ def pull(
     print(path)
 
 
+CACHE_COLUMNS = (
+    Column("source", fold=True),
+    Column("revision", drop=2, fold=True),
+    Column("kind"),
+    Column("size", right=True),
+    Column("sha256 / commit", drop=3),
+    Column("last used", drop=1),
+    Column("path", fold=True),
+)
+
+
 @cache_app.command("ls")
 def ls(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")] = False,
@@ -112,18 +123,19 @@ def ls(
     if as_json:
         print(json.dumps([asdict(model) for model in models]))
         return
-    table = Table("source", "revision", "kind", "size", "sha256 / commit", "last used", "path")
-    for model in models:
-        table.add_row(
+    cells = [
+        [
             model.source,
             model.revision or "-",
             model.kind,
             _size(model.size),
             model.sha256[:12],
-            datetime.fromtimestamp(model.last_used).strftime("%Y-%m-%d %H:%M:%S"),
+            datetime.fromtimestamp(model.last_used).strftime("%Y-%m-%d %H:%M"),
             model.path,
-        )
-    console.print(table)
+        ]
+        for model in models
+    ]
+    show(console, CACHE_COLUMNS, cells)
     total = sum(model.size for model in models)
     console.print(
         f"{len(models)} model(s), {_size(total)} of {_size(server.model_cache_max_bytes)}"

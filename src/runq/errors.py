@@ -21,6 +21,10 @@ class NotFound(RunqError):
     """Unknown endpoint, job or worker (HTTP 404)."""
 
 
+class Gone(NotFound):
+    """An endpoint that was undeployed, or is draining before it goes (HTTP 410)."""
+
+
 class Conflict(RunqError):
     """The request is valid but not in the job's current state (HTTP 400, RunPod's shape)."""
 

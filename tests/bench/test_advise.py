@@ -258,6 +258,19 @@ def test_cli_prints_the_pareto_set_and_references_and_writes_the_plot(files: Pat
     assert (files / "out.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_cli_reads_the_header_less_timestamps_csv_that_bench_reads(files: Path) -> None:
+    plain = "\n".join(f"{t:.3f}" for t in traces.poisson(0.1, 120, seed=4).arrivals) + "\n"
+    (files / "plain.csv").write_text(plain)
+    with contextlib.chdir(files):
+        result = CliRunner().invoke(
+            app,
+            ["advise", "--trace", "plain.csv", "--execution", "1", "--budget", "1",
+             "--processes", "1"],
+        )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Pareto set" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -82,6 +82,18 @@ FUNCTIONS_HEADER = "HashFunction," + ",".join(str(m) for m in range(1, 1441))
             (0.0, 2.0),
             id="an Azure LLM file read as such",
         ),
+        pytest.param("10\n11.5\n10.25\n", "auto", (0.0, 0.25, 1.5), id="auto: no header"),
+        pytest.param("t\n10\n12\n", "auto", (0.0, 2.0), id="auto: a header row"),
+        pytest.param(
+            "id,time\na,5\nb,7\n", "auto", (0.0, 2.0), id="auto: a named column, not the first"
+        ),
+        pytest.param(
+            FUNCTIONS_HEADER + "\nf," + ",".join(["1"] + ["0"] * 1439) + "\n",
+            "auto",
+            (0.0,),
+            id="auto: the Azure Functions format by its columns",
+        ),
+        pytest.param("", "auto", "no rows", id="auto: an empty file"),
         pytest.param(
             "t\n1\n", "azure-functions", "not the Azure Functions format", id="wrong format"
         ),

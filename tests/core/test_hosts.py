@@ -362,6 +362,27 @@ def test_load_config_reads_hosts_and_prices(tmp_path: Path) -> None:
     assert config.prices["80GB_PRO"] == Price(0.001, 0.00093)
 
 
+def test_server_cpu_slots_sets_the_default_of_declared_and_detected_hosts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_config(
+        tmp_path,
+        '[server]\ncpu_slots = 3\n[[hosts]]\nname = "a"\n[[hosts]]\nname = "b"\ncpu_slots = 5\n',
+    )
+    assert [h.cpu_slots for h in load_config(path).hosts] == [3, 5]  # b says its own
+
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # no NVML: this machine is a CPU pool
+    detected = effective_hosts(load_config(write_config(tmp_path, "[server]\ncpu_slots = 2\n")))
+    assert detected == (Host("local", cpu_slots=2),)
+
+
+@pytest.mark.parametrize("value", ["-1", '"8"', "1.5", "true"])
+def test_a_bad_server_cpu_slots_is_an_error_naming_the_field(tmp_path: Path, value: str) -> None:
+    path = write_config(tmp_path, f"[server]\ncpu_slots = {value}\n")
+    with pytest.raises(SpecError, match=r"server\.cpu_slots"):
+        load_config(path)
+
+
 def test_the_default_config_has_no_hosts_and_the_table_prices() -> None:
     config = load_config(None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from tests.conftest import Server, endpoint_toml, wait_until
@@ -65,6 +66,15 @@ def test_a_standby_serves_clients_and_takes_over_the_fleet_when_the_leader_dies(
     )
     assert changed.status_code == 200, changed.text
     wait_until(lambda: workers_of(leader, "echo2") == 2, timeout=30)
+
+    # An endpoint undeployed through the standby stops on the leader's fleet too (NOTIFY), and
+    # neither replica takes its jobs any more.
+    gone = httpx.delete(f"{standby.url}/admin/endpoints/echo2", headers=standby.headers)
+    assert gone.status_code == 200, gone.text
+    wait_until(lambda: leader.workers("echo2") == [], timeout=30)
+    for server in (leader, standby):
+        refused = server.post("/v2/echo2/run", json={"input": {"x": 2}})
+        assert refused.status_code == 410, refused.text
 
     running = leader.run("sleepy", {"input": {"seconds": 2}})
     leader.wait_status("sleepy", running, {"IN_PROGRESS"})

@@ -1083,6 +1083,19 @@ async def test_saved_endpoints_are_listed_by_name_and_a_redeploy_replaces_them(
     ]
 
 
+async def test_a_deleted_endpoint_is_no_longer_listed_and_its_jobs_stay(
+    store: JobStore,
+) -> None:
+    await store.save_endpoint("gone", "/srv/gone.toml", 'name = "gone"')
+    await store.save_endpoint("kept", "/srv/kept.toml", 'name = "kept"')
+    job = await store.enqueue(make_request(endpoint="gone"))
+
+    assert await store.delete_endpoint("gone") is True
+    assert await store.delete_endpoint("gone") is False  # deleting twice: nothing left
+    assert await store.endpoints() == [("kept", "/srv/kept.toml", 'name = "kept"')]
+    assert (await store.get(job.id)) is not None  # history stays for its retention
+
+
 async def test_counts_report_every_status_of_the_endpoint(store: JobStore) -> None:
     for status in JobStatus:
         await job_in(store, status, endpoint=f"ep-{status.value.lower()}")

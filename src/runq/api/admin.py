@@ -54,6 +54,7 @@ async def endpoint_row(plane: ControlPlane, name: str) -> dict[str, Any]:
         "name": name,
         "type": spec.type,
         "path": str(spec.source_path or ""),
+        "draining": plane.undeploys.draining(name),  # undeployed with --drain, jobs still run
         "active_workers": spec.scaling.active_workers,
         "max_workers": spec.scaling.max_workers,
         "cost": {
@@ -127,6 +128,35 @@ async def set_workers(name: str, request: Request) -> Response:
     return json_response({"endpoint": name, "scaling": dataclasses.asdict(spec.scaling)})
 
 
+@router.patch("/endpoints/{name}", summary="Change an endpoint's active and/or max workers")
+async def patch_endpoint(name: str, request: Request) -> Response:
+    """`{"active_workers"?: 1, "max_workers"?: 4}`: takes effect at once (extra workers are
+    released, idle ones first) and is kept across restarts."""
+    plane = _plane(request)
+    spec = plane.spec(name)
+    body = await read_json(request, 64 * 1024)
+    fields = ("active_workers", "max_workers")
+    if not isinstance(body, dict) or not body or set(body) - set(fields):
+        raise BadRequest('expected {"active_workers"?: <int>, "max_workers"?: <int>}')
+    for field in fields:
+        if field in body and type(body[field]) is not int:
+            raise BadRequest(f"field '{field}': expected an integer, got {body[field]!r}")
+    active = body.get("active_workers", spec.scaling.active_workers)
+    maximum = body.get("max_workers", spec.scaling.max_workers)
+    spec = await plane.set_workers(name, active, maximum)
+    return json_response({"endpoint": name, "scaling": dataclasses.asdict(spec.scaling)})
+
+
+@router.delete("/endpoints/{name}", summary="Undeploy an endpoint (kept across restarts)")
+async def undeploy(name: str, request: Request) -> Response:
+    """New jobs get 410. Without `drain`: queued and running jobs are cancelled and the workers
+    stop. With `?drain=1`: queued and running jobs run to their end, then the workers stop. The
+    endpoint's jobs stay readable by id for their retention."""
+    plane = _plane(request)
+    drain = request.query_params.get("drain", "") not in ("", "0", "false")
+    return json_response(await plane.undeploy(name, drain))
+
+
 @router.post("/endpoints", summary="Deploy an endpoint file (or replace one)")
 async def deploy(request: Request) -> Response:
     plane = _plane(request)
@@ -161,6 +191,7 @@ def worker_row(plane: ControlPlane, w: Worker) -> dict[str, Any]:
         "since_s": round(now - w.since, 3),
         "idle_s": round(now - w.since, 3) if w.state == WorkerState.IDLE else 0.0,
         "active": w.active,
+        "draining": w.draining,  # takes no new job: stopping, retiring or replaced by a roll
         "managed": w.managed,
         "pid": plane.provisioner.pid(w.id),
         "host": where.host if where else None,

@@ -72,11 +72,11 @@ def _ttl_ms(request: Request) -> int | None:
 
 
 async def _job(plane: ControlPlane, endpoint: str, job_id: str) -> Job:
-    plane.spec(endpoint)
     job = await plane.store.get(job_id)
     if job is None or job.endpoint != endpoint:
+        plane.spec(endpoint)  # an endpoint not deployed says so first
         raise NotFound(f"job '{job_id}' not found on endpoint '{endpoint}' (or past retention)")
-    return job
+    return job  # an undeployed endpoint's jobs stay readable for their retention
 
 
 @router.post("/run", openapi_extra=_BODY, responses=MISMATCH_RESPONSE, summary="Submit a job")
@@ -199,6 +199,8 @@ async def cancel(endpoint: str, job_id: str, request: Request) -> Response:
 @router.post("/retry/{job_id}", summary="Requeue a FAILED or TIMED_OUT job")
 async def retry(endpoint: str, job_id: str, request: Request) -> Response:
     plane = _plane(request, endpoint)
+    plane.spec(endpoint)  # an undeployed endpoint runs no retry
+    plane.undeploys.check_open(endpoint)
     await _job(plane, endpoint, job_id)
     job = await plane.retry(job_id)
     if job is None:

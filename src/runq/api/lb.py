@@ -121,8 +121,12 @@ class Proxy:
             await _error(send, status_of(exc), str(exc), headers_of(exc))
             return
         spec = plane.specs.get(endpoint)
-        if spec is None:
-            await _error(send, 404, f"endpoint '{endpoint}' is not deployed")
+        try:
+            if spec is None:
+                raise plane.undeploys.not_served(endpoint)
+            plane.undeploys.check_open(endpoint)  # draining before an undeploy
+        except RunqError as exc:
+            await _error(send, status_of(exc), str(exc))
             return
         if spec.type != "load_balancer":
             await _error(

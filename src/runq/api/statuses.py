@@ -10,6 +10,7 @@ from runq.errors import (
     Conflict,
     DiskFull,
     Forbidden,
+    Gone,
     IdempotencyMismatch,
     IllegalTransition,
     NotFound,
@@ -22,6 +23,7 @@ from runq.errors import (
 )
 
 _STATUS: dict[type[RunqError], int] = {
+    Gone: 410,  # before NotFound, of which it is a kind
     BadRequest: 400,
     Conflict: 400,
     SpecError: 400,

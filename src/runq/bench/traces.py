@@ -106,11 +106,14 @@ def _azure_functions(name: str, reader: csv.DictReader[str]) -> Trace:
     return Trace(name, tuple(at - start for at in arrivals))
 
 
-TRACE_FORMATS = ("timestamps", "azure-functions", "azure-llm")
+TRACE_FORMATS = ("auto", "timestamps", "azure-functions", "azure-llm")
 
 
 def load(path: Path | str, trace_format: str = "timestamps") -> Trace:
     """A trace file read as `trace_format` (one of TRACE_FORMATS), checked to be that format.
+    "auto" tells the format from the first row: the Azure formats by their columns, a CSV with
+    a named timestamp column by it, anything else as timestamps in the first column (header
+    optional), as `runq bench --arrivals trace` reads them.
 
     Raises:
         BadRequest: the file is missing or unreadable, or not in the format named.
@@ -122,10 +125,14 @@ def load(path: Path | str, trace_format: str = "timestamps") -> Trace:
         )
     if not path.is_file():
         raise BadRequest(f"{path}: no such trace file")
-    if trace_format == "timestamps":
-        return load_timestamps(path)
     with path.open(newline="", encoding="utf-8") as handle:
         fields = next(csv.reader(handle), [])
+    if trace_format == "auto":
+        named = any(c in fields for c in TIME_COLUMNS) and fields[0] not in TIME_COLUMNS
+        azure = "1" in fields and "1440" in fields
+        return load_csv(path) if named or azure else load_timestamps(path)
+    if trace_format == "timestamps":
+        return load_timestamps(path)
     if trace_format == "azure-functions" and not ("1" in fields and "1440" in fields):
         raise BadRequest(f"{path}: not the Azure Functions format (no columns 1..1440)")
     if trace_format == "azure-llm" and not {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} <= set(

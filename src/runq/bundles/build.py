@@ -1,11 +1,13 @@
 """Build a bundle's venv once: `python -m venv` plus `pip install -r requirements`.
 
-The venv lives under `data_dir/bundles/ENDPOINT-KEY`, where KEY hashes the requirements file,
-the build step and the Python version, so an unchanged bundle is never rebuilt and a changed one
-gets a new venv beside the old one. The build step (`[worker] build`, e.g. a script that bakes
-the model into the worker's folder) runs once after the install, in the worker's folder, on
-the venv's interpreter. A worker whose command starts with `python` then runs on the venv's
-interpreter, so its start installs and downloads nothing.
+The venv lives under `data_dir/bundles/venv-KEY`, where KEY hashes the requirements file and
+the Python version: endpoints with identical requirements share one venv, built once; unchanged
+requirements are never installed again and changed ones get a new venv beside the old one. The
+build step (`[worker] build`, e.g. a script that bakes the model into the worker's folder) runs
+once per folder and step after the install, in the worker's folder, on the venv's interpreter
+(a marker in the venv, keyed by folder and step, records that it ran). A worker whose command
+starts with `python` then runs on the venv's interpreter, so its start installs and downloads
+nothing.
 
 runq itself reaches the venv through a `.pth` file holding the folder runq is imported from,
 appended after the venv's own site-packages: the worker SDK (`from runq import worker`, stdlib
@@ -31,7 +33,8 @@ import runq
 from runq.core.spec import EndpointSpec
 from runq.errors import RunqError
 
-MARKER = ".runq-bundle"  # written last: its presence means the build completed
+MARKER = ".runq-bundle"  # written last: its presence means the install completed
+BAKED = ".runq-baked-"  # + a hash of folder and step: that build step ran on this venv
 
 
 class BundleError(RunqError):
@@ -51,8 +54,20 @@ class Bundle:
         return self.venv / "bin" / "python"
 
     @property
-    def built(self) -> bool:
+    def installed(self) -> bool:
         return (self.venv / MARKER).is_file()
+
+    @property
+    def baked(self) -> Path | None:
+        """The marker of this bundle's build step on the venv; None without a build step."""
+        if not self.step:
+            return None
+        key = hashlib.sha256("\0".join((str(self.workdir), *self.step)).encode())
+        return self.venv / (BAKED + key.hexdigest()[:16])
+
+    @property
+    def built(self) -> bool:
+        return self.installed and (self.baked is None or self.baked.is_file())
 
 
 def bundle_for(spec: EndpointSpec, data_dir: Path) -> Bundle | None:
@@ -71,9 +86,7 @@ def bundle_for(spec: EndpointSpec, data_dir: Path) -> Bundle | None:
         )
     digest = hashlib.sha256(requirements.read_bytes())
     digest.update(f"{sys.version_info.major}.{sys.version_info.minor}".encode())
-    digest.update("\0".join(spec.worker.build).encode())
-    key = digest.hexdigest()[:16]
-    venv = data_dir / "bundles" / f"{spec.name}-{key}"
+    venv = data_dir / "bundles" / f"venv-{digest.hexdigest()[:16]}"
     return Bundle(spec.name, requirements, venv, spec.worker.build, spec.worker.dir)
 
 
@@ -92,21 +105,25 @@ def build(bundle: Bundle, pip_args: Sequence[str] = (), force: bool = False) -> 
     with _lock(bundle.venv.with_name(bundle.venv.name + ".lock")):
         if bundle.built and not force:
             return False
-        shutil.rmtree(bundle.venv, ignore_errors=True)  # a build that was interrupted
-        _run(bundle, [sys.executable, "-m", "venv", "--without-pip", str(bundle.venv)])
-        _link_runq(bundle)
-        # runq's own pip installs into the venv: the venv needs no pip of its own.
-        pip = [sys.executable, "-m", "pip", "--python", str(bundle.python), "install"]
-        _run(
-            bundle, [*pip, "--disable-pip-version-check", "-r", str(bundle.requirements), *pip_args]
-        )
-        if bundle.step:
+        if force or not bundle.installed:
+            _install(bundle, pip_args)
+        if bundle.baked is not None:
             step = list(bundle.step)
             if step[0] in ("python", "python3"):
                 step[0] = str(bundle.python)
             _run(bundle, step, cwd=bundle.workdir)
-        (bundle.venv / MARKER).write_text(f"{bundle.requirements}\nbuilt {time.time():.0f}\n")
+            bundle.baked.write_text(f"{bundle.workdir}\nbaked {time.time():.0f}\n")
     return True
+
+
+def _install(bundle: Bundle, pip_args: Sequence[str]) -> None:
+    shutil.rmtree(bundle.venv, ignore_errors=True)  # a build that was interrupted
+    _run(bundle, [sys.executable, "-m", "venv", "--without-pip", str(bundle.venv)])
+    _link_runq(bundle)
+    # runq's own pip installs into the venv: the venv needs no pip of its own.
+    pip = [sys.executable, "-m", "pip", "--python", str(bundle.python), "install"]
+    _run(bundle, [*pip, "--disable-pip-version-check", "-r", str(bundle.requirements), *pip_args])
+    (bundle.venv / MARKER).write_text(f"{bundle.requirements}\nbuilt {time.time():.0f}\n")
 
 
 def _link_runq(bundle: Bundle) -> None:

@@ -59,6 +59,9 @@ class ServerConfig:
     webhook_secret: str = ""  # empty: made once and kept in data_dir
     rate_limit: float = 0.0  # client requests per second per API key (burst as many); 0: off
     model_cache_max_bytes: int = DEFAULT_MODEL_CACHE_MAX  # the host model cache is evicted to this
+    # CPU workers a host takes when its [[hosts]] table does not say, and the detected local
+    # host's; None: hosts.default_cpu_slots() (4 per core of this machine, at least 8).
+    cpu_slots: int | None = None
     # [[hosts]]; none declared: the caller detects the local machine (hosts.effective_hosts).
     hosts: tuple[Host, ...] = ()
     prices: Prices = field(default_factory=default_prices)  # [prices] over the table's defaults
@@ -140,7 +143,7 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> S
         config = _apply(config, server, str(path))
         config = replace(
             config,
-            hosts=parse_hosts(data.get("hosts", []), str(path)),
+            hosts=parse_hosts(data.get("hosts", []), str(path), config.cpu_slots),
             prices=parse_prices(data.get("prices", {}), str(path)),
         )
     if overrides:
@@ -166,6 +169,13 @@ def _apply(config: ServerConfig, table: dict[str, Any], where: str) -> ServerCon
                     f"second per key, at least 0 (0: off), got {value!r}"
                 )
             changes["rate_limit"] = float(value)
+        elif key == "cpu_slots":
+            if type(value) is not int or value < 0:
+                raise SpecError(
+                    f"{where}: field 'server.cpu_slots': expected a whole number of CPU worker "
+                    f"slots per host, at least 0, got {value!r}"
+                )
+            changes["cpu_slots"] = value
         elif key == "model_cache_max":
             try:
                 changes["model_cache_max_bytes"] = parse_size(value)

@@ -329,15 +329,16 @@ def group_gpus(devices: Iterable[tuple[str, int]]) -> tuple[Gpu, ...]:
     return tuple(gpus)
 
 
-def detect_local_hosts() -> tuple[Host, ...]:
+def detect_local_hosts(cpu_slots: int | None = None) -> tuple[Host, ...]:
     """This machine as one host named "local": its NVIDIA GPUs through NVML, or a CPU pool.
 
     NVML comes from the optional `pynvml` module (`pip install runq[gpu]`); without it, or when
     NVML fails (no driver, no device), the machine is a CPU pool. Either way it takes
-    `default_cpu_slots()` CPU workers.
+    `cpu_slots` CPU workers (`[server] cpu_slots`), by default `default_cpu_slots()`.
     """
     gpus, cuda_version = _nvml_gpus()
-    return (Host("local", cuda_version=cuda_version, gpus=gpus, cpu_slots=default_cpu_slots()),)
+    slots = default_cpu_slots() if cpu_slots is None else cpu_slots
+    return (Host("local", cuda_version=cuda_version, gpus=gpus, cpu_slots=slots),)
 
 
 def _nvml_gpus() -> tuple[tuple[Gpu, ...], str]:
@@ -373,4 +374,4 @@ def _nvml_gpus() -> tuple[tuple[Gpu, ...], str]:
 
 def effective_hosts(config: ServerConfig) -> tuple[Host, ...]:
     """The hosts the config declares, or, when it declares none, this machine as detected."""
-    return config.hosts or detect_local_hosts()
+    return config.hosts or detect_local_hosts(config.cpu_slots)

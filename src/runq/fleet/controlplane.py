@@ -22,7 +22,7 @@ from runq.core.job import Job, JobRequest, JobStatus, parse_worker_result
 from runq.core.spec import EndpointSpec, loads_spec
 from runq.core.spec_edit import set_workers
 from runq.core.worker import Worker, WorkerState
-from runq.errors import DiskFull, NotFound, SpecError
+from runq.errors import DiskFull, SpecError
 from runq.fleet import lifecycle
 from runq.fleet.demand import DemandHistory
 from runq.fleet.diskguard import DiskGuard
@@ -33,9 +33,10 @@ from runq.fleet.local import kill_leftovers
 from runq.fleet.provisioner import make_provisioner
 from runq.fleet.reaper import Reaper
 from runq.fleet.registry import WorkerRegistry
-from runq.fleet.replicas import Replication
+from runq.fleet.replicas import Replication, runs_differently
 from runq.fleet.scheduler import Scheduler
 from runq.fleet.signals import Signals, wait_any
+from runq.fleet.undeploy import Undeployer
 from runq.fleet.webhooks import WebhookSender
 from runq.fleet.worker_logs import prune_logs
 from runq.policy.retry import LostJobAction, decide_lost_job
@@ -68,6 +69,7 @@ class ControlPlane:
         self.webhooks = WebhookSender(config, store, webhook_secret, clock)
         self.reaper = Reaper(self)
         self.scheduler = Scheduler(self)
+        self.undeploys = Undeployer(self)
         self.ledger = Ledger(config.prices, self.registry.history)
         self.demand = DemandHistory()  # recent arrivals and executions, for the scalers
         self.timings = JobTimings()  # delay and execution histograms for /metrics
@@ -181,6 +183,7 @@ class ControlPlane:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.scheduler.drain()
+        await self.undeploys.close()
         await self.provisioner.shutdown()
         await self.lb.close()
         if self.replication is not None:
@@ -188,11 +191,27 @@ class ControlPlane:
         await self.store.close()
 
     async def deploy(self, spec: EndpointSpec, text: str | None = None) -> None:
-        """Serve `spec`, replacing an endpoint of that name (its workers restart)."""
-        if spec.name in self.specs:
-            await self.provisioner.stop_endpoint(spec.name, "endpoint redeployed")
+        """Serve `spec`, replacing an endpoint of that name: workers that would run differently
+        are replaced by a rolling redeploy (runq.fleet.reshape); scaling changes apply at once."""
+        old = self.specs.get(spec.name)
         await self._remember(spec, text)
+        self.undeploys.deployed_again(spec.name)
+        if old is not None and runs_differently(old, spec):
+            await self.replace_workers(old, spec)
         self.scheduler.poke()
+
+    async def replace_workers(self, old: EndpointSpec, new: EndpointSpec) -> None:
+        """The endpoint's workers run `old`: roll them to `new`. A preloaded model's workers are
+        forked from a template of the old code, so they all restart at once instead."""
+        preload = any(s.model is not None and s.model.preload for s in (old, new))
+        if preload:
+            await self.provisioner.stop_endpoint(new.name, "endpoint redeployed")
+        else:
+            self.scheduler.reshaper.begin_roll(new.name)
+
+    async def undeploy(self, endpoint: str, drain: bool = False) -> dict[str, Any]:
+        """Stop serving an endpoint (runq.fleet.undeploy); kept across restarts."""
+        return await self.undeploys.undeploy(endpoint, drain)
 
     async def set_workers(self, endpoint: str, active: int, maximum: int) -> EndpointSpec:
         """Change an endpoint's active and max workers without restarting its workers: the
@@ -242,12 +261,14 @@ class ControlPlane:
     def spec(self, endpoint: str) -> EndpointSpec:
         spec = self.specs.get(endpoint)
         if spec is None:
-            raise NotFound(f"endpoint '{endpoint}' is not deployed")
+            raise self.undeploys.not_served(endpoint)
         return spec
 
     # --- clients ------------------------------------------------------------------------
     async def submit(self, request: JobRequest) -> Job:
-        """Queue a job; QueueFull (nothing stored) while the endpoint's max_queue jobs wait."""
+        """Queue a job; QueueFull (nothing stored) while the endpoint's max_queue jobs wait,
+        Gone while the endpoint drains before it is undeployed."""
+        self.undeploys.check_open(request.endpoint)
         spec = self.specs.get(request.endpoint)
         job = await self._guarded(self.store.enqueue(request, spec.jobs.max_queue if spec else 0))
         self._arrived(job)
@@ -256,6 +277,7 @@ class ControlPlane:
     async def submit_once(self, request: JobRequest, key: IdempotencyKey) -> Submission:
         """`submit` under an Idempotency-Key: the job the key names if it was seen in the last
         24 h (nothing queued), else a new one (`JobStore.enqueue_once`)."""
+        self.undeploys.check_open(request.endpoint)
         spec = self.specs.get(request.endpoint)
         submission = await self._guarded(
             self.store.enqueue_once(request, key, spec.jobs.max_queue if spec else 0)

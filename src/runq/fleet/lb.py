@@ -51,6 +51,29 @@ class LoadStats:
     oldest_held_at: float | None
 
 
+def no_capacity(workers: list[Worker]) -> str | None:
+    """Why no worker of an endpoint will become ready soon, when every one it has waits for
+    capacity (throttled) and none is starting; None otherwise (or before it has any).
+
+    >>> wait = Worker("w1", "ep", "t", state=WorkerState.THROTTLED)
+    >>> no_capacity([wait])
+    'no capacity: 1 worker(s) throttled, waiting for a free GPU or CPU slot (throttled)'
+    >>> no_capacity([wait, Worker("w2", "ep", "t", state=WorkerState.INITIALIZING)]) is None
+    True
+    """
+    serving = (WorkerState.INITIALIZING, WorkerState.IDLE, WorkerState.RUNNING)
+    if any(w.state in serving and not w.draining for w in workers):
+        return None
+    throttled = [w for w in workers if w.state == WorkerState.THROTTLED]
+    if not throttled:
+        return None
+    why = throttled[0].transitions[-1].reason if throttled[0].transitions else "throttled"
+    return (
+        f"no capacity: {len(throttled)} worker(s) throttled, waiting for a free GPU or CPU "
+        f"slot ({why})"
+    )
+
+
 class LoadBalancer:
     def __init__(self, registry: WorkerRegistry, clock: Clock = time.time) -> None:
         self._registry = registry
@@ -109,6 +132,9 @@ class LoadBalancer:
                 while not ready:
                     state.ready.clear()
                     remaining = deadline - loop.time()
+                    full = no_capacity(self._registry.all(endpoint))
+                    if full is not None:  # nothing is starting: waiting would not help
+                        raise NoWorker(f"no worker of endpoint '{endpoint}' can start: {full}")
                     if remaining <= 0:
                         raise NoWorker(
                             f"no worker of endpoint '{endpoint}' became ready within "
@@ -126,6 +152,10 @@ class LoadBalancer:
         if worker.state == WorkerState.IDLE:
             self._registry.move(worker, WorkerState.RUNNING, "serving a request")
         return worker
+
+    def outstanding(self, worker_id: str) -> int:
+        """Requests in flight on the worker."""
+        return self._outstanding.get(worker_id, 0)
 
     def release(self, worker: Worker) -> None:
         left = self._outstanding.get(worker.id, 1) - 1

@@ -102,18 +102,27 @@ class Replication:
         plane = self._plane
         old = plane.specs.get(name)
         spec = await plane.load_stored_spec(name)
+        if spec is None and old is not None and await _undeployed(plane, name):
+            if not plane.undeploys.draining(name):  # a drain here stops them when it ends
+                await plane.undeploys.stop_workers(name)  # undeployed through another replica
+            return
         if spec is None or old == spec:
             return  # gone, unreadable, our own save, or no change
-        if old is not None and plane.leading and _runs_differently(old, spec):
-            await plane.provisioner.stop_endpoint(name, "endpoint redeployed")
         plane.specs[name] = spec
+        plane.undeploys.deployed_again(name)
+        if old is not None and plane.leading and runs_differently(old, spec):
+            await plane.replace_workers(old, spec)
         log.info("endpoint %s updated from the store (saved by another replica)", name)
         plane.scheduler.poke()
 
 
-def _runs_differently(old: EndpointSpec, new: EndpointSpec) -> bool:
-    """Would the endpoint's workers run differently (so they must restart)? Scaling and job
-    settings apply to running workers as they are."""
+async def _undeployed(plane: ControlPlane, name: str) -> bool:
+    return all(stored != name for stored, _, _ in await plane.store.endpoints())
+
+
+def runs_differently(old: EndpointSpec, new: EndpointSpec) -> bool:
+    """Would the endpoint's workers run differently (so they must be replaced)? Scaling and
+    job settings apply to running workers as they are."""
     return (old.type, old.worker, old.compute, old.model) != (
         new.type,
         new.worker,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from runq.core.hosts import Host, effective_hosts
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Placement, Worker, WorkerState
+from runq.fleet.reshape import Reshaper
 from runq.policy import placement as placement_policy
 from runq.policy.scaling import LIVE, ScalingSnapshot, WorkerView, plan, still_applicable
 
@@ -59,6 +60,8 @@ class Scheduler:
         self._hold_until: dict[str, float] = {}  # endpoint -> no new worker before this
         self._stopping: set[asyncio.Task[None]] = set()
         self._hosts_due = 0.0
+        # Resizes and rolling redeploys (runq.fleet.reshape), applied after each scaling plan.
+        self.reshaper = Reshaper(plane, self._stop, self._start_new)
 
     def start(self) -> None:
         discover = getattr(self._plane.provisioner, "hosts", None)
@@ -116,7 +119,10 @@ class Scheduler:
                 worker.unhealthy_reason = reason
                 plane.registry.move(worker, WorkerState.UNHEALTHY, reason)
         self._place_throttled(spec, workers)
-        views = tuple(WorkerView(w.id, w.state, w.since, w.active) for w in workers)
+        # A draining worker is on its way out: it is no capacity to plan with.
+        views = tuple(
+            WorkerView(w.id, w.state, w.since, w.active) for w in workers if not w.draining
+        )
         if spec.type == "load_balancer":
             # Requests, not jobs: held ones wait for a worker, in-flight ones occupy one.
             load = plane.lb.stats(spec.name)
@@ -154,6 +160,7 @@ class Scheduler:
         if decision.start and now >= self._hold_until.get(spec.name, 0.0):
             for _ in range(decision.start):
                 self._start_new(spec, decision.reason)
+        self.reshaper.step(spec, snapshot.in_queue, now >= self._hold_until.get(spec.name, 0.0))
 
     def _start_new(self, spec: EndpointSpec, reason: str) -> None:
         plane = self._plane

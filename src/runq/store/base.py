@@ -227,6 +227,10 @@ class JobStore(Protocol):
     async def endpoints(self) -> list[tuple[str, str, str]]:
         """Deployed endpoints as (name, path, toml)."""
 
+    async def delete_endpoint(self, name: str) -> bool:
+        """Forget a deployed endpoint (undeploy), durable before it returns, so a restart does
+        not serve it again; its jobs stay until their retention. False: none of that name."""
+
     async def create_key(self, name: str, key_hash: str, scopes: tuple[str, ...]) -> ApiKey:
         """Store a new API key by its hash (never the key itself) with a fresh id and
         `created_at` from the store's clock, durable before it returns. A hash that is stored

@@ -468,6 +468,12 @@ class PostgresJobStore:
         rows = await self._all("SELECT name, path, toml FROM endpoints ORDER BY name")
         return [(r["name"], r["path"], r["toml"]) for r in rows]
 
+    async def delete_endpoint(self, name: str) -> bool:
+        async with self._tx() as conn:
+            cursor = await conn.execute("DELETE FROM endpoints WHERE name = %s", (name,))
+            await q.notify(conn, DEPLOY_CHANNEL, name)  # the other replicas stop serving it
+            return cursor.rowcount == 1
+
     # --- API keys -----------------------------------------------------------------------
     async def create_key(self, name: str, key_hash: str, scopes: tuple[str, ...]) -> ApiKey:
         key = ApiKey(new_key_id(), name, key_hash, tuple(scopes), self._clock())

@@ -448,6 +448,12 @@ class SqliteJobStore:
 
         return await self._db.run(op, durable=False)
 
+    async def delete_endpoint(self, name: str) -> bool:
+        def op(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM endpoints WHERE name = ?", (name,)).rowcount == 1
+
+        return await self._db.run(op)
+
     # --- API keys -----------------------------------------------------------------------
     async def create_key(self, name: str, key_hash: str, scopes: tuple[str, ...]) -> ApiKey:
         key = ApiKey(new_key_id(), name, key_hash, tuple(scopes), self._clock())
