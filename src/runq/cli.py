@@ -107,11 +107,14 @@ def serve(
     """Start the control plane and the workers of the given endpoints."""
     from runq.api.serve import build
     from runq.api.serve import serve as run_server
+    from runq.fleet.containers import require_engine
 
     try:
         overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None}
         server_config = load_config(config, overrides)
         specs: list[EndpointSpec] = [load_spec(path) for path in endpoints or []]
+        for spec in specs:
+            require_engine(spec, server_config)  # fleet/containers.py: image workers
         _, _, api_key = build(server_config)
     except SpecError as exc:
         _fail(str(exc), 2)

@@ -22,6 +22,7 @@ from runq.core.spec_edit import set_workers
 from runq.core.worker import Worker, WorkerState
 from runq.errors import NotFound, SpecError
 from runq.fleet import lifecycle
+from runq.fleet.containers import require_engine
 from runq.fleet.demand import DemandHistory
 from runq.fleet.job_timing import JobTimings
 from runq.fleet.lb import HOLD_LIMIT_S, LoadBalancer
@@ -163,6 +164,7 @@ class ControlPlane:
 
     async def deploy(self, spec: EndpointSpec, text: str | None = None) -> None:
         """Serve `spec`, replacing an endpoint of that name (its workers restart)."""
+        require_engine(spec, self.config)  # an image endpoint needs a container engine here
         if spec.name in self.specs:
             await self.provisioner.stop_endpoint(spec.name, "endpoint redeployed")
         await self._remember(spec, text)

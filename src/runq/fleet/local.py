@@ -18,6 +18,7 @@ from runq.bundles import BundleError, build, bundle_for
 from runq.core.config import ServerConfig
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
+from runq.fleet.containers import ContainerError, ContainerWorkers, reap_containers
 from runq.fleet.forkserver import ForkedProcess, ForkServers
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.worker_env import CONTROL_PLANE_MARKER, worker_env
@@ -68,6 +69,7 @@ class LocalProvisioner:
         self._forks = ForkServers(self._log_dir, self._command, _die_with_parent)  # preload
         self._bundle_locks: dict[Path, asyncio.Lock] = {}
         self.models = ModelCache(config.model_cache_dir, config.model_cache_max_bytes)
+        self.containers = ContainerWorkers(config)  # workers with [worker] image
 
     def start(self, spec: EndpointSpec, worker: Worker) -> None:
         """Starts the process of a registered worker (INITIALIZING); returns at once."""
@@ -93,7 +95,9 @@ class LocalProvisioner:
             proc.task.cancel()  # the download thread finishes alone; no worker will start
         elif process is None and proc.task is not None:
             proc.task.cancel()  # waiting for its bundle or preload template: none will start
-        if process is not None and process.returncode is None:
+        if process is not None and process.returncode is None and proc.spec.worker.image:
+            await self.containers.stop(worker_id, _STOP_GRACE_S)  # by name (fleet/containers.py)
+        elif process is not None and process.returncode is None:
             _signal_group(process, signal.SIGTERM)
             _signal_group(process, signal.SIGCONT)  # a parked (stopped) process must wake to die
             try:
@@ -116,10 +120,14 @@ class LocalProvisioner:
 
     def park(self, worker_id: str) -> bool:
         """Freezes the worker's processes (FlashBoot)."""
+        if self._image_worker(worker_id):
+            return self.containers.park(worker_id)
         return self._signal(worker_id, signal.SIGSTOP)
 
     def revive(self, worker_id: str) -> bool:
         """Resumes a parked worker."""
+        if self._image_worker(worker_id):
+            return self.containers.revive(worker_id)
         return self._signal(worker_id, signal.SIGCONT)
 
     def kill(self, worker_id: str, reason: str | None = None) -> bool:
@@ -129,11 +137,19 @@ class LocalProvisioner:
         if proc is not None and reason is not None:
             proc.stopping = True
             proc.stop_reason = reason
+        if self._image_worker(worker_id):
+            self.containers.kill(worker_id)  # the CLI ends when its container does
+            return True
         return self._signal(worker_id, signal.SIGKILL)
 
     def pid(self, worker_id: str) -> int | None:
         proc = self._procs.get(worker_id)
         return proc.process.pid if proc and proc.process else None
+
+    def _image_worker(self, worker_id: str) -> bool:
+        proc = self._procs.get(worker_id)
+        alive = proc is not None and proc.process is not None and proc.process.returncode is None
+        return alive and proc is not None and bool(proc.spec.worker.image)
 
     def _signal(self, worker_id: str, sig: signal.Signals) -> bool:
         proc = self._procs.get(worker_id)
@@ -161,9 +177,14 @@ class LocalProvisioner:
             held = await self._fetch_model(proc)
             if held is not None:
                 env.update(model_env(held))
-            command = await self._command(spec)
+            cwd = spec.worker.dir
+            if spec.worker.image:  # a container runs the worker (fleet/containers.py)
+                launch = await self.containers.prepare(spec, worker, held)
+                command, env, cwd = launch.argv, launch.env, launch.cwd
+            else:
+                command = await self._command(spec)
             worker.spawned_at = time.time()
-            if spec.model is not None and spec.model.preload:
+            if spec.model is not None and spec.model.preload and not spec.worker.image:
                 forked = await self._forks.spawn(spec, env, log_path)
                 if forked is not None:
                     worker.forked, worker.spawned_at = True, forked.forked_at
@@ -172,7 +193,7 @@ class LocalProvisioner:
                 with open(log_path, "ab") as log_file:
                     proc.process = await asyncio.create_subprocess_exec(
                         *command,
-                        cwd=spec.worker.dir,
+                        cwd=cwd,
                         env=env,
                         stdin=asyncio.subprocess.DEVNULL,
                         stdout=log_file,
@@ -189,11 +210,16 @@ class LocalProvisioner:
         except BundleError as exc:
             failure = f"bundle build failed: {exc}"
             log.error("worker %s of %s: %s", worker.id, spec.name, failure)
+        except ContainerError as exc:
+            failure = f"container failed: {exc}"
+            log.error("worker %s of %s: %s", worker.id, spec.name, failure)
         except OSError as exc:
             log.error("cannot start worker of %s: %s", spec.name, exc)
         finally:
             if held is not None:
                 held.release()
+            if spec.worker.image:
+                await self.containers.finished(worker.id)
             self._procs.pop(worker.id, None)
             reason = proc.stop_reason if proc.stopping else failure or f"exited with code {code}"
             self._registry.remove(worker.id, reason)
@@ -268,4 +294,4 @@ def kill_leftovers(data_dir: Path) -> int:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(int(entry.name), signal.SIGKILL)
                 killed += 1
-    return killed
+    return killed + reap_containers(data_dir)

@@ -1,0 +1,170 @@
+"""Images on this host: present or pulled once (single-flight per reference), with registry
+logins written to a 0600 auth file, and an index of what this host holds."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from runq.core.containers_config import RegistryLogin
+from runq.core.image_ref import check_image_ref
+from runq.fleet.engine import Engine
+
+log = logging.getLogger("runq.fleet")
+
+
+class ImageError(Exception):
+    """An image cannot be had on this host; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """One image this host holds."""
+
+    ref: str  # as the endpoint names it
+    id: str  # the engine's image id (sha256 of its config)
+    digest: str  # the registry's manifest digest ("" for a locally built image)
+    size: int  # bytes, as the engine reports them
+    last_used: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class Acquired:
+    """An image ready to run, and what getting it cost (the image_pull phase)."""
+
+    image: ImageInfo
+    pulled: bool  # False: it was already here
+    seconds: float
+
+
+async def run_engine(engine: Engine, *args: str, timeout: float = 600) -> tuple[int, str, str]:
+    """Run the engine's CLI; (exit code, stdout, stderr)."""
+    process = await asyncio.create_subprocess_exec(
+        *engine.argv(*args),
+        env=engine.environ(),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        return -1, "", f"timed out after {timeout:g}s"
+    return process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def loopback_registry(ref: str) -> bool:
+    """A registry on this machine (a test or a local mirror): spoken to without TLS."""
+    name = check_image_ref(ref).name
+    host = name.split("/", 1)[0] if "/" in name else ""
+    return host.split(":", 1)[0] in ("localhost", "127.0.0.1") and ":" in host
+
+
+class ImageStore:
+    """This host's images, as seen through one engine."""
+
+    def __init__(self, engine: Engine, state_dir: Path) -> None:
+        self._engine = engine
+        self._dir = state_dir
+        self._flights: dict[str, asyncio.Task[Acquired]] = {}
+        self._index_path = state_dir / "images.json"
+
+    async def inspect(self, ref: str) -> ImageInfo | None:
+        code, out, _ = await run_engine(
+            self._engine, "image", "inspect", "--format", "{{json .}}", ref, timeout=60
+        )
+        if code != 0:
+            return None
+        data = json.loads(out.splitlines()[0] if out.strip() else "{}")
+        digests = data.get("RepoDigests") or []
+        digest = digests[0].rsplit("@", 1)[-1] if digests else ""
+        return ImageInfo(
+            ref, str(data.get("Id", "")), digest, int(data.get("Size", 0)), time.time()
+        )
+
+    async def acquire(self, ref: str, policy: str, login: RegistryLogin | None = None) -> Acquired:
+        """The image, pulled if `policy` asks for it. Concurrent calls for one reference share
+        one pull (a fleet scaling out from zero pulls once, not once per worker).
+
+        Raises:
+            ImageError: pull = "never" and it is absent, or the pull failed.
+        """
+        flight = self._flights.get(ref)
+        if flight is None:
+            flight = asyncio.create_task(self._acquire(ref, policy, login))
+            self._flights[ref] = flight
+            flight.add_done_callback(lambda _: self._flights.pop(ref, None))
+        return await asyncio.shield(flight)
+
+    async def _acquire(self, ref: str, policy: str, login: RegistryLogin | None) -> Acquired:
+        started = time.perf_counter()
+        if policy != "always":
+            found = await self.inspect(ref)
+            if found is not None:
+                self._record(found)
+                return Acquired(found, False, time.perf_counter() - started)
+            if policy == "never":
+                raise ImageError(
+                    f'image {ref} is not on this host and [worker.container] pull = "never": '
+                    "pull or build it first (runq bundle build), or allow pulls"
+                )
+        args = ["pull", "--quiet"]
+        if loopback_registry(ref):
+            args.append("--tls-verify=false")
+        if login is not None:
+            args += ["--authfile", str(self._auth_file(login))]
+        log.info("pulling image %s", ref)
+        code, _, err = await run_engine(self._engine, *args, ref)
+        if code != 0:
+            lines = err.strip().splitlines()
+            raise ImageError(f"pull of {ref} failed: {lines[-1] if lines else f'exit {code}'}")
+        found = await self.inspect(ref)
+        if found is None:
+            raise ImageError(f"pull of {ref} succeeded but the engine cannot find it")
+        self._record(found)
+        return Acquired(found, True, time.perf_counter() - started)
+
+    def _auth_file(self, login: RegistryLogin) -> Path:
+        """A containers-auth.json for one login, 0600 (the engine reads it; nobody else may)."""
+        secret = login.password_env and os.environ.get(login.password_env)
+        if not secret and login.password_file:
+            try:
+                secret = Path(login.password_file).read_text().strip()
+            except OSError as exc:
+                message = f"registry {login.server}: cannot read password file: {exc}"
+                raise ImageError(message) from None
+        if not secret:
+            raise ImageError(f"registry {login.server}: ${login.password_env} is not set")
+        token = base64.b64encode(f"{login.username}:{secret}".encode()).decode()
+        path = self._dir / "auth" / f"{login.server.replace('/', '_')}.json"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        text = json.dumps({"auths": {login.server: {"auth": token}}})
+        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+        path.with_suffix(".tmp").replace(path)
+        return path
+
+    def held(self) -> dict[str, ImageInfo]:
+        """Which images this host holds (by reference), as last recorded."""
+        try:
+            raw = json.loads(self._index_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {ref: ImageInfo(**row) for ref, row in raw.items() if isinstance(row, dict)}
+
+    def _record(self, info: ImageInfo) -> None:
+        index = {ref: asdict(row) for ref, row in self.held().items()}
+        index[info.ref] = asdict(info)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._index_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(index, indent=1))
+        tmp.replace(self._index_path)
