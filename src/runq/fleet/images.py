@@ -78,12 +78,14 @@ class ImageStore:
         self._index_path = state_dir / "images.json"
 
     async def inspect(self, ref: str) -> ImageInfo | None:
-        code, out, _ = await run_engine(
-            self._engine, "image", "inspect", "--format", "{{json .}}", ref, timeout=60
-        )
-        if code != 0:
+        code, out, _ = await run_engine(self._engine, "image", "inspect", ref, timeout=60)
+        try:
+            found = json.loads(out) if code == 0 else []
+        except ValueError:
+            found = []
+        if not isinstance(found, list) or not found or not isinstance(found[0], dict):
             return None
-        data = json.loads(out.splitlines()[0] if out.strip() else "{}")
+        data = found[0]
         digests = data.get("RepoDigests") or []
         digest = digests[0].rsplit("@", 1)[-1] if digests else ""
         return ImageInfo(

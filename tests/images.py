@@ -1,0 +1,158 @@
+"""Test images, built offline from this machine's own Python and the test venv's `runpod`.
+
+An unmodified RunPod worker image needs a Python and the runpod SDK. Instead of a Debian
+bootstrap (a minute, and a mirror), the rootfs is this interpreter's prefix (its stdlib, no
+tests or GUI), the site-packages of `runpod` and everything it requires (the exact versions the
+suite tests against), the shared libraries they link (found with ldd), and static busybox for
+/bin/sh. It is tagged by a hash of those inputs, so a second run, or a second session, finds it
+built. `.ci/run` builds it before pytest: `python -m tests.images`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as metadata
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from runq.core.containers_config import ContainersConfig
+from runq.fleet.engine import Engine, EngineUnavailable, detect_engine
+
+HANDLER = Path(__file__).parent / "handlers" / "runpod_image.py"
+REPOSITORY = "localhost/runq-test-runpod"
+_SKIP_STDLIB = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages"}
+_BUILDER_VERSION = "1"  # bump when the rootfs recipe changes
+
+
+def find_engine(state_dir: Path) -> Engine:
+    """The engine tests use (podman first), with runq's containers.conf in `state_dir`."""
+    return detect_engine(ContainersConfig(), state_dir)
+
+
+def _closure(root: str) -> list[metadata.Distribution]:
+    seen: dict[str, metadata.Distribution] = {}
+    todo = [root]
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        dist = metadata.distribution(name)
+        seen[name] = dist
+        for line in dist.requires or []:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    return sorted(seen.values(), key=lambda d: d.metadata["Name"].lower())
+
+
+def image_tag() -> str:
+    """The tag of the runpod test image for this interpreter, SDK and handler."""
+    parts = [
+        _BUILDER_VERSION,
+        sys.version,
+        sys.base_prefix,
+        HANDLER.read_text(),
+        *(f"{d.metadata['Name']}=={d.version}" for d in _closure("runpod")),
+    ]
+    return f"{REPOSITORY}:{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}"
+
+
+def _ldd(paths: list[Path]) -> set[Path]:
+    libs: set[Path] = set()
+    for chunk in range(0, len(paths), 200):
+        done = subprocess.run(
+            ["ldd", *map(str, paths[chunk : chunk + 200])], capture_output=True, text=True
+        )
+        for match in re.finditer(r"(?:=>\s*)?(/\S+)\s+\(0x", done.stdout):
+            libs.add(Path(match.group(1)))
+    return libs
+
+
+def _add(tar: tarfile.TarFile, source: Path, name: str | None = None) -> None:
+    tar.add(str(source), arcname=name or str(source).lstrip("/"), recursive=False)
+
+
+def _rootfs_tar(out: Path) -> None:
+    prefix = Path(sys.base_prefix)
+    binary = Path(os.path.realpath(sys._base_executable))  # type: ignore[attr-defined]
+    stdlib = Path(sysconfig.get_paths(vars={"base": sys.base_prefix})["stdlib"])
+    elves: list[Path] = [binary]
+    with tarfile.open(out, "w") as tar:
+        for directory in ("bin", "tmp", "etc", "usr/bin", "opt/site", "proc", "sys", "dev"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
+            tar.addfile(info)
+        _add(tar, binary)
+        for link in ("usr/bin/python3", "usr/bin/python"):
+            info = tarfile.TarInfo(link)
+            info.type, info.linkname = tarfile.SYMTYPE, str(binary)
+            tar.addfile(info)
+        for path in sorted(stdlib.rglob("*")):
+            relative = path.relative_to(stdlib).parts
+            if relative[0] in _SKIP_STDLIB or relative[0].startswith("config-"):
+                continue
+            if path.is_file() and not path.is_symlink():
+                _add(tar, path)
+                if path.suffix == ".so":
+                    elves.append(path)
+        for lib in (prefix / "lib").glob("libpython*.so*"):
+            _add(tar, lib)
+        for dist in _closure("runpod"):
+            for file in dist.files or []:
+                located = Path(str(file.locate()))
+                if located.is_file() and ".." not in file.parts:
+                    _add(tar, located, f"opt/site/{file}")
+                    if located.suffix == ".so" or ".so." in located.name:
+                        elves.append(located)
+        for lib in sorted(_ldd(elves)):
+            if lib.exists() and not str(lib).startswith(str(prefix)):
+                _add(tar, lib.resolve(), str(lib).lstrip("/"))
+        _add(tar, Path(shutil.which("busybox") or "/bin/busybox"), "bin/busybox")
+        for applet in ("sh", "ls", "cat", "sleep", "env"):
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(info)
+        handler = HANDLER.read_bytes()
+        info = tarfile.TarInfo("handler.py")
+        info.size, info.mode = len(handler), 0o644
+        tar.addfile(info, io.BytesIO(handler))
+
+
+def ensure_runpod_image(engine: Engine) -> str:
+    """The runpod worker image's tag, built unless the engine already holds it (about 20 s)."""
+    tag = image_tag()
+    env = engine.environ()
+    exists = subprocess.run(engine.argv("image", "exists", tag), env=env, capture_output=True)
+    if exists.returncode == 0:
+        return tag
+    with tempfile.TemporaryDirectory(prefix="runq-image-") as tmp:
+        archive = Path(tmp) / "rootfs.tar"
+        _rootfs_tar(archive)
+        changes = [
+            'CMD ["python3", "-u", "/handler.py"]',
+            "ENV PYTHONPATH=/opt/site",
+            "ENV PATH=/usr/bin:/bin",
+        ]
+        args = ["import", *(f"--change={change}" for change in changes), str(archive), tag]
+        subprocess.run(engine.argv(*args), env=env, check=True, capture_output=True)
+    return tag
+
+
+if __name__ == "__main__":
+    # .ci/run: build before the suite, so the suite's time is the tests'.
+    try:
+        found = find_engine(Path(tempfile.gettempdir()) / "runq-test-engine")
+    except EngineUnavailable as exc:
+        sys.exit(f"tests.images: {exc}")
+    print(ensure_runpod_image(found))
