@@ -17,6 +17,7 @@ from runq.cli_advise import register_advise
 from runq.cli_bench import register_bench
 from runq.cli_bundle import register_bundle
 from runq.cli_cache import cache_app
+from runq.cli_doctor import register_doctor
 from runq.core.config import DEFAULT_DATA_DIR, load_config
 from runq.core.spec import EndpointSpec, load_spec, resolve_spec_path
 from runq.errors import SpecError
@@ -395,6 +396,7 @@ def keys_revoke(
 register_advise(app)
 register_bench(app)
 register_bundle(app)
+register_doctor(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()
