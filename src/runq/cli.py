@@ -323,7 +323,12 @@ def _phases(cold: dict[str, float | None] | None) -> str:
     if not cold:
         return "-"
     keys = ("init_s", "import_s", "load_s", "ready_s")
-    return "/".join("-" if cold.get(k) is None else f"{cold[k]:.2f}" for k in keys)
+    text = "/".join("-" if cold.get(k) is None else f"{cold[k]:.2f}" for k in keys)
+    if cold.get("image_pull_s") is not None:  # an image worker
+        container = cold.get("container_start_s")
+        start = "-" if container is None else f"{container:.2f}"
+        text += f" (pull {cold['image_pull_s']:.2f}, container {start})"
+    return text
 
 
 keys_app = typer.Typer(

@@ -119,6 +119,22 @@ def test_the_container_gets_the_worker_contract_and_the_model_cache(live: Server
     assert output["pid"] != 1  # --init: a reaper is PID 1 and passes SIGTERM on
 
 
+def test_an_image_workers_cold_start_shows_the_pull_and_the_container_start(
+    live: Server,
+) -> None:
+    job = runpod.Endpoint("img").run({"echo": "phases"})
+    job.output(timeout=60)
+    worker = ready_worker(live, "img")
+
+    cold = worker["cold_start"]
+    assert cold["image_pull_s"] == 0.0  # the host held the image
+    assert 0 < cold["container_start_s"] < cold["total_s"]
+    assert worker["image"]["pull_bytes"] == 0
+    assert worker["image"]["digest"]
+    found = live.get(f"/admin/jobs/{job.job_id}").json()
+    assert {"image_pull_s", "container_start_s"} <= set(found["delay_breakdown"])
+
+
 def test_the_token_goes_through_a_0600_env_file_never_argv_and_logs_to_the_worker_log(
     live: Server, podman: Engine
 ) -> None:

@@ -13,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
+import re
 import shutil
 import subprocess
+import time
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +178,7 @@ class ContainerWorkers:
         self._freezers: dict[str, Path] = {}  # worker id -> its cgroup's freeze file
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watchers: dict[str, asyncio.subprocess.Process] = {}
 
     def engine(self) -> Engine:
         try:
@@ -203,10 +208,17 @@ class ContainerWorkers:
                 f"[worker.container] registry = {section.registry!r} is not in the server "
                 f"config's [containers.registries]"
             )
+        worker.image_pull_started_at = time.time()
         try:
             pulled = await self.images.acquire(spec.worker.image, section.pull, login)
         except ImageError as exc:
             raise ContainerError(str(exc)) from None
+        worker.image_pulled_at = time.time()
+        if not pulled.pulled:  # the host held it: the image_pull phase is 0
+            worker.image_pull_started_at = worker.image_pulled_at
+        worker.image_pull_bytes = pulled.image.size if pulled.pulled else 0
+        worker.image_digest = pulled.image.digest or pulled.image.id
+        self._spawn(self._watch_start(worker))
         env_file = self._dir / "env" / f"{worker.id}.env"
         alias = engine.dialect.host_alias
         write_env_file(env_file, container_env(self._config, spec, worker, held, alias))
@@ -231,6 +243,35 @@ class ContainerWorkers:
         return Launch(
             tuple(engine.argv(*run_argv(engine.dialect, request))), cli_env, self._dir, pulled
         )
+
+    async def _watch_start(self, worker: Worker) -> None:
+        """Record when the engine started the container (the container_start phase ends),
+        from the engine's own event; gives up after a few minutes."""
+        since = f"{time.time() - 1:.3f}"
+        args = ["events", "--since", since, "--format", "json", "--filter", "event=start"]
+        args += ["--filter", f"label={LABEL_WORKER}={worker.id}"]
+        engine = self.engine()
+        process = await asyncio.create_subprocess_exec(
+            *engine.argv(*args),
+            env=engine.environ(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        self._watchers[worker.id] = process
+        try:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), 300)
+            started = event_time(line.decode(errors="replace"))
+            if started is not None:
+                worker.container_started_at = started
+        except TimeoutError:
+            pass
+        finally:
+            self._watchers.pop(worker.id, None)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
 
     def park(self, worker_id: str) -> bool:
         """Freeze the container's cgroup (FlashBoot): a write to its freezer when known (a few
@@ -297,6 +338,9 @@ class ContainerWorkers:
         """The worker's CLI ended: make sure its container is gone and drop its files."""
         self._freezers.pop(worker_id, None)
         self._locks.pop(worker_id, None)
+        watcher = self._watchers.pop(worker_id, None)
+        if watcher is not None and watcher.returncode is None:
+            watcher.kill()  # the container never started
         with contextlib.suppress(FileNotFoundError):
             (self._dir / "env" / f"{worker_id}.env").unlink()
         with contextlib.suppress(ContainerError):
@@ -315,6 +359,31 @@ class ContainerWorkers:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def event_time(line: str) -> float | None:
+    """The epoch time of an engine's JSON event: podman's RFC 3339 `Time` (nanoseconds) or
+    docker's `timeNano`.
+
+    >>> event_time('{"Status": "start", "Time": "2026-12-05T07:49:13.256744332Z"}')
+    1796456953.256744
+    """
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    if isinstance(event.get("timeNano"), int):
+        return float(event["timeNano"]) / 1e9
+    text = event.get("Time") or event.get("time")
+    if not isinstance(text, str):
+        return None
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text).replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 def freezer_of(pid: int) -> Path | None:
