@@ -3,9 +3,10 @@
 An unmodified RunPod worker image needs a Python and the runpod SDK. Instead of a Debian
 bootstrap (a minute, and a mirror), the rootfs is this interpreter's prefix (its stdlib, no
 tests or GUI), the site-packages of `runpod` and everything it requires (the exact versions the
-suite tests against), the shared libraries they link (found with ldd), and static busybox for
-/bin/sh. It is tagged by a hash of those inputs, so a second run, or a second session, finds it
-built. `.ci/run` builds it before pytest: `python -m tests.images`.
+suite tests against), runq's stdlib-only worker SDK, the shared libraries they link (found
+with ldd), and static busybox for /bin/sh. It is tagged by a hash of those inputs, so a second
+run, or a second session, finds it built. `.ci/run` builds it before pytest:
+`python -m tests.images`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from packaging.utils import canonicalize_name
 from runq.core.containers_config import ContainersConfig
 from runq.fleet.engine import Engine, EngineUnavailable, detect_engine
 
-HANDLER = Path(__file__).parent / "handlers" / "runpod_image.py"
+HANDLER = Path(__file__).parent / "handlers" / "runpod_image.py"  # the image's CMD
+NATIVE_HANDLER = Path(__file__).parent / "handlers" / "native_echo.py"  # runq's worker SDK
+RUNQ_SRC = Path(__file__).resolve().parents[1] / "src" / "runq"
 REPOSITORY = "localhost/runq-test-runpod"
 _SKIP_STDLIB = {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages"}
-_BUILDER_VERSION = "1"  # bump when the rootfs recipe changes
+_BUILDER_VERSION = "2"  # bump when the rootfs recipe changes
 
 
 def find_engine(state_dir: Path) -> Engine:
@@ -63,9 +66,16 @@ def image_tag() -> str:
         sys.version,
         sys.base_prefix,
         HANDLER.read_text(),
+        NATIVE_HANDLER.read_text(),
+        *(p.read_text() for p in _runq_worker_files()),
         *(f"{d.metadata['Name']}=={d.version}" for d in _closure("runpod")),
     ]
     return f"{REPOSITORY}:{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}"
+
+
+def _runq_worker_files() -> list[Path]:
+    """runq's own worker SDK (stdlib only), so the image can also run a native handler."""
+    return [RUNQ_SRC / "__init__.py", *sorted((RUNQ_SRC / "worker").glob("*.py"))]
 
 
 def _ldd(paths: list[Path]) -> set[Path]:
@@ -123,10 +133,13 @@ def _rootfs_tar(out: Path) -> None:
             info = tarfile.TarInfo(f"bin/{applet}")
             info.type, info.linkname = tarfile.SYMTYPE, "busybox"
             tar.addfile(info)
-        handler = HANDLER.read_bytes()
-        info = tarfile.TarInfo("handler.py")
-        info.size, info.mode = len(handler), 0o644
-        tar.addfile(info, io.BytesIO(handler))
+        for source, name in ((HANDLER, "handler.py"), (NATIVE_HANDLER, "native_handler.py")):
+            data = source.read_bytes()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+        for file in _runq_worker_files():
+            _add(tar, file, f"opt/site/runq/{file.relative_to(RUNQ_SRC)}")
 
 
 def ensure_runpod_image(engine: Engine) -> str:
