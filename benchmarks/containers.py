@@ -37,13 +37,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from live_serve import REPO, LiveServe, free_port, wait_until
+from live_serve import REPO, LiveServe, wait_until
 from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(REPO))  # tests.images builds the runpod image offline
 
-from tests.images import NATIVE_HANDLER, _rootfs_tar, ensure_runpod_image, find_engine
+from tests.images import (
+    NATIVE_HANDLER,
+    _rootfs_tar,
+    ensure_runpod_image,
+    find_engine,
+    loopback_registry,
+)
 
 from runq.fleet.engine import Engine
 from runq.fleet.images import ImageStore
@@ -111,36 +117,6 @@ def engine_run(engine: Engine, *args: str) -> str:
     return done.stdout
 
 
-class Registry:
-    """Debian's docker-registry on a loopback port, storing in `root`."""
-
-    def __init__(self, root: Path) -> None:
-        self.port = free_port()
-        config = root / "registry.yml"
-        config.write_text(
-            f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'store'}\n"
-            f"http:\n  addr: 127.0.0.1:{self.port}\n"
-        )
-        self.log = open(root / "registry.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            ["docker-registry", "serve", str(config)], stdout=self.log, stderr=subprocess.STDOUT
-        )
-        import httpx
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{self.port}/v2/").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until("the registry", up, 30)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-        self.log.close()
-
-
 def measure_pulls(engine: Engine, tmp: Path, samples: int) -> dict[str, list[float]]:
     """Cold pulls of one image from a loopback registry: runq's image store, then the engine's
     own `pull`, alternately, the image removed before each."""
@@ -150,26 +126,25 @@ def measure_pulls(engine: Engine, tmp: Path, samples: int) -> dict[str, list[flo
     nonce.write_text(secrets.token_hex(16))  # layers of their own: no sharing with the test image
     with tarfile.open(archive, "a") as tar:
         tar.add(str(nonce), arcname="bench-nonce")
-    registry = Registry(tmp)
-    ref = f"127.0.0.1:{registry.port}/runq-bench/runpod:{secrets.token_hex(4)}"
     found: dict[str, list[float]] = {"runq": [], "engine": []}
-    try:
-        engine_run(engine, "import", str(archive), ref)
-        engine_run(engine, "push", "--tls-verify=false", ref)
-        store = ImageStore(engine, tmp / "state")
-        for _ in range(samples):
-            engine_run(engine, "rmi", "-f", ref)
-            acquired = asyncio.run(store.acquire(ref, "always"))
-            if not acquired.pulled:
-                raise RuntimeError("runq's image store did not pull")
-            found["runq"].append(acquired.seconds)
-            engine_run(engine, "rmi", "-f", ref)
-            start = time.perf_counter()
-            engine_run(engine, "pull", "--quiet", "--tls-verify=false", ref)
-            found["engine"].append(time.perf_counter() - start)
-    finally:
-        subprocess.run(engine.argv("rmi", "-f", ref), env=engine.environ(), capture_output=True)
-        registry.stop()
+    with loopback_registry(tmp) as registry:
+        ref = f"{registry}/runq-bench/runpod:{secrets.token_hex(4)}"
+        try:
+            engine_run(engine, "import", str(archive), ref)
+            engine_run(engine, "push", "--tls-verify=false", ref)
+            store = ImageStore(engine, tmp / "state")
+            for _ in range(samples):
+                engine_run(engine, "rmi", "-f", ref)
+                acquired = asyncio.run(store.acquire(ref, "always"))
+                if not acquired.pulled:
+                    raise RuntimeError("runq's image store did not pull")
+                found["runq"].append(acquired.seconds)
+                engine_run(engine, "rmi", "-f", ref)
+                start = time.perf_counter()
+                engine_run(engine, "pull", "--quiet", "--tls-verify=false", ref)
+                found["engine"].append(time.perf_counter() - start)
+        finally:
+            subprocess.run(engine.argv("rmi", "-f", ref), env=engine.environ(), capture_output=True)
     return found
 
 

@@ -11,19 +11,24 @@ run, or a second session, finds it built. `.ci/run` builds it before pytest:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata as metadata
 import io
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
 import tarfile
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -160,6 +165,56 @@ def ensure_runpod_image(engine: Engine) -> str:
         args = ["import", *(f"--change={change}" for change in changes), str(archive), tag]
         subprocess.run(engine.argv(*args), env=env, check=True, capture_output=True)
     return tag
+
+
+def busybox_image(engine: Engine, tag: str) -> str:
+    """A 2 MB image of static busybox alone (for pulls: quick to push and to unpack)."""
+    with tempfile.TemporaryDirectory(prefix="runq-image-") as tmp:
+        archive = Path(tmp) / "rootfs.tar"
+        with tarfile.open(archive, "w") as tar:
+            _add(tar, Path(shutil.which("busybox") or "/bin/busybox"), "bin/busybox")
+            info = tarfile.TarInfo("bin/sh")
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(info)
+        args = ["import", '--change=CMD ["/bin/sh"]', str(archive), tag]
+        subprocess.run(engine.argv(*args), env=engine.environ(), check=True, capture_output=True)
+    return tag
+
+
+@contextlib.contextmanager
+def loopback_registry(root: Path) -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1 (no TLS, no auth), storing in `root`; yields
+    its address, host:port."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        raise FileNotFoundError("docker-registry (apt-get install docker-registry)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = root / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'store'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    with open(root / "registry.log", "wb") as log:
+        process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log)
+        try:
+            deadline = time.monotonic() + 30
+            while not _answers(port):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"docker-registry did not start: see {root}/registry.log")
+                time.sleep(0.05)
+            yield f"127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from runq.core.config import ServerConfig
+from runq.core.containers_config import RegistryLogin
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
 from runq.errors import SpecError
@@ -43,6 +44,7 @@ LABEL_ENDPOINT = "io.runq.endpoint"
 LABEL_PLANE = "io.runq.control-plane"
 RUNPOD_HUB_CACHE = "/runpod-volume/huggingface-cache/hub"  # where RunPod workers look
 RUNPOD_VOLUME = "/runpod-volume"
+ENGINE_FAILED = 125  # podman's and docker's exit code when they, not the container, fail
 
 
 class ContainerError(Exception):
@@ -179,6 +181,7 @@ class ContainerWorkers:
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchers: dict[str, asyncio.subprocess.Process] = {}
+        self._pins: dict[str, tuple[EndpointSpec, Acquired]] = {}  # endpoint -> its deploy's image
 
     def engine(self) -> Engine:
         try:
@@ -209,10 +212,7 @@ class ContainerWorkers:
                 f"config's [containers.registries]"
             )
         worker.image_pull_started_at = time.time()
-        try:
-            pulled = await self.images.acquire(spec.worker.image, section.pull, login)
-        except ImageError as exc:
-            raise ContainerError(str(exc)) from None
+        pulled = await self._pinned_image(spec, login)
         worker.image_pulled_at = time.time()
         if not pulled.pulled:  # the host held it: the image_pull phase is 0
             worker.image_pull_started_at = worker.image_pulled_at
@@ -243,6 +243,21 @@ class ContainerWorkers:
         return Launch(
             tuple(engine.argv(*run_argv(engine.dialect, request))), cli_env, self._dir, pulled
         )
+
+    async def _pinned_image(self, spec: EndpointSpec, login: RegistryLogin | None) -> Acquired:
+        """The image of this deploy of `spec`. The first worker resolves the reference (pulling
+        as `pull` says) and pins the deploy to the image id it got: every later worker of that
+        deploy runs the same bits even if the tag moves, and skips the registry. A redeploy
+        (a new spec) resolves again."""
+        pin = self._pins.get(spec.name)
+        if pin is not None and pin[0] is spec:
+            return Acquired(pin[1].image, pulled=False, seconds=0.0)
+        try:
+            pulled = await self.images.acquire(spec.worker.image, spec.worker.container.pull, login)
+        except ImageError as exc:
+            raise ContainerError(str(exc)) from None
+        self._pins[spec.name] = (spec, pulled)
+        return pulled
 
     async def _watch_start(self, worker: Worker) -> None:
         """Record when the engine started the container (the container_start phase ends),
@@ -334,8 +349,12 @@ class ContainerWorkers:
     async def _kill(self, worker_id: str) -> None:
         await run_engine(self.engine(), "rm", "-f", container_name(worker_id), timeout=30)
 
-    async def finished(self, worker_id: str) -> None:
-        """The worker's CLI ended: make sure its container is gone and drop its files."""
+    async def finished(self, worker_id: str, endpoint: str, code: int) -> None:
+        """The worker's CLI ended: make sure its container is gone and drop its files. Exit
+        125 is the engine's own failure (say, the pinned image was removed): the endpoint's
+        next worker resolves its image again."""
+        if code == ENGINE_FAILED:
+            self._pins.pop(endpoint, None)
         self._freezers.pop(worker_id, None)
         self._locks.pop(worker_id, None)
         watcher = self._watchers.pop(worker_id, None)

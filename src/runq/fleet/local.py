@@ -219,7 +219,7 @@ class LocalProvisioner:
             if held is not None:
                 held.release()
             if spec.worker.image:
-                await self.containers.finished(worker.id)
+                await self.containers.finished(worker.id, spec.name, code)
             self._procs.pop(worker.id, None)
             reason = proc.stop_reason if proc.stopping else failure or f"exited with code {code}"
             self._registry.remove(worker.id, reason)
