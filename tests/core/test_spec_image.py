@@ -49,7 +49,27 @@ def test_every_container_field_is_read(tmp_path: Path) -> None:
     )
 
 
+def test_a_built_image_is_named_after_the_endpoint_and_never_pulled(tmp_path: Path) -> None:
+    text = spec('[worker.container]\nbuild = "Containerfile"')
+
+    worker = loads_spec(text, tmp_path / "e.toml").worker
+
+    assert worker.image == "localhost/runq-img"  # tagged by the folder's hash when built
+    assert worker.container.build == "Containerfile"
+    assert worker.container.pull == "never"
+
+
 INVALID = [
+    pytest.param(
+        'image = "echo"\n[worker.container]\nbuild = "Containerfile"',
+        "worker.image",
+        id="an image and a build",
+    ),
+    pytest.param(
+        '[worker.container]\nbuild = "Containerfile"\npull = "always"',
+        "worker.container.build",
+        id="a build that should be pulled",
+    ),
     pytest.param('image = "Team/Echo"', "worker.image", id="an image with upper-case path"),
     pytest.param('image = "echo v1"', "worker.image", id="an image with a space"),
     pytest.param('image = "echo@sha256:abc"', "worker.image", id="a short digest"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,11 @@ def containers(podman: Engine, server: Server) -> list[dict[str, Any]]:
         check=True,
     )
     return json.loads(done.stdout or "[]")  # type: ignore[no-any-return]
+
+
+def engine_output(podman: Engine, *args: str) -> str:
+    done = subprocess.run(podman.argv(*args), env=podman.environ(), capture_output=True, text=True)
+    return done.stdout
 
 
 def inspect(podman: Engine, worker_id: str, template: str) -> str:
@@ -257,3 +263,38 @@ def test_gpus_are_granted_by_cdi_and_renumbered_from_zero(
     assert env["CUDA_VISIBLE_DEVICES"] == "0,1"  # inside, only the granted GPUs, from 0
     for index in range(3):
         assert env[f"RUNQ_FAKE_GPU_{index}"] == ("granted" if index in held else None)
+
+
+def test_a_folder_with_a_containerfile_is_built_once_by_its_content_and_serves_jobs(
+    image: str, podman: Engine, server_factory: Any
+) -> None:
+    server: Server = server_factory()
+    folder = server.root / "baked"
+    folder.mkdir()
+    (folder / "weights.txt").write_text("baked into the image")
+    (folder / "Containerfile").write_text(f"FROM {image}\nCOPY weights.txt /weights.txt\n")
+    (folder / "endpoint.toml").write_text(
+        'name = "baked"\n[worker]\n[worker.container]\nbuild = "Containerfile"\n'
+        + f"[scaling]\n{ONE_WORKER}\n"
+    )
+    build = [sys.executable, "-m", "runq.cli", "bundle", "build", str(folder)]
+    build += ["--data-dir", str(server.data_dir)]
+    try:
+        first = subprocess.run(build, capture_output=True, text=True, timeout=120)
+        second = subprocess.run(build, capture_output=True, text=True, timeout=120)
+        assert first.stdout.startswith("built localhost/runq-baked:"), first.stderr
+        tag = first.stdout.split()[1]
+        assert second.stdout.startswith(f"up to date: {tag}")
+
+        server.endpoints.append(folder / "endpoint.toml")
+        server.start(wait_workers=False)
+        ready_worker(server, "baked")
+        body = {"input": {"read": ["/weights.txt"]}}
+        response = server.post("/v2/baked/runsync", json=body, timeout=60)
+
+        assert response.json()["output"]["read"] == {"/weights.txt": "baked into the image"}
+    finally:
+        server.stop()
+        built = engine_output(podman, "images", "-q", "localhost/runq-baked").split()
+        if built:
+            engine_output(podman, "rmi", "-f", *built)

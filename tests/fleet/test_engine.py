@@ -84,8 +84,17 @@ CASES = [
     pytest.param(
         "podman",
         make_request(shm_size=2**31, extra_args=("--cap-drop", "ALL")),
-        {"has": ["--shm-size=2147483648", "--network=host", "--cap-drop", "--init", "--rm"]},
-        id="shm size in bytes, host network by default, extra args passed through, --init",
+        {
+            "has": [
+                "--shm-size=2147483648",
+                "--network=host",
+                "--cap-drop",
+                "--init",
+                "--rm",
+                "--log-driver=none",
+            ]
+        },
+        id="shm size in bytes, host network, extra args passed through, --init, one log only",
     ),
 ]
 

@@ -15,6 +15,7 @@ def handler(job):
         "echo": given.get("echo"),
         "env": {name: os.environ.get(name) for name in given.get("env", [])},
         "exists": {path: os.path.exists(path) for path in given.get("paths", [])},
+        "read": {path: open(path).read() for path in given.get("read", [])},
         "pid": os.getpid(),
     }
 

@@ -36,6 +36,7 @@ class ContainerSection:
     shm_size: int = DEFAULT_SHM_BYTES
     registry: str = ""  # names a [containers.registries.NAME] of the server config
     extra_args: tuple[str, ...] = ()  # given to `podman run` / `docker run` as they are
+    build: str = ""  # a Containerfile in the worker's dir: the image is built from the folder
 
 
 @dataclass(frozen=True)
@@ -203,14 +204,31 @@ def _parse_container(reader: _Reader) -> ContainerSection:
     reader.check("shm_size", shm >= 2**20, "must be at least 1MiB")
     registry = reader.get("registry", str, "")
     extra = reader.strings("extra_args", ())
-    _no_nul(reader, "extra_args", registry, *extra)
+    build = reader.get("build", str, "")
+    _no_nul(reader, "extra_args", registry, build, *extra)
+    reader.check("build", not build or pull != "always", "a built image cannot be pulled")
     reader.finish()
-    return ContainerSection(pull=pull, shm_size=shm, registry=registry, extra_args=extra)
+    return ContainerSection(
+        pull="never" if build else pull,
+        shm_size=shm,
+        registry=registry,
+        extra_args=extra,
+        build=build,
+    )
 
 
-def _parse_image(reader: _Reader) -> tuple[str, tuple[str, ...] | None, ContainerSection]:
-    """`image`, `entrypoint` and `[worker.container]`; the last two need the first."""
-    image = reader.get("image", str, "")
+def _parse_image(
+    reader: _Reader, name: str
+) -> tuple[str, tuple[str, ...] | None, ContainerSection]:
+    """`image`, `entrypoint` and `[worker.container]`; the last two need an image, named or
+    built (`[worker.container] build`: the image is localhost/runq-NAME, tagged when built)."""
+    table = reader.table.get("container")
+    builds = isinstance(table, dict) and bool(table.get("build"))
+    reader.check(
+        "image", not (builds and "image" in reader.table), "give an image or a build, not both"
+    )
+    image = f"localhost/runq-{name}" if builds else reader.get("image", str, "")
+    reader.seen.add("image")
     if image:
         try:
             check_image_ref(image)
@@ -229,8 +247,10 @@ def _parse_image(reader: _Reader) -> tuple[str, tuple[str, ...] | None, Containe
     return image, entrypoint, container
 
 
-def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> WorkerSection:
-    image, entrypoint, container = _parse_image(reader)
+def _parse_worker(
+    reader: _Reader, base_dir: Path, endpoint_type: str, name: str = ""
+) -> WorkerSection:
+    image, entrypoint, container = _parse_image(reader, name)
     if image and "command" not in reader.table:
         command: tuple[str, ...] = ()  # the image's own CMD
     else:
@@ -387,7 +407,7 @@ def parse_spec(data: Mapping[str, Any], base_dir: Path, where: str) -> EndpointS
     }
     parsed = {key: parse(top.sub(key)) for key, parse in sections.items()}
     model = _parse_model(top.sub("model")) if "model" in data else None
-    worker = _parse_worker(top.sub("worker"), base_dir, endpoint_type)
+    worker = _parse_worker(top.sub("worker"), base_dir, endpoint_type, name)
     top.finish()
     return EndpointSpec(
         name=name,

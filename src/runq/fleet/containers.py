@@ -32,6 +32,7 @@ from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
 from runq.errors import SpecError
 from runq.fleet.engine import Engine, EngineUnavailable, Mount, RunRequest, detect_engine, run_argv
+from runq.fleet.image_build import ImageBuildError, build_image
 from runq.fleet.images import Acquired, ImageError, ImageStore, run_engine
 from runq.fleet.worker_env import CONTROL_PLANE_MARKER, worker_env
 from runq.models.cache import Pinned
@@ -181,6 +182,7 @@ class ContainerWorkers:
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._watchers: dict[str, asyncio.subprocess.Process] = {}
+        self._builds: dict[str, asyncio.Lock] = {}  # endpoint -> its image build, one at a time
         self._pins: dict[str, tuple[EndpointSpec, Acquired]] = {}  # endpoint -> its deploy's image
 
     def engine(self) -> Engine:
@@ -252,9 +254,15 @@ class ContainerWorkers:
         pin = self._pins.get(spec.name)
         if pin is not None and pin[0] is spec:
             return Acquired(pin[1].image, pulled=False, seconds=0.0)
+        ref = spec.worker.image
         try:
-            pulled = await self.images.acquire(spec.worker.image, spec.worker.container.pull, login)
-        except ImageError as exc:
+            if spec.worker.container.build:  # built from the worker folder, once per content
+                async with self._builds.setdefault(spec.name, asyncio.Lock()):
+                    ref, built = await asyncio.to_thread(build_image, self.engine(), spec)
+                if built:
+                    log.info("built image %s for %s", ref, spec.name)
+            pulled = await self.images.acquire(ref, spec.worker.container.pull, login)
+        except (ImageError, ImageBuildError) as exc:
             raise ContainerError(str(exc)) from None
         self._pins[spec.name] = (spec, pulled)
         return pulled

@@ -82,7 +82,9 @@ def run_argv(dialect: Dialect, request: RunRequest) -> list[str]:
     for key, value in sorted(request.labels.items()):
         argv += ["--label", f"{key}={value}"]
     argv += [f"--network={request.network}", f"--shm-size={request.shm_size}"]
-    argv += [f"--stop-timeout={request.stop_timeout_s}"]
+    # The CLI's own output is the worker's log (runq's file, capped by runq): no second copy
+    # in the engine's storage, which nothing would cap.
+    argv += [f"--stop-timeout={request.stop_timeout_s}", "--log-driver=none"]
     if request.network == "bridge":
         argv += dialect.bridge_args
     for mount in request.mounts:
