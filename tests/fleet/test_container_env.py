@@ -14,12 +14,14 @@ from runq.core.containers_config import ContainersConfig
 from runq.core.hosts import Host
 from runq.core.spec import ComputeSection, EndpointSpec, WorkerSection
 from runq.core.worker import Placement, Worker
+from runq.errors import SpecError
 from runq.fleet.containers import (
     RUNPOD_HUB_CACHE,
     RUNPOD_VOLUME,
     ContainerError,
     container_env,
     mounts,
+    require_engine,
     write_env_file,
 )
 from runq.fleet.engine import Mount
@@ -109,3 +111,26 @@ def test_the_env_file_is_0600_and_refuses_what_it_cannot_hold(tmp_path: Path) ->
     assert path.read_text() == "A=1\nB=x y=z\n"
     with pytest.raises(ContainerError, match="'C'"):
         write_env_file(path, {"C": "two\nlines"})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "endpoint_type", "says"),
+    [
+        pytest.param({"ray_address": "10.0.0.1:6379"}, "queue", "not run on Ray", id="on Ray"),
+        pytest.param(
+            {"containers": ContainersConfig(network="bridge")},
+            "load_balancer",
+            'network = "host"',
+            id="a load balancer on a bridge (its port would not be published)",
+        ),
+    ],
+)
+def test_an_image_endpoint_runq_cannot_serve_is_refused_naming_the_field(
+    tmp_path: Path, overrides: dict[str, Any], endpoint_type: str, says: str
+) -> None:
+    spec = dataclasses.replace(make_spec(), type=endpoint_type)
+
+    with pytest.raises(SpecError, match=says) as raised:
+        require_engine(spec, make_config(tmp_path, **overrides))
+
+    assert "field 'worker.image'" in str(raised.value)

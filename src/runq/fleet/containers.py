@@ -88,12 +88,19 @@ def require_engine(spec: EndpointSpec, config: ServerConfig) -> None:
     Raises:
         SpecError: the spec names an image and no engine is usable here (HTTP 400).
     """
-    if not spec.worker.image or config.ray_address:
+    if not spec.worker.image:
         return
+    where = spec.source_path or spec.name
+    if config.ray_address:
+        raise SpecError(f"{where}: field 'worker.image': image workers do not run on Ray yet")
+    if spec.type == "load_balancer" and config.containers.network != "host":
+        raise SpecError(
+            f"{where}: field 'worker.image': a load_balancer image worker needs "
+            '[containers] network = "host" (its port is not published on a bridge)'
+        )
     try:
         engine_for(config)
     except EngineUnavailable as exc:
-        where = spec.source_path or spec.name
         raise SpecError(f"{where}: field 'worker.image': {exc}") from None
 
 

@@ -95,11 +95,12 @@ class LocalProvisioner:
             proc.task.cancel()  # the download thread finishes alone; no worker will start
         elif process is None and proc.task is not None:
             proc.task.cancel()  # waiting for its bundle or preload template: none will start
-        if process is not None and process.returncode is None and proc.spec.worker.image:
-            await self.containers.stop(worker_id, _STOP_GRACE_S)  # by name (fleet/containers.py)
-        elif process is not None and process.returncode is None:
-            _signal_group(process, signal.SIGTERM)
-            _signal_group(process, signal.SIGCONT)  # a parked (stopped) process must wake to die
+        if process is not None and process.returncode is None:
+            if proc.spec.worker.image:  # by name: signals to the CLI do not reach a container
+                await self.containers.stop(worker_id, _STOP_GRACE_S)
+            else:
+                _signal_group(process, signal.SIGTERM)
+                _signal_group(process, signal.SIGCONT)  # a parked (stopped) process must wake
             try:
                 await asyncio.wait_for(asyncio.shield(process.wait()), _STOP_GRACE_S)
             except TimeoutError:
@@ -138,8 +139,7 @@ class LocalProvisioner:
             proc.stopping = True
             proc.stop_reason = reason
         if self._image_worker(worker_id):
-            self.containers.kill(worker_id)  # the CLI ends when its container does
-            return True
+            self.containers.kill(worker_id)  # by name: killing the CLI alone leaves it running
         return self._signal(worker_id, signal.SIGKILL)
 
     def pid(self, worker_id: str) -> int | None:
