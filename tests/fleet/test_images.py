@@ -108,3 +108,17 @@ def test_a_login_goes_to_a_0600_auth_file(
     [auth] = (tmp_path / "auth").iterdir()
     assert auth.stat().st_mode & 0o777 == 0o600
     assert json.loads(auth.read_text()) == {"auths": {server: {"auth": "Ym90OnMzY3JldA=="}}}
+
+
+def test_over_its_budget_the_store_evicts_what_no_worker_uses(
+    engine: Engine, pushed: str, tmp_path: Path
+) -> None:
+    store = ImageStore(engine, tmp_path)
+    acquired = asyncio.run(store.acquire(pushed, "missing"))
+
+    assert asyncio.run(store.evict(1, in_use={acquired.image.id})) == []  # in use: it stays
+    assert asyncio.run(store.evict(1, in_use=set())) == [pushed]
+
+    exists = subprocess.run(engine.argv("image", "exists", pushed), env=engine.environ())
+    assert exists.returncode == 1
+    assert store.held() == {}

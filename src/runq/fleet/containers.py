@@ -272,6 +272,10 @@ class ContainerWorkers:
         except (ImageError, ImageBuildError) as exc:
             raise ContainerError(str(exc)) from None
         self._pins[spec.name] = (spec, pulled)
+        budget = self._config.containers.image_store_max_bytes
+        if pulled.pulled and budget:
+            pinned = {acquired.image.id for _, acquired in self._pins.values()}
+            await self.images.evict(budget, pinned)  # the images of deployed endpoints stay
         return pulled
 
     async def _watch_start(self, worker: Worker) -> None:

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -155,6 +156,23 @@ class ImageStore:
         path.with_suffix(".tmp").replace(path)
         return path
 
+    async def evict(self, budget: int, in_use: set[str]) -> list[str]:
+        """Remove the images this store recorded, least recently used first, until they fit
+        in `budget` bytes; never one whose id is in `in_use`. Returns the references removed
+        (the engine refuses one a container still uses: it stays)."""
+        removed: list[str] = []
+        for ref in choose_evictions(self.held(), budget, in_use):
+            code, _, err = await run_engine(self._engine, "rmi", ref, timeout=120)
+            if code == 0:
+                removed.append(ref)
+            else:
+                log.warning("could not evict image %s: %s", ref, err.strip()[-200:])
+        if removed:
+            index = {ref: asdict(row) for ref, row in self.held().items() if ref not in removed}
+            self._write(index)
+            log.info("evicted images %s (image store over its budget)", ", ".join(removed))
+        return removed
+
     def held(self) -> dict[str, ImageInfo]:
         """Which images this host holds (by reference), as last recorded."""
         try:
@@ -166,7 +184,31 @@ class ImageStore:
     def _record(self, info: ImageInfo) -> None:
         index = {ref: asdict(row) for ref, row in self.held().items()}
         index[info.ref] = asdict(info)
+        self._write(index)
+
+    def _write(self, index: dict[str, dict[str, object]]) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
         tmp = self._index_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(index, indent=1))
         tmp.replace(self._index_path)
+
+
+def choose_evictions(held: Mapping[str, ImageInfo], budget: int, in_use: set[str]) -> list[str]:
+    """Which images to remove so the rest fit in `budget` bytes: least recently used first,
+    skipping those in use. A budget of 0 means no limit.
+
+    Example: a (3 GB, used at 10), b (2 GB, at 20), c (4 GB, at 30), budget 5 GB: 9 GB held;
+    remove a (6 GB left), then b (4 GB): ["a", "b"]. With a in use: b, then c: ["b", "c"].
+    """
+    if budget <= 0:
+        return []
+    total = sum(info.size for info in held.values())
+    chosen: list[str] = []
+    for ref, info in sorted(held.items(), key=lambda item: item[1].last_used):
+        if total <= budget:
+            break
+        if info.id in in_use:
+            continue
+        chosen.append(ref)
+        total -= info.size
+    return chosen
