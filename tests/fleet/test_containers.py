@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import runpod
 
-from runq.fleet.containers import LABEL_PLANE, container_name, freezer_of, plane_id
+from runq.fleet.container_host import LABEL_PLANE, container_name, freezer_of, plane_id
 from runq.fleet.engine import Engine, EngineUnavailable
 from tests.conftest import Server, free_port, wait_until
 from tests.images import ensure_runpod_image, find_engine

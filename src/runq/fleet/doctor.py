@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runq.core.config import ServerConfig
-from runq.fleet.containers import state_dir
+from runq.fleet.container_host import state_dir
 from runq.fleet.engine import INSTALL_HINT, Engine, EngineUnavailable, detect_engine, init_binary
 
 CDI_DIRS = (Path("/etc/cdi"), Path("/var/run/cdi"))

@@ -18,7 +18,8 @@ from runq.bundles import BundleError, build, bundle_for
 from runq.core.config import ServerConfig
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
-from runq.fleet.containers import ContainerError, ContainerWorkers, reap_containers
+from runq.fleet.container_host import reap_containers
+from runq.fleet.containers import ContainerError, ContainerWorkers
 from runq.fleet.forkserver import ForkedProcess, ForkServers
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.worker_env import CONTROL_PLANE_MARKER, worker_env
