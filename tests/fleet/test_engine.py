@@ -82,6 +82,12 @@ CASES = [
         id="docker on a bridge learns the host's name",
     ),
     pytest.param(
+        "docker",
+        make_request(),
+        {"has": ["--log-driver=none"]},
+        id="docker keeps no copy of the output (it has no passthrough)",
+    ),
+    pytest.param(
         "podman",
         make_request(shm_size=2**31, extra_args=("--cap-drop", "ALL")),
         {
@@ -91,7 +97,7 @@ CASES = [
                 "--cap-drop",
                 "--init",
                 "--rm",
-                "--log-driver=none",
+                "--log-driver=passthrough",
             ]
         },
         id="shm size in bytes, host network, extra args passed through, --init, one log only",

@@ -28,12 +28,20 @@ class Dialect:
     gpu_flag: str  # "cdi": --device nvidia.com/gpu=N per GPU; "gpus": --gpus "device=N,M"
     host_alias: str  # the host's name from inside a bridged container
     bridge_args: tuple[str, ...]  # what makes host_alias resolve on a bridge
+    # The container's output goes to the CLI's stdout, runq's worker log, and nowhere else (a
+    # second copy in the engine's storage would grow uncapped). podman's passthrough hands the
+    # log file itself to the container: no relay through conmon and the CLI per line.
+    log_driver: str
 
 
 DIALECTS: Mapping[str, Dialect] = {
-    "podman": Dialect("podman", "cdi", "host.containers.internal", ()),
+    "podman": Dialect("podman", "cdi", "host.containers.internal", (), "passthrough"),
     "docker": Dialect(
-        "docker", "gpus", "host.docker.internal", ("--add-host=host.docker.internal:host-gateway",)
+        "docker",
+        "gpus",
+        "host.docker.internal",
+        ("--add-host=host.docker.internal:host-gateway",),
+        "none",
     ),
 }
 
@@ -82,9 +90,7 @@ def run_argv(dialect: Dialect, request: RunRequest) -> list[str]:
     for key, value in sorted(request.labels.items()):
         argv += ["--label", f"{key}={value}"]
     argv += [f"--network={request.network}", f"--shm-size={request.shm_size}"]
-    # The CLI's own output is the worker's log (runq's file, capped by runq): no second copy
-    # in the engine's storage, which nothing would cap.
-    argv += [f"--stop-timeout={request.stop_timeout_s}", "--log-driver=none"]
+    argv += [f"--stop-timeout={request.stop_timeout_s}", f"--log-driver={dialect.log_driver}"]
     if request.network == "bridge":
         argv += dialect.bridge_args
     for mount in request.mounts:
