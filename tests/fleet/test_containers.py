@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -265,36 +266,59 @@ def test_gpus_are_granted_by_cdi_and_renumbered_from_zero(
         assert env[f"RUNQ_FAKE_GPU_{index}"] == ("granted" if index in held else None)
 
 
-def test_a_folder_with_a_containerfile_is_built_once_by_its_content_and_serves_jobs(
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "runpod-image"
+
+
+def offline_example(folder: Path, image: str) -> Path:
+    """examples/runpod-image, its base swapped for the test image (which has the runpod SDK):
+    this machine reaches no Docker Hub."""
+    shutil.copytree(EXAMPLE, folder)
+    lines = (folder / "Containerfile").read_text().splitlines()
+    kept = [f"FROM {image}" if line.startswith("FROM ") else line for line in lines]
+    (folder / "Containerfile").write_text("\n".join(k for k in kept if "pip install" not in k))
+    return folder
+
+
+def test_folders_with_a_containerfile_are_built_once_by_content_and_serve_jobs(
     image: str, podman: Engine, server_factory: Any
 ) -> None:
     server: Server = server_factory()
-    folder = server.root / "baked"
-    folder.mkdir()
-    (folder / "weights.txt").write_text("baked into the image")
-    (folder / "Containerfile").write_text(f"FROM {image}\nCOPY weights.txt /weights.txt\n")
-    (folder / "endpoint.toml").write_text(
+    baked = server.root / "baked"
+    baked.mkdir()
+    (baked / "weights.txt").write_text("baked into the image")
+    (baked / "Containerfile").write_text(f"FROM {image}\nCOPY weights.txt /weights.txt\n")
+    (baked / "endpoint.toml").write_text(
         'name = "baked"\n[worker]\n[worker.container]\nbuild = "Containerfile"\n'
         + f"[scaling]\n{ONE_WORKER}\n"
     )
-    build = [sys.executable, "-m", "runq.cli", "bundle", "build", str(folder)]
-    build += ["--data-dir", str(server.data_dir)]
-    try:
-        first = subprocess.run(build, capture_output=True, text=True, timeout=120)
-        second = subprocess.run(build, capture_output=True, text=True, timeout=120)
-        assert first.stdout.startswith("built localhost/runq-baked:"), first.stderr
-        tag = first.stdout.split()[1]
-        assert second.stdout.startswith(f"up to date: {tag}")
+    example = offline_example(server.root / "example", image)
 
-        server.endpoints.append(folder / "endpoint.toml")
+    def build(folder: Path) -> str:
+        argv = [sys.executable, "-m", "runq.cli", "bundle", "build", str(folder)]
+        argv += ["--data-dir", str(server.data_dir)]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    try:
+        first = build(baked)
+        assert first.startswith("built localhost/runq-baked:")
+        assert build(baked).startswith(f"up to date: {first.split()[1]}")
+        assert build(example).startswith("built localhost/runq-runpod-image:")
+
+        server.endpoints += [baked / "endpoint.toml", example / "endpoint.toml"]
         server.start(wait_workers=False)
         ready_worker(server, "baked")
         body = {"input": {"read": ["/weights.txt"]}}
-        response = server.post("/v2/baked/runsync", json=body, timeout=60)
+        baked_out = server.post("/v2/baked/runsync", json=body, timeout=60).json()["output"]
+        ready_worker(server, "runpod-image")
+        echo = server.post("/v2/runpod-image/runsync", json={"input": {"x": 1}}, timeout=60)
 
-        assert response.json()["output"]["read"] == {"/weights.txt": "baked into the image"}
+        assert baked_out["read"] == {"/weights.txt": "baked into the image"}
+        assert echo.json()["output"] == {"echo": {"x": 1}}  # the example's unmodified handler
     finally:
         server.stop()
-        built = engine_output(podman, "images", "-q", "localhost/runq-baked").split()
-        if built:
-            engine_output(podman, "rmi", "-f", *built)
+        for repository in ("localhost/runq-baked", "localhost/runq-runpod-image"):
+            built = engine_output(podman, "images", "-q", repository).split()
+            if built:
+                engine_output(podman, "rmi", "-f", *built)
