@@ -105,7 +105,7 @@ def test_a_login_goes_to_a_0600_auth_file(
     acquired = asyncio.run(ImageStore(engine, tmp_path).acquire(pushed, "always", login))
 
     assert acquired.pulled
-    [auth] = (tmp_path / "auth").iterdir()
+    auth = tmp_path / "auth" / server / "config.json"  # docker's layout; podman's --authfile
     assert auth.stat().st_mode & 0o777 == 0o600
     assert json.loads(auth.read_text()) == {"auths": {server: {"auth": "Ym90OnMzY3JldA=="}}}
 

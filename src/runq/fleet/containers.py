@@ -270,7 +270,7 @@ class ContainerWorkers:
         """Record when the engine started the container (the container_start phase ends),
         from the engine's own event; gives up after a few minutes."""
         since = f"{time.time() - 1:.3f}"
-        args = ["events", "--since", since, "--format", "json", "--filter", "event=start"]
+        args = ["events", "--since", since, "--format", "{{json .}}", "--filter", "event=start"]
         args += ["--filter", f"label={LABEL_WORKER}={worker.id}"]
         engine = self.engine()
         process = await asyncio.create_subprocess_exec(

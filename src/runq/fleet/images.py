@@ -44,11 +44,13 @@ class Acquired:
     seconds: float
 
 
-async def run_engine(engine: Engine, *args: str, timeout: float = 600) -> tuple[int, str, str]:
-    """Run the engine's CLI; (exit code, stdout, stderr)."""
+async def run_engine(
+    engine: Engine, *args: str, timeout: float = 600, env: Mapping[str, str] | None = None
+) -> tuple[int, str, str]:
+    """Run the engine's CLI (with `env` over its environment); (exit code, stdout, stderr)."""
     process = await asyncio.create_subprocess_exec(
         *engine.argv(*args),
-        env=engine.environ(),
+        env={**engine.environ(), **(env or {})},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -120,12 +122,18 @@ class ImageStore:
                     "pull or build it first (runq bundle build), or allow pulls"
                 )
         args = ["pull", "--quiet"]
-        if loopback_registry(ref):
+        podman = self._engine.dialect.name == "podman"
+        if loopback_registry(ref) and podman:  # docker trusts 127.0.0.0/8 without TLS already
             args.append("--tls-verify=false")
+        env: dict[str, str] = {}
         if login is not None:
-            args += ["--authfile", str(self._auth_file(login))]
+            auth = self._auth_file(login)
+            if podman:
+                args += ["--authfile", str(auth)]
+            else:
+                env["DOCKER_CONFIG"] = str(auth.parent)  # docker reads DIR/config.json
         log.info("pulling image %s", ref)
-        code, _, err = await run_engine(self._engine, *args, ref)
+        code, _, err = await run_engine(self._engine, *args, ref, env=env)
         if code != 0:
             lines = err.strip().splitlines()
             raise ImageError(f"pull of {ref} failed: {lines[-1] if lines else f'exit {code}'}")
@@ -147,13 +155,15 @@ class ImageStore:
         if not secret:
             raise ImageError(f"registry {login.server}: ${login.password_env} is not set")
         token = base64.b64encode(f"{login.username}:{secret}".encode()).decode()
-        path = self._dir / "auth" / f"{login.server.replace('/', '_')}.json"
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        folder = self._dir / "auth" / login.server.replace("/", "_")
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / "config.json"
         text = json.dumps({"auths": {login.server: {"auth": token}}})
-        fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tmp = folder / "config.json.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as file:
             file.write(text)
-        path.with_suffix(".tmp").replace(path)
+        tmp.replace(path)
         return path
 
     async def evict(self, budget: int, in_use: set[str]) -> list[str]:
