@@ -164,6 +164,16 @@ def ensure_runpod_image(engine: Engine) -> str:
         ]
         args = ["import", *(f"--change={change}" for change in changes), str(archive), tag]
         subprocess.run(engine.argv(*args), env=env, check=True, capture_output=True)
+    # Earlier builds (another runpod version, handler or Python) are of no use any more.
+    listed = subprocess.run(
+        engine.argv("images", "--format", "{{.Repository}}:{{.Tag}}", REPOSITORY),
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    stale = [name for name in listed.stdout.split() if name != tag]
+    if stale:
+        subprocess.run(engine.argv("rmi", *stale), env=env, capture_output=True)
     return tag
 
 
