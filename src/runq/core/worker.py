@@ -85,7 +85,7 @@ class Worker:
     # and the container's start, after `spawned_at` (the engine's `run`).
     image_pull_started_at: float | None = None
     image_pulled_at: float | None = None
-    image_pull_bytes: int = 0  # bytes pulled; 0 on a cache hit
+    image_pull_bytes: int = 0  # the pulled image's size as the engine reports it; 0 on a hit
     image_digest: str = ""
     container_started_at: float | None = None
     jobs_done: int = 0
