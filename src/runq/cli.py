@@ -18,6 +18,7 @@ from runq.cli_advise import register_advise
 from runq.cli_bench import register_bench
 from runq.cli_bundle import register_bundle
 from runq.cli_cache import cache_app
+from runq.cli_doctor import register_doctor
 from runq.cli_logs import register_logs
 from runq.cli_secrets import secrets_app
 from runq.cli_tables import Column, print_json, show
@@ -145,11 +146,14 @@ def serve(
     """Start the control plane and the workers of the given endpoints."""
     from runq.api.serve import build
     from runq.api.serve import serve as run_server
+    from runq.fleet.containers import require_engine
 
     try:
         overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None}
         server_config = load_config(config, overrides)
         specs: list[EndpointSpec] = [load_spec(path) for path in endpoints or []]
+        for spec in specs:
+            require_engine(spec, server_config)  # fleet/containers.py: image workers
         _, _, api_key = build(server_config)
     except SpecError as exc:
         _fail(str(exc), 2)
@@ -445,7 +449,12 @@ def _phases(cold: dict[str, float | None] | None) -> str:
     if not cold:
         return "-"
     keys = ("init_s", "import_s", "load_s", "ready_s")
-    return "/".join("-" if cold.get(k) is None else f"{cold[k]:.2f}" for k in keys)
+    text = "/".join("-" if cold.get(k) is None else f"{cold[k]:.2f}" for k in keys)
+    if cold.get("image_pull_s") is not None:  # an image worker
+        container = cold.get("container_start_s")
+        start = "-" if container is None else f"{container:.2f}"
+        text += f" (pull {cold['image_pull_s']:.2f}, container {start})"
+    return text
 
 
 keys_app = typer.Typer(
@@ -534,6 +543,7 @@ register_advise(app)
 register_bench(app)
 register_bundle(app)
 register_logs(app)
+register_doctor(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

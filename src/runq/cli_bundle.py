@@ -14,14 +14,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from runq.bundles import BundleError, build, bundle_for
-from runq.core.config import load_config
-from runq.core.spec import load_spec
+from runq.core.config import ServerConfig, load_config
+from runq.core.spec import EndpointSpec, load_spec
 from runq.errors import SpecError
 
 console = Console()
 err = Console(stderr=True)
 bundle_app = typer.Typer(
-    help="Worker bundles: a venv per requirements file, built once.", no_args_is_help=True
+    help="Worker bundles: a venv per requirements file, or an image per folder, built once.",
+    no_args_is_help=True,
 )
 
 
@@ -66,7 +67,8 @@ def build_command(
         ),
     ] = False,
 ) -> None:
-    """Make the venv of the endpoint's [worker] requirements (a no-op while they are unchanged)."""
+    """Make the venv of the endpoint's [worker] requirements, or the image of its
+    [worker.container] build (a no-op while they are unchanged)."""
     try:
         overrides = {"data_dir": str(data_dir) if data_dir else None}
         server_config = load_config(config, overrides)
@@ -75,6 +77,9 @@ def build_command(
     except (SpecError, BundleError) as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    if spec.worker.container.build:  # an image built from the folder (fleet/image_build.py)
+        _build_image(spec, server_config, force)
+        return
     if bundle is None:
         err.print(
             f"[red]error:[/red] {spec.source_path}: endpoint '{spec.name}' has no "
@@ -96,6 +101,23 @@ def build_command(
     else:
         message = f"up to date: {bundle.venv} (requirements and build unchanged, nothing to do)"
         console.print(message, markup=False, soft_wrap=True)
+
+
+def _build_image(spec: EndpointSpec, server_config: ServerConfig, force: bool) -> None:
+    from runq.fleet.containers import ContainerError, ContainerWorkers
+    from runq.fleet.image_build import ImageBuildError, build_image
+
+    started = time.monotonic()
+    try:
+        engine = ContainerWorkers(server_config).engine()
+        tag, made = build_image(engine, spec, force=force)
+    except (ContainerError, ImageBuildError) as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    if made:
+        console.print(f"built {tag} in {time.monotonic() - started:.1f}s", markup=False)
+    else:
+        console.print(f"up to date: {tag} (the folder is unchanged)", markup=False)
 
 
 def register_bundle(app: typer.Typer) -> None:

@@ -362,7 +362,7 @@ def assert_sound(spec: EndpointSpec) -> None:
     assert NAME_PATTERN.fullmatch(spec.name)
     assert spec.type in ENDPOINT_TYPES
     command = spec.worker.command
-    assert command and all(isinstance(part, str) and "\x00" not in part for part in command)
+    assert (command or spec.worker.image) and all("\x00" not in part for part in command)
     assert spec.worker.dir.is_absolute()
     for name, value in spec.worker.env.items():
         assert isinstance(value, str) and "=" not in name and "\x00" not in name + value

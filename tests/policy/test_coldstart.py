@@ -191,3 +191,71 @@ def test_delay_breakdown(
     assert split.as_dict() == pytest.approx(expected, abs=1e-6)
     end = 101.0 if started is None else started
     assert sum(split.as_dict().values()) == pytest.approx(end - created, abs=1e-3)
+
+
+# An image worker running the runpod SDK: registered 100.0, pull 100.1-101.1, engine `run`
+# at 101.2, container running at 101.5, first call (ready) at 104.0.
+IMAGE = {
+    "image_pull_started_at": 100.1,
+    "image_pulled_at": 101.1,
+    "spawned_at": 101.2,
+    "container_started_at": 101.5,
+}
+IMAGE_READY = ((100.0, INIT, "started"), (104.0, IDLE, "ready"))
+
+
+@pytest.mark.parametrize(
+    ("marks", "expected"),
+    [
+        pytest.param(
+            IMAGE,
+            # init 1.2 less the pull 1.0 = 0.2; container 101.2-101.5; ready 101.5-104
+            {
+                "init_s": 0.2,
+                "image_pull_s": 1.0,
+                "container_start_s": 0.3,
+                "import_s": None,
+                "load_s": None,
+                "ready_s": 2.5,
+                "total_s": 4.0,
+            },
+            id="a pulled image: pull and container start are phases of their own",
+        ),
+        pytest.param(
+            {**IMAGE, "image_pull_started_at": 101.1},
+            {
+                "init_s": 1.2,
+                "image_pull_s": 0.0,
+                "container_start_s": 0.3,
+                "import_s": None,
+                "load_s": None,
+                "ready_s": 2.5,
+                "total_s": 4.0,
+            },
+            id="an image the host held: the pull is 0",
+        ),
+    ],
+)
+def test_image_worker_cold_start(marks: dict[str, float], expected: dict[str, Any]) -> None:
+    found = cold_start(make_worker(IMAGE_READY, **marks))
+
+    assert found is not None
+    assert found.as_dict() == pytest.approx(expected)
+
+
+def test_a_jobs_delay_on_an_image_worker_shows_the_pull_and_the_container_start() -> None:
+    # Created at 100.0, taken at 104.2: worker start is what is left of 100-104 after the
+    # pull (1.0) and the container start (0.3): 2.7; waiting for the take 0.2.
+    split = delay_breakdown(100.0, 104.2, make_worker(IMAGE_READY, **IMAGE), now=105.0)
+
+    assert split.as_dict() == pytest.approx(
+        {
+            "waiting_s": 0.2,
+            "worker_start_s": 2.7,
+            "model_load_s": 0.0,
+            "handler_init_s": 0.0,
+            "revival_s": 0.0,
+            "image_pull_s": 1.0,
+            "container_start_s": 0.3,
+        }
+    )

@@ -203,6 +203,10 @@ def worker_row(plane: ControlPlane, w: Worker) -> dict[str, Any]:
         "cold_start_s": None if w.cold_start_s is None else round(w.cold_start_s, 3),
         "cold_start": None if (phases := cold_start(w)) is None else phases.as_dict(),
         "forked": w.forked,
+        # Image workers: the image's digest (its id when built here) and the bytes pulled.
+        "image": {"digest": w.image_digest, "pull_bytes": w.image_pull_bytes}
+        if w.image_digest
+        else None,
         "last_seen_s_ago": None if w.last_seen is None else round(now - w.last_seen, 3),
         "runpod_version": w.runpod_version,
         "unhealthy_reason": w.unhealthy_reason,

@@ -13,7 +13,7 @@ from runq.fleet.controlplane import ControlPlane
 from runq.fleet.job_timing import Histogram
 from runq.policy.coldstart import cold_start
 
-PHASES = ("init", "import", "load", "ready", "total")
+PHASES = ("init", "image_pull", "container_start", "import", "load", "ready", "total")
 
 
 class ColdStartTally:
@@ -35,8 +35,9 @@ class ColdStartTally:
         self._seen &= {worker.id for worker in known}  # a worker gone from history never returns
         family = HistogramMetricFamily(
             "runq_worker_cold_start_seconds",
-            "Workers' cold starts by phase: init (environment, model fetch), import, load "
-            "(the handler's init), ready (to the first call), total.",
+            "Workers' cold starts by phase: init (environment, model fetch), image_pull and "
+            "container_start (image workers), import, load (the handler's init), ready (to the "
+            "first call), total.",
             labels=["endpoint", "phase"],
         )
         for (endpoint, phase), histogram in sorted(self._by.items()):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from runq.core.containers_config import ContainersConfig, parse_containers
 from runq.core.durations import parse_duration
 from runq.core.hosts import Host, Prices, default_prices, parse_hosts, parse_prices
 from runq.core.sizes import parse_size
@@ -77,6 +78,7 @@ class ServerConfig:
     # Below this much free space on the data dir's disk, new jobs are refused (507) so that
     # what was accepted can still be recorded, timed out and finished.
     min_free_bytes: int = DEFAULT_MIN_FREE
+    containers: ContainersConfig = field(default_factory=ContainersConfig)  # [containers]
 
     @property
     def base_url(self) -> str:
@@ -119,7 +121,7 @@ _PLAIN = {
     "webhook_attempts": int,
     "webhook_secret": str,
 }
-_TOP_LEVEL = {"server", "hosts", "prices"}
+_TOP_LEVEL = {"server", "hosts", "prices", "containers"}
 
 
 def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> ServerConfig:
@@ -145,6 +147,7 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> S
             config,
             hosts=parse_hosts(data.get("hosts", []), str(path), config.cpu_slots),
             prices=parse_prices(data.get("prices", {}), str(path)),
+            containers=parse_containers(data.get("containers", {}), str(path)),
         )
     if overrides:
         config = _apply(config, {k: v for k, v in overrides.items() if v is not None}, "flags")

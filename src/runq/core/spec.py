@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from runq.core.durations import parse_duration
+from runq.core.image_ref import check_image_ref
 from runq.core.model_source import HF, check_sha256, parse_model_source
+from runq.core.sizes import parse_size
 from runq.errors import SpecError
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -29,18 +31,35 @@ MAX_RETRIES = 100
 MAX_QUEUE = 10**9
 MAX_PORT = 65535
 
+PULL_POLICIES = ("missing", "always", "never")
+DEFAULT_SHM_BYTES = 8 * 2**30  # an engine's 64 MB /dev/shm breaks PyTorch's DataLoader
+
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class ContainerSection:
+    """`[worker.container]`: how an image worker's container is pulled and run."""
+
+    pull: str = "missing"  # "missing" | "always" | "never"
+    shm_size: int = DEFAULT_SHM_BYTES
+    registry: str = ""  # names a [containers.registries.NAME] of the server config
+    extra_args: tuple[str, ...] = ()  # given to `podman run` / `docker run` as they are
+    build: str = ""  # a Containerfile in the worker's dir: the image is built from the folder
+
+
+@dataclass(frozen=True)
 class WorkerSection:
-    command: tuple[str, ...]
+    command: tuple[str, ...]  # with `image`: overrides the image's CMD; () keeps it
     dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
     requirements: str | None = None
     port: int | None = None
     health_port: int | None = None
     build: tuple[str, ...] = ()  # run once by `runq bundle build`, in `dir`, on the bundle's venv
+    image: str = ""  # a container image: the worker runs in it (RunPod's unit of deployment)
+    entrypoint: tuple[str, ...] | None = None  # overrides the image's; None keeps it
+    container: ContainerSection = field(default_factory=ContainerSection)
 
 
 @dataclass(frozen=True)
@@ -156,7 +175,7 @@ class _Reader:
         value = self.table.get(key, {})
         if not isinstance(value, dict):
             raise self.error(key, f"expected a table, got {value!r}")
-        return _Reader(self.where, key, value)
+        return _Reader(self.where, f"{self.section}.{key}" if self.section else key, value)
 
 
 def _positive_int(reader: _Reader, key: str, default: int, maximum: int, minimum: int = 0) -> int:
@@ -180,17 +199,82 @@ def _no_nul(reader: _Reader, key: str, *texts: str) -> None:
     reader.check(key, not any("\0" in text for text in texts), "must not contain a NUL character")
 
 
-def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> WorkerSection:
-    raw_command = reader.table.get("command")
-    reader.seen.add("command")
-    if isinstance(raw_command, str):
-        command: tuple[str, ...] = tuple(raw_command.split())
-    elif isinstance(raw_command, list) and all(isinstance(c, str) for c in raw_command):
-        command = tuple(raw_command)
+def _argv(reader: _Reader, key: str) -> tuple[str, ...]:
+    raw = reader.table.get(key)
+    reader.seen.add(key)
+    if isinstance(raw, str):
+        argv: tuple[str, ...] = tuple(raw.split())
+    elif isinstance(raw, list) and all(isinstance(c, str) for c in raw):
+        argv = tuple(raw)
     else:
-        raise reader.error("command", f"expected a list of strings, got {raw_command!r}")
-    reader.check("command", len(command) > 0, "must not be empty")
-    _no_nul(reader, "command", *command)
+        raise reader.error(key, f"expected a list of strings, got {raw!r}")
+    reader.check(key, len(argv) > 0, "must not be empty")
+    _no_nul(reader, key, *argv)
+    return argv
+
+
+def _parse_container(reader: _Reader) -> ContainerSection:
+    pull = reader.get("pull", str, "missing")
+    reader.check("pull", pull in PULL_POLICIES, f"must be one of {', '.join(PULL_POLICIES)}")
+    reader.seen.add("shm_size")
+    try:
+        shm = parse_size(reader.table.get("shm_size", DEFAULT_SHM_BYTES))
+    except ValueError as exc:
+        raise reader.error("shm_size", str(exc)) from None
+    reader.check("shm_size", shm >= 2**20, "must be at least 1MiB")
+    registry = reader.get("registry", str, "")
+    extra = reader.strings("extra_args", ())
+    build = reader.get("build", str, "")
+    _no_nul(reader, "extra_args", registry, build, *extra)
+    reader.check("build", not build or pull != "always", "a built image cannot be pulled")
+    reader.finish()
+    return ContainerSection(
+        pull="never" if build else pull,
+        shm_size=shm,
+        registry=registry,
+        extra_args=extra,
+        build=build,
+    )
+
+
+def _parse_image(
+    reader: _Reader, name: str
+) -> tuple[str, tuple[str, ...] | None, ContainerSection]:
+    """`image`, `entrypoint` and `[worker.container]`; the last two need an image, named or
+    built (`[worker.container] build`: the image is localhost/runq-NAME, tagged when built)."""
+    table = reader.table.get("container")
+    builds = isinstance(table, dict) and bool(table.get("build"))
+    reader.check(
+        "image", not (builds and "image" in reader.table), "give an image or a build, not both"
+    )
+    image = f"localhost/runq-{name}" if builds else reader.get("image", str, "")
+    reader.seen.add("image")
+    if image:
+        try:
+            check_image_ref(image)
+        except ValueError as exc:
+            raise reader.error("image", str(exc)) from None
+    entrypoint = _argv(reader, "entrypoint") if "entrypoint" in reader.table else None
+    for key in ("entrypoint", "container"):
+        reader.check(key, bool(image) or key not in reader.table, "needs [worker] image")
+    for key in ("requirements", "build"):
+        reader.check(
+            key,
+            not image or key not in reader.table,
+            "is for a host process's venv: an image worker carries its packages in the image",
+        )
+    container = _parse_container(reader.sub("container"))
+    return image, entrypoint, container
+
+
+def _parse_worker(
+    reader: _Reader, base_dir: Path, endpoint_type: str, name: str = ""
+) -> WorkerSection:
+    image, entrypoint, container = _parse_image(reader, name)
+    if image and "command" not in reader.table:
+        command: tuple[str, ...] = ()  # the image's own CMD
+    else:
+        command = _argv(reader, "command")
     raw_dir = reader.get("dir", str, ".")
     _no_nul(reader, "dir", raw_dir)
     try:
@@ -202,6 +286,11 @@ def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> Worker
         reader.check("env", isinstance(value, str), f"value of {key!r} must be a string")
         reader.check("env", "=" not in key, f"variable name {key!r} must not contain '='")
         _no_nul(reader, "env", key, value)
+    reader.check(
+        "env",
+        not image or not any("\n" in key + value for key, value in env.items()),
+        "an image worker's variables go through an env file: no newlines in names or values",
+    )
     requirements = reader.get("requirements", str, "") or None
     raw_build = reader.get("build", list, [])
     build = tuple(raw_build)
@@ -219,7 +308,16 @@ def _parse_worker(reader: _Reader, base_dir: Path, endpoint_type: str) -> Worker
         reader.check("port", port is not None, "a load_balancer endpoint needs a worker port")
     reader.finish()
     return WorkerSection(
-        command, directory, dict(env), requirements, port, health_port or port, build
+        command,
+        directory,
+        dict(env),
+        requirements,
+        port,
+        health_port or port,
+        build,
+        image=image,
+        entrypoint=entrypoint,
+        container=container,
     )
 
 
@@ -321,7 +419,9 @@ def parse_spec(data: Mapping[str, Any], base_dir: Path, where: str) -> EndpointS
     endpoint_type = top.get("type", str, "queue")
     top.check("type", endpoint_type in ENDPOINT_TYPES, f"must be one of {ENDPOINT_TYPES}")
     if "worker" not in data:
-        raise top.error("worker", "missing: an endpoint needs a [worker] table with a command")
+        raise top.error(
+            "worker", "missing: an endpoint needs a [worker] table with a command or an image"
+        )
     sections: dict[str, Callable[[_Reader], Any]] = {
         "compute": _parse_compute,
         "scaling": _parse_scaling,
@@ -329,7 +429,7 @@ def parse_spec(data: Mapping[str, Any], base_dir: Path, where: str) -> EndpointS
     }
     parsed = {key: parse(top.sub(key)) for key, parse in sections.items()}
     model = _parse_model(top.sub("model")) if "model" in data else None
-    worker = _parse_worker(top.sub("worker"), base_dir, endpoint_type)
+    worker = _parse_worker(top.sub("worker"), base_dir, endpoint_type, name)
     top.finish()
     return EndpointSpec(
         name=name,

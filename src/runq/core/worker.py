@@ -85,6 +85,13 @@ class Worker:
     imported_at: float | None = None  # the worker SDK was imported (interpreter up)
     loaded_at: float | None = None  # the handler module's init ran: worker.start() was called
     forked: bool = False  # forked from a preloaded template process
+    # Image workers (fleet/containers.py): the image pull (both marks equal on a cache hit)
+    # and the container's start, after `spawned_at` (the engine's `run`).
+    image_pull_started_at: float | None = None
+    image_pulled_at: float | None = None
+    image_pull_bytes: int = 0  # the pulled image's size as the engine reports it; 0 on a hit
+    image_digest: str = ""
+    container_started_at: float | None = None
     jobs_done: int = 0
     port: int | None = None  # load_balancer endpoints: its HTTP server (PORT)
     health_port: int | None = None  # and its GET /ping (PORT_HEALTH)

@@ -24,6 +24,7 @@ from runq.core.spec_edit import set_workers
 from runq.core.worker import Worker, WorkerState
 from runq.errors import DiskFull, SpecError
 from runq.fleet import lifecycle
+from runq.fleet.containers import require_engine
 from runq.fleet.demand import DemandHistory
 from runq.fleet.diskguard import DiskGuard
 from runq.fleet.job_timing import JobTimings
@@ -193,6 +194,7 @@ class ControlPlane:
     async def deploy(self, spec: EndpointSpec, text: str | None = None) -> None:
         """Serve `spec`, replacing an endpoint of that name: workers that would run differently
         are replaced by a rolling redeploy (runq.fleet.reshape); scaling changes apply at once."""
+        require_engine(spec, self.config)  # an image endpoint needs a container engine here
         old = self.specs.get(spec.name)
         await self._remember(spec, text)
         self.undeploys.deployed_again(spec.name)

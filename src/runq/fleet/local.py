@@ -21,6 +21,8 @@ from runq.core.secret_refs import SecretMissing, resolve
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
 from runq.fleet import workdir
+from runq.fleet.container_host import reap_containers
+from runq.fleet.containers import ContainerError, ContainerWorkers, Launch
 from runq.fleet.forkserver import ForkedProcess, ForkServers
 from runq.fleet.proctree import control_plane_pids, kill_worker_tree, signal_all, worker_pids
 from runq.fleet.registry import WorkerRegistry
@@ -81,6 +83,7 @@ class LocalProvisioner:
         self.models = ModelCache(config.model_cache_dir, config.model_cache_max_bytes)
         self._overlay = True  # until an overlay mount fails here once
         self.secrets = Secrets(config.data_dir / SECRETS_FILE)
+        self.containers = ContainerWorkers(config)  # workers with [worker] image
 
     def start(self, spec: EndpointSpec, worker: Worker) -> None:
         """Starts the process of a registered worker (INITIALIZING); returns at once."""
@@ -107,12 +110,15 @@ class LocalProvisioner:
         elif process is None and proc.task is not None:
             proc.task.cancel()  # waiting for its bundle or preload template: none will start
         if process is not None and process.returncode is None:
-            _signal_group(process, signal.SIGTERM)
-            _signal_group(process, signal.SIGCONT)  # a parked (stopped) process must wake to die
-            # Its children that left the group (setsid) are told too; the kill after its exit
-            # ends whatever of them is left.
-            escaped = await asyncio.to_thread(worker_pids, self._config.data_dir, worker_id)
-            signal_all(escaped, signal.SIGTERM)
+            if proc.spec.worker.image:  # by name: signals to the CLI do not reach a container
+                await self.containers.stop(worker_id, _STOP_GRACE_S)
+            else:
+                _signal_group(process, signal.SIGTERM)
+                _signal_group(process, signal.SIGCONT)  # a parked (stopped) process must wake
+                # Its children that left the group (setsid) are told too; the kill after its
+                # exit ends whatever of them is left.
+                escaped = await asyncio.to_thread(worker_pids, self._config.data_dir, worker_id)
+                signal_all(escaped, signal.SIGTERM)
             try:
                 await asyncio.wait_for(asyncio.shield(process.wait()), _STOP_GRACE_S)
             except TimeoutError:
@@ -133,10 +139,14 @@ class LocalProvisioner:
 
     def park(self, worker_id: str) -> bool:
         """Freezes the worker's processes (FlashBoot)."""
+        if self._image_worker(worker_id):
+            return self.containers.park(worker_id)
         return self._signal(worker_id, signal.SIGSTOP)
 
     def revive(self, worker_id: str) -> bool:
         """Resumes a parked worker."""
+        if self._image_worker(worker_id):
+            return self.containers.revive(worker_id)
         return self._signal(worker_id, signal.SIGCONT)
 
     def kill(self, worker_id: str, reason: str | None = None) -> bool:
@@ -146,11 +156,18 @@ class LocalProvisioner:
         if proc is not None and reason is not None:
             proc.stopping = True
             proc.stop_reason = reason
+        if self._image_worker(worker_id):
+            self.containers.kill(worker_id)  # by name: killing the CLI alone leaves it running
         return self._signal(worker_id, signal.SIGKILL)
 
     def pid(self, worker_id: str) -> int | None:
         proc = self._procs.get(worker_id)
         return proc.process.pid if proc and proc.process else None
+
+    def _image_worker(self, worker_id: str) -> bool:
+        proc = self._procs.get(worker_id)
+        alive = proc is not None and proc.process is not None and proc.process.returncode is None
+        return alive and proc is not None and bool(proc.spec.worker.image)
 
     def _signal(self, worker_id: str, sig: signal.Signals) -> bool:
         proc = self._procs.get(worker_id)
@@ -181,9 +198,15 @@ class LocalProvisioner:
             held = await self._fetch_model(proc)
             if held is not None:
                 env.update(model_env(held))
-            command = await self._command(spec)
+            launch: Launch | None = None
+            command: tuple[str, ...] = ()
+            if spec.worker.image:  # a container runs the worker (fleet/containers.py)
+                launch = await self.containers.prepare(spec, worker, held, endpoint_env)
+            else:
+                command = await self._command(spec)
             worker.spawned_at = time.time()
-            if spec.model is not None and spec.model.preload and self._forks.usable(spec.name):
+            preload = spec.model is not None and spec.model.preload and not spec.worker.image
+            if preload and self._forks.usable(spec.name):
                 # A forked worker opens its log itself: a named pipe runq copies from.
                 place = workdir.prepare(self._config.data_dir, worker.id, spec.worker.dir, False)
                 env["TMPDIR"] = str(place.tmp)
@@ -196,7 +219,19 @@ class LocalProvisioner:
             if proc.process is None:
                 if isinstance(copying, LogFifo):
                     copying.close()
-                proc.process, place = await self._spawn(spec, worker, command, env, place)
+                if launch is not None:  # the engine's CLI, attached: the container's output
+                    proc.process = await asyncio.create_subprocess_exec(
+                        *launch.argv,
+                        cwd=launch.cwd,
+                        env=launch.env,
+                        stdin=asyncio.subprocess.DEVNULL,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=asyncio.subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=_die_with_parent,
+                    )
+                else:
+                    proc.process, place = await self._spawn(spec, worker, command, env, place)
                 assert proc.process.stdout is not None
                 copying = asyncio.create_task(pump(proc.process.stdout, sink))
             code = await proc.process.wait()
@@ -213,11 +248,16 @@ class LocalProvisioner:
         except SecretMissing as exc:
             failure = str(exc)
             log.error("worker %s of %s: %s", worker.id, spec.name, failure)
+        except ContainerError as exc:
+            failure = f"container failed: {exc}"
+            log.error("worker %s of %s: %s", worker.id, spec.name, failure)
         except OSError as exc:
             log.error("cannot start worker of %s: %s", spec.name, exc)
         finally:
             if held is not None:
                 held.release()
+            if spec.worker.image:
+                await self.containers.finished(worker.id, spec.name, code)
             if isinstance(copying, LogFifo):
                 copying.close()
             elif copying is not None:
@@ -328,8 +368,8 @@ def _signal_group(process: asyncio.subprocess.Process | ForkedProcess, sig: sign
 
 
 def kill_leftovers(data_dir: Path) -> int:
-    """SIGKILL processes a previous control plane on `data_dir` started and left behind, and
-    remove their working directories."""
+    """SIGKILL processes a previous control plane on `data_dir` started and left behind,
+    remove their working directories, and reap the containers it left (by label)."""
     killed = signal_all(control_plane_pids(data_dir), signal.SIGKILL)
     workdir.clear_leftovers(data_dir)
-    return killed
+    return killed + reap_containers(data_dir)

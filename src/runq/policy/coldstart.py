@@ -21,6 +21,9 @@ class ColdStart:
         load_s: SDK imported -> `worker.start()` called (the handler module's init: model load).
         ready_s: `worker.start()` -> first call to the control plane.
         total_s: registered -> first call (the cold start the ledger bills).
+        image_pull_s: an image worker's pull, part of its init (0 when the host had it).
+        container_start_s: an image worker's engine `run` -> its container running; the
+            import phase starts there.
     """
 
     init_s: float | None
@@ -28,9 +31,12 @@ class ColdStart:
     load_s: float | None
     ready_s: float
     total_s: float
+    image_pull_s: float | None = None  # None: not an image worker
+    container_start_s: float | None = None
 
     def as_dict(self) -> dict[str, float | None]:
-        return {k: None if v is None else round(v, 4) for k, v in asdict(self).items()}
+        found = {k: None if v is None else round(v, 4) for k, v in asdict(self).items()}
+        return {k: v for k, v in found.items() if v is not None or k not in _IMAGE_PHASES}
 
 
 @dataclass(frozen=True)
@@ -43,9 +49,14 @@ class DelayBreakdown:
     model_load_s: float  # the handler's init (model load)
     handler_init_s: float  # worker SDK start to its first call to the control plane
     revival_s: float  # a parked worker being resumed and taking the job
+    image_pull_s: float | None = None  # image workers only: their image being pulled
+    container_start_s: float | None = None  # and their container being started
 
     def as_dict(self) -> dict[str, float]:
-        return {k: round(v, 4) for k, v in asdict(self).items()}
+        return {k: round(v, 4) for k, v in asdict(self).items() if v is not None}
+
+
+_IMAGE_PHASES = ("image_pull_s", "container_start_s")
 
 
 def init_at(worker: Worker) -> float:
@@ -70,14 +81,36 @@ def cold_start(worker: Worker) -> ColdStart | None:
     start = init_at(worker)
     last = start
     phases: list[float | None] = []
-    for mark in (worker.spawned_at, worker.imported_at, worker.loaded_at, worker.ready_at):
+    marks = (
+        worker.spawned_at,
+        worker.container_started_at,
+        worker.imported_at,
+        worker.loaded_at,
+        worker.ready_at,
+    )
+    for mark in marks:
         if mark is None:
             phases.append(None)
             continue
         phases.append(max(0.0, mark - last))
         last = max(last, mark)
-    ready_s = phases[3] or 0.0
-    return ColdStart(phases[0], phases[1], phases[2], ready_s, max(0.0, worker.ready_at - start))
+    pull = _pull_s(worker)
+    init_s = phases[0] if phases[0] is None or pull is None else max(0.0, phases[0] - pull)
+    return ColdStart(
+        init_s,
+        phases[2],
+        phases[3],
+        phases[4] or 0.0,
+        max(0.0, worker.ready_at - start),
+        image_pull_s=pull,
+        container_start_s=phases[1],
+    )
+
+
+def _pull_s(worker: Worker) -> float | None:
+    if worker.image_pull_started_at is None or worker.image_pulled_at is None:
+        return None
+    return max(0.0, worker.image_pulled_at - worker.image_pull_started_at)
 
 
 def _segments(worker: Worker, until: float) -> list[tuple[str, float, float]]:
@@ -95,6 +128,15 @@ def _segments(worker: Worker, until: float) -> list[tuple[str, float, float]]:
         ("model_load_s", imported, loaded),
         ("handler_init_s", loaded, ready),
     ]
+    # An image worker's pull and container start are carved out of its worker start.
+    carved = [
+        ("image_pull_s", worker.image_pull_started_at, worker.image_pulled_at),
+        ("container_start_s", worker.spawned_at, worker.container_started_at),
+    ]
+    for name, begin, finish in carved:
+        if begin is not None and finish is not None:
+            spans.append((name, clamp(begin, imported), clamp(finish, imported)))
+            spans.append(("worker_start_s", clamp(finish, imported), clamp(begin, imported)))
     steps = worker.transitions
     for step, following in zip(steps, [*steps[1:], None], strict=True):
         revived = step.state == WorkerState.IDLE and step.reason.startswith("revived")
@@ -116,8 +158,19 @@ def delay_breakdown(
     end = now if started_at is None else started_at
     total = max(0.0, end - created_at)
     parts = dict.fromkeys(("worker_start_s", "model_load_s", "handler_init_s", "revival_s"), 0.0)
+    image = worker is not None and worker.image_pull_started_at is not None
+    if image:
+        parts.update(dict.fromkeys(_IMAGE_PHASES, 0.0))
     if worker is not None:
         for name, begin, finish in _segments(worker, end):
-            parts[name] += max(0.0, min(finish, end) - max(begin, created_at))
+            parts[name] += _overlap(begin, finish, created_at, end)
     waiting = max(0.0, total - sum(parts.values()))
     return DelayBreakdown(waiting_s=waiting, **parts)
+
+
+def _overlap(begin: float, finish: float, lo: float, hi: float) -> float:
+    """The length of [begin, finish] within [lo, hi]; negative for a reversed span, which
+    takes back what an enclosing span counted (a carved-out sub-phase)."""
+    if finish >= begin:
+        return max(0.0, min(finish, hi) - max(begin, lo))
+    return -max(0.0, min(begin, hi) - max(finish, lo))

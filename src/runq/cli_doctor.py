@@ -1,0 +1,60 @@
+"""`runq doctor`: check this host for image workers (engine, runtime, --init, GPUs through CDI)
+and print the fix for each problem. Registered by cli.py with `register_doctor(app)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from runq.core.config import load_config
+from runq.errors import SpecError
+
+console = Console()
+err = Console(stderr=True)
+
+
+def doctor(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", envvar="RUNQ_CONFIG", help="Server config TOML (env RUNQ_CONFIG)."
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", envvar="RUNQ_DATA_DIR", help="runq's data dir (env RUNQ_DATA_DIR)."
+        ),
+    ] = None,
+) -> None:
+    """Check that this host can run image workers; print the fix for each problem."""
+    from runq.fleet.doctor import run_checks
+
+    try:
+        server_config = load_config(config, {"data_dir": str(data_dir) if data_dir else None})
+    except SpecError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    checks = run_checks(server_config)
+    table = Table("check", "", "found")
+    for check in checks:
+        mark = "[green]ok[/green]" if check.ok else "[red]FAIL[/red]"
+        if not check.ok and not check.required:
+            mark = "[yellow]warn[/yellow]"
+        table.add_row(check.name, mark, escape(check.found))
+    console.print(table)
+    for check in checks:
+        if check.fix and not check.ok:
+            # On a line of its own, unwrapped: a command to copy.
+            console.print(f"fix ({check.name}): {escape(check.fix)}", soft_wrap=True)
+    if not all(check.ok or not check.required for check in checks):
+        raise typer.Exit(1)
+
+
+def register_doctor(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)
