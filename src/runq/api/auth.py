@@ -8,6 +8,7 @@ routes. The raw-ASGI load balancer, which has only the headers, calls `keys.chec
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import secrets
@@ -183,13 +184,15 @@ class ApiKeys:
 def load_or_create_secret(data_dir: Path, name: str, env_var: str | None = None) -> str:
     """A secret from the environment, else from `data_dir/name`, else a new one kept there.
 
-    The file (0600) always holds the secret in force: one from the environment replaces a
-    stale one, so that a local CLI reading the file never sends a key the server refuses."""
+    A secret from the environment is never written down, and a file holding another one (a
+    stale key from an earlier start) is removed: the file never holds a key the server
+    refuses, and a local CLI then says to set RUNQ_API_KEY instead of sending a stale one."""
     path = data_dir / name
     if env_var and os.environ.get(env_var):
         secret = os.environ[env_var]
-        if not path.exists() or path.read_text().strip() != secret:
-            _write_secret(path, secret)
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_text().strip() != secret:
+                path.unlink()
         return secret
     if path.exists():
         return path.read_text().strip()
