@@ -33,7 +33,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message is one line: scripts grep it
 
 UrlOpt = Annotated[
     str, typer.Option("--url", envvar="RUNQ_URL", help="Control plane URL (env RUNQ_URL).")

@@ -25,7 +25,7 @@ from runq.errors import BadRequest, SpecError
 from runq.policy.cost import Rate
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message is one line: scripts grep it
 
 DEFAULT_COLD_START_S = 10.0  # without a measurement or --cold-start (a model load of seconds)
 DEFAULT_REVIVAL_S = 0.002  # FlashBoot: a parked process resumes in milliseconds

@@ -19,7 +19,7 @@ from runq.core.spec import EndpointSpec, load_spec
 from runq.errors import SpecError
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message is one line: scripts grep it
 bundle_app = typer.Typer(
     help="Worker bundles: a venv per requirements file, or an image per folder, built once.",
     no_args_is_help=True,

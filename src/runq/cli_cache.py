@@ -22,7 +22,7 @@ cache_app = typer.Typer(
     help="This host's model cache (under the data dir): pull, ls, rm.", no_args_is_help=True
 )
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message is one line: scripts grep it
 
 ConfigOpt = Annotated[
     Path | None,

@@ -9,13 +9,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 from runq.core.config import load_config
 from runq.errors import SpecError
 
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # a message is one line: scripts grep it
 
 
 def doctor(
@@ -41,7 +41,7 @@ def doctor(
         err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     checks = run_checks(server_config)
-    table = Table("check", "", "found")
+    table = Table("check", "", Column("found", overflow="fold"))  # wrapped, never cut
     for check in checks:
         mark = "[green]ok[/green]" if check.ok else "[red]FAIL[/red]"
         if not check.ok and not check.required:
