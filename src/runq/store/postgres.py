@@ -216,10 +216,9 @@ class PostgresJobStore:
     async def counts(self, endpoint: str) -> dict[str, int]:
         result = {status.value: 0 for status in JobStatus}
         for row in await self._all(
-            "SELECT status, count(*) AS n FROM jobs WHERE endpoint = %s GROUP BY status",
-            (endpoint,),
+            "SELECT status, n FROM job_counts WHERE endpoint = %s", (endpoint,)
         ):
-            result[row["status"]] = row["n"]
+            result[row["status"]] = int(row["n"])
         retried = await self._one(
             "SELECT value FROM counters WHERE endpoint = %s AND name = 'retried'", (endpoint,)
         )
@@ -227,20 +226,10 @@ class PostgresJobStore:
         return result
 
     async def queue_depth(self, endpoint: str) -> int:
-        row = await self._one(
-            "SELECT count(*) AS n FROM jobs WHERE endpoint = %s AND status = 'IN_QUEUE'",
-            (endpoint,),
-        )
-        return int(row["n"]) if row else 0
+        return (await self.queue_stats(endpoint)).in_queue
 
     async def queue_stats(self, endpoint: str) -> QueueStats:
-        row = await self._one(
-            "SELECT count(*) FILTER (WHERE status = 'IN_QUEUE') AS queued, "
-            "min(created_at) FILTER (WHERE status = 'IN_QUEUE') AS oldest, "
-            "count(*) FILTER (WHERE status = 'IN_PROGRESS') AS running "
-            "FROM jobs WHERE endpoint = %s AND status IN ('IN_QUEUE', 'IN_PROGRESS')",
-            (endpoint,),
-        )
+        row = await self._one(q.QUEUE_STATS, {"endpoint": endpoint})
         assert row is not None
         return QueueStats(int(row["queued"]), int(row["running"]), row["oldest"])
 
@@ -383,7 +372,8 @@ class PostgresJobStore:
                 "error = 'ttl expired before a worker took the job', "
                 "expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s "
                 "ELSE %(async_keep)s END "
-                "WHERE status = 'IN_QUEUE' AND created_at + ttl_s <= %(now)s RETURNING *",
+                "WHERE id IN (SELECT id FROM jobs WHERE status = 'IN_QUEUE' "
+                "AND created_at + ttl_s <= %(now)s) RETURNING *",
                 {"now": now, "sync_keep": RETENTION_SYNC_S, "async_keep": RETENTION_ASYNC_S},
             )
             await q.count_ended(conn, rows)
