@@ -28,6 +28,9 @@ class WorkerRegistry:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._workers: dict[str, Worker] = {}
+        # The same workers by endpoint: the scheduler, /health and the dashboard read one
+        # endpoint's workers many times a second, which must not cost a pass over the fleet.
+        self._by_endpoint: dict[str, dict[str, Worker]] = {}
         self._gone: collections.deque[Worker] = collections.deque(maxlen=HISTORY)
 
     def register(
@@ -50,7 +53,11 @@ class WorkerRegistry:
             placement=placement,
         )
         lifecycle.begin(worker, state, self._clock(), reason if managed else "joined")
+        replaced = self._workers.get(worker.id)
+        if replaced is not None:
+            self._unindex(replaced)
         self._workers[worker.id] = worker
+        self._by_endpoint.setdefault(endpoint, {})[worker.id] = worker
         return worker
 
     def move(self, worker: Worker, state: WorkerState, reason: str) -> bool:
@@ -63,18 +70,28 @@ class WorkerRegistry:
     def remove(self, worker_id: str, reason: str = "exited") -> Worker | None:
         worker = self._workers.pop(worker_id, None)
         if worker is not None:
+            self._unindex(worker)
             self.move(worker, WorkerState.TERMINATED, reason)
             self._gone.append(worker)
         return worker
 
+    def _unindex(self, worker: Worker) -> None:
+        mine = self._by_endpoint.get(worker.endpoint)
+        if mine is not None and mine.get(worker.id) is worker:
+            del mine[worker.id]
+            if not mine:
+                del self._by_endpoint[worker.endpoint]
+
     def all(self, endpoint: str | None = None) -> list[Worker]:
         """The workers that exist now (not terminated)."""
-        return [w for w in self._workers.values() if endpoint is None or w.endpoint == endpoint]
+        if endpoint is None:
+            return list(self._workers.values())
+        return list(self._by_endpoint.get(endpoint, {}).values())
 
     def history(self, endpoint: str | None = None) -> list[Worker]:
         """Every worker still known, terminated ones included, oldest first."""
-        every = [*self._gone, *self._workers.values()]
-        return [w for w in every if endpoint is None or w.endpoint == endpoint]
+        gone = [w for w in self._gone if endpoint is None or w.endpoint == endpoint]
+        return [*gone, *self.all(endpoint)]
 
     def typical_cold_start(self, endpoint: str) -> float | None:
         """The median of the endpoint's last 20 measured cold starts; None before the first.
