@@ -31,6 +31,9 @@ class WorkerRegistry:
         # The same workers by endpoint: the scheduler, /health and the dashboard read one
         # endpoint's workers many times a second, which must not cost a pass over the fleet.
         self._by_endpoint: dict[str, dict[str, Worker]] = {}
+        # typical_cold_start by endpoint, read by every tick: dropped when one of the
+        # endpoint's workers changes state (a cold start ends with a move to IDLE).
+        self._typical: dict[str, float | None] = {}
         self._gone: collections.deque[Worker] = collections.deque(maxlen=HISTORY)
 
     def register(
@@ -58,10 +61,12 @@ class WorkerRegistry:
             self._unindex(replaced)
         self._workers[worker.id] = worker
         self._by_endpoint.setdefault(endpoint, {})[worker.id] = worker
+        self._typical.pop(endpoint, None)
         return worker
 
     def move(self, worker: Worker, state: WorkerState, reason: str) -> bool:
         """Moves a worker through the state machine at the registry's clock."""
+        self._typical.pop(worker.endpoint, None)
         return lifecycle.move(worker, state, self._clock(), reason)
 
     def get(self, worker_id: str) -> Worker | None:
@@ -72,6 +77,8 @@ class WorkerRegistry:
         if worker is not None:
             self._unindex(worker)
             self.move(worker, WorkerState.TERMINATED, reason)
+            if len(self._gone) == self._gone.maxlen:  # the oldest leaves the history
+                self._typical.pop(self._gone[0].endpoint, None)
             self._gone.append(worker)
         return worker
 
@@ -96,8 +103,12 @@ class WorkerRegistry:
     def typical_cold_start(self, endpoint: str) -> float | None:
         """The median of the endpoint's last 20 measured cold starts; None before the first.
         What the scalers plan with and what a queued job's start estimate counts down from."""
+        if endpoint in self._typical:
+            return self._typical[endpoint]
         measured = [w.cold_start_s for w in self.history(endpoint) if w.cold_start_s is not None]
-        return statistics.median(measured[-TYPICAL_OF:]) if measured else None
+        typical = statistics.median(measured[-TYPICAL_OF:]) if measured else None
+        self._typical[endpoint] = typical
+        return typical
 
     def check_token(self, worker_id: str, token: str) -> bool:
         worker = self._workers.get(worker_id)
