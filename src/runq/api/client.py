@@ -158,7 +158,7 @@ async def retry(endpoint: str, job_id: str, request: Request) -> Response:
 async def purge_queue(endpoint: str, request: Request) -> Response:
     plane = _plane(request, endpoint)
     plane.spec(endpoint)
-    removed = await plane.store.purge_queue(endpoint)
+    removed = await plane.purge_queue(endpoint)
     return json_response({"removed": removed, "status": "completed"})
 
 

@@ -284,6 +284,14 @@ class ControlPlane:
             self.signals.job_changed(job_id)
         return job
 
+    async def purge_queue(self, endpoint: str) -> int:
+        """Cancel the endpoint's queued jobs; their waiting clients (/runsync, /stream) answer
+        now rather than at the end of their wait."""
+        removed = await self.store.purge_queue(endpoint)
+        if removed:
+            self.signals.jobs_changed()
+        return removed
+
     def start_estimate_s(self, endpoint: str) -> float | None:
         """While an endpoint scales from zero: seconds until a worker is ready, from the median
         of its recent measured cold starts less the time the most advanced start has run.

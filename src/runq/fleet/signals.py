@@ -56,6 +56,12 @@ class Signals:
         if gate is not None:
             gate.event.set()
 
+    def jobs_changed(self) -> None:
+        """Many jobs changed at once (a purge): every client waiting on a job re-reads it."""
+        gates, self._jobs = self._jobs, {}
+        for gate in gates.values():
+            gate.event.set()
+
     # --- stops: workers long-poll for jobs to stop ---------------------------------------
     def stop_job(self, worker_id: str, job_id: str) -> None:
         self._stops[worker_id].add(job_id)

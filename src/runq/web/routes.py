@@ -244,7 +244,7 @@ async def purge(name: str, request: Request) -> Response:
     plane = _dash(request).plane
 
     async def act(form: dict[str, str]) -> None:
-        await plane.store.purge_queue(name)
+        await plane.purge_queue(name)
 
     return await _action(request, name, "purged", act)
 
