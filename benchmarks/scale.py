@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
@@ -309,6 +310,7 @@ def queue_series(store: str, store_again: str, tmp: Path, sizes: Sizes) -> list[
     rows: list[dict[str, Any]] = []
     filled = 0
     endpoints = {"work": (8, 8), "backlog": (0, 1)}
+    warm_up(Plane(tmp, store, endpoints))
     for depth in sizes.depths:
         fill_s = fill(store, tmp / "data", "backlog", filled, depth - filled)
         filled = depth
@@ -331,6 +333,7 @@ def queue_series(store: str, store_again: str, tmp: Path, sizes: Sizes) -> list[
     # first and last minutes differ, so the baseline is the mean of the two.
     again = tmp / "again"
     again.mkdir()
+    warm_up(Plane(again, store_again, endpoints))
     plane = Plane(again, store_again, endpoints)
     plane.start()
     try:
@@ -339,6 +342,22 @@ def queue_series(store: str, store_again: str, tmp: Path, sizes: Sizes) -> list[
         plane.stop()
     rows.append({"queued": 0, "where": "other endpoint, again", "fill_s": 0.0, **row})
     return rows
+
+
+def warm_up(plane: Plane) -> None:
+    """A first server on a new database, its figures thrown away: the first minutes of a new
+    database file (or PostgreSQL database) are slower than any later ones."""
+    plane.start()
+    try:
+
+        async def load() -> None:
+            async with plane.client() as client:
+                await workers_ready(client, 8)
+                await run_load(client, "work", 2.0)
+
+        asyncio.run(load())
+    finally:
+        plane.stop()
 
 
 async def _queue_case(plane: Plane, endpoint: str, workers: int, sizes: Sizes) -> dict[str, Any]:
@@ -424,28 +443,40 @@ async def submit_many(client: httpx.AsyncClient, endpoint: str, n: int) -> list[
     return ids
 
 
-async def hold(client: httpx.AsyncClient, kind: str, job_id: str) -> None:
-    """One client waiting: /runsync (a new job) or /stream of `job_id`, until the job ends."""
+async def hold(session: aiohttp.ClientSession, url: str, kind: str, job_id: str) -> None:
+    """One client waiting: /runsync (a new job) or /stream of `job_id`, until the job ends.
+    aiohttp: httpx's pool costs grow with its connections, and 1,000 at once took it 30 s."""
     if kind == "runsync":
-        await client.post(f"/v2/backlog/runsync?wait={WAIT_MS}", json={"input": {}})
+        call = session.post(f"{url}/v2/backlog/runsync?wait={WAIT_MS}", json={"input": {}})
     else:
-        await client.get(f"/v2/backlog/stream/{job_id}?wait={WAIT_MS}")
+        call = session.get(f"{url}/v2/backlog/stream/{job_id}?wait={WAIT_MS}")
+    async with call as reply:
+        await reply.read()
 
 
 async def _waiters(plane: Plane, sizes: Sizes) -> list[dict[str, Any]]:
     rows = []
-    async with plane.client() as client, plane.client(max(sizes.waiters) + 50) as waiters:
+    connector = aiohttp.TCPConnector(limit=0)
+    async with (
+        plane.client() as client,
+        aiohttp.ClientSession(connector=connector, headers=plane.auth) as session,
+    ):
         await workers_ready(client, 4)
         await sequential_runs(client, "work", 50)  # warm-up
         for n in sizes.waiters:
             for kind in ("runsync", "stream"):
                 baseline = await sequential_runs(client, "work", 100)
-                ids = await submit_many(waiters, "backlog", n) if kind == "stream" else []
+                ids = await submit_many(client, "backlog", n) if kind == "stream" else []
                 before = plane.rss_kib()
-
                 targets = ids or [""] * n
-                tasks = [asyncio.create_task(hold(waiters, kind, job)) for job in targets]
-                await asyncio.sleep(1.0 + n / 400)  # every request arrived and is held
+                tasks = [
+                    asyncio.create_task(hold(session, plane.url, kind, job)) for job in targets
+                ]
+                deadline = time.monotonic() + 120
+                while (await client.get("/bench/waiters")).json() < n:  # all held
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{n} {kind} waiters did not all arrive")
+                    await asyncio.sleep(0.1)
                 held = plane.rss_kib()
                 loaded = await sequential_runs(client, "work", 100)
                 woken = time.perf_counter()

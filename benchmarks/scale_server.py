@@ -177,8 +177,13 @@ def main() -> None:
         ticks.clear()
         return JSONResponse(taken)
 
+    async def bench_waiters(request: Request) -> JSONResponse:
+        """Clients waiting on a job now (/runsync, /status-sync, /stream)."""
+        return JSONResponse(sum(gate.waiters for gate in plane.signals._jobs.values()))
+
     app = create_app(plane, keys, specs)
     app.add_route("/bench/ticks", bench_ticks, methods=["GET"])
+    app.add_route("/bench/waiters", bench_waiters, methods=["GET"])
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -10,7 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from runq.core.job import RETENTION_ASYNC_S, Job, JobStatus
-from runq.store.base import JobStore
+from runq.store.base import JobStore, QueueStats
 from runq.store.sqlite import SqliteJobStore
 from runq.store.sqlite_schema import MIGRATIONS
 from tests.store import test_contract
@@ -61,6 +61,12 @@ async def check(store: JobStore, tracked: Tracked, retried: dict[str, int]) -> N
         )
         assert stats.oldest_queued_at == (min(j.created_at for j in queued) if queued else None)
         assert await store.queue_depth(endpoint) == expected["IN_QUEUE"]
+    many = await store.queue_stats_many([ENDPOINT, OTHER, "never-used"])
+    assert many == {
+        ENDPOINT: await store.queue_stats(ENDPOINT),
+        OTHER: await store.queue_stats(OTHER),
+        "never-used": QueueStats(0, 0, None),
+    }
 
 
 async def test_counts_follow_every_change_of_status(store: JobStore, clock: FakeClock) -> None:

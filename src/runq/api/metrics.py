@@ -69,10 +69,10 @@ class RunqCollector(Collector):
         """Read what only the (async) store knows, for the next `collect`."""
         store = self._plane.store
         names = sorted(self._plane.specs)
-        queues = await asyncio.gather(*(store.queue_stats(name) for name in names))
+        queues = await store.queue_stats_many(names)
         ended = await asyncio.gather(*(store.ended_totals(name) for name in names))
         self._store = {
-            name: _StoreRead(q, e) for name, q, e in zip(names, queues, ended, strict=True)
+            name: _StoreRead(queues[name], e) for name, e in zip(names, ended, strict=True)
         }
 
     def describe(self) -> list[Metric]:

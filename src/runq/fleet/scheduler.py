@@ -109,12 +109,9 @@ class Scheduler:
         await self._refresh_hosts()
         self._tick_usage = None
         specs = list(self._plane.specs.values())
-        # Every queue endpoint's stats at once: one store batch (SQLite) or concurrent
-        # queries (PostgreSQL), not one round trip after another per endpoint.
+        # Every queue endpoint's stats in one store round trip, not one per endpoint.
         names = [spec.name for spec in specs if spec.type != "load_balancer"]
-        store = self._plane.store
-        read = await asyncio.gather(*(store.queue_stats(name) for name in names))
-        stats = dict(zip(names, read, strict=True))
+        stats = await self._plane.store.queue_stats_many(names)
         try:
             for spec in specs:
                 self._scale(spec, stats.get(spec.name))

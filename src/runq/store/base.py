@@ -169,6 +169,10 @@ class JobStore(Protocol):
         """What the scaler reads each tick: queued and running counts, oldest queued job's
         created_at (None with an empty queue). Cheap: indexed, no scan of finished jobs."""
 
+    async def queue_stats_many(self, endpoints: list[str]) -> dict[str, QueueStats]:
+        """`queue_stats` of each endpoint, read in one round trip: what the scheduler's tick,
+        /metrics and the dashboard read for every endpoint."""
+
     async def job_window(self, endpoint: str, since: float, until: float) -> JobWindow:
         """The endpoint's jobs that ended in (`since`, `until`]. An ended job's status and
         times are kept `runq.store.window.TIMES_KEEP_S` (24 h) after its end, although the job

@@ -233,6 +233,15 @@ class PostgresJobStore:
         assert row is not None
         return QueueStats(int(row["queued"]), int(row["running"]), row["oldest"])
 
+    async def queue_stats_many(self, endpoints: list[str]) -> dict[str, QueueStats]:
+        stats = dict.fromkeys(endpoints, QueueStats(0, 0, None))
+        if endpoints:
+            for row in await self._all(q.QUEUE_STATS_MANY, {"endpoints": list(endpoints)}):
+                stats[row["endpoint"]] = QueueStats(
+                    int(row["queued"]), int(row["running"]), row["oldest"]
+                )
+        return stats
+
     async def job_window(self, endpoint: str, since: float, until: float) -> JobWindow:
         rows = await self._all(
             "SELECT status, created_at, started_at, finished_at FROM job_times "

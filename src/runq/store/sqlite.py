@@ -181,6 +181,12 @@ class SqliteJobStore:
     async def queue_stats(self, endpoint: str) -> QueueStats:
         return await self._db.run(lambda c: q.queue_stats(c, endpoint), durable=False)
 
+    async def queue_stats_many(self, endpoints: list[str]) -> dict[str, QueueStats]:
+        def op(conn: sqlite3.Connection) -> dict[str, QueueStats]:
+            return {name: q.queue_stats(conn, name) for name in endpoints}
+
+        return await self._db.run(op, durable=False)
+
     async def job_window(self, endpoint: str, since: float, until: float) -> JobWindow:
         return await self._db.run(lambda c: q.job_window(c, endpoint, since, until), False)
 
