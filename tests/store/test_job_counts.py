@@ -67,6 +67,12 @@ async def check(store: JobStore, tracked: Tracked, retried: dict[str, int]) -> N
         OTHER: await store.queue_stats(OTHER),
         "never-used": QueueStats(0, 0, None),
     }
+    totals = await store.ended_totals_many([ENDPOINT, OTHER, "never-used"])
+    assert totals == {
+        ENDPOINT: await store.ended_totals(ENDPOINT),
+        OTHER: await store.ended_totals(OTHER),
+        "never-used": await store.ended_totals("never-used"),
+    }
 
 
 async def test_counts_follow_every_change_of_status(store: JobStore, clock: FakeClock) -> None:

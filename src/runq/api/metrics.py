@@ -10,7 +10,6 @@ the store (`refresh`), then renders.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -70,10 +69,8 @@ class RunqCollector(Collector):
         store = self._plane.store
         names = sorted(self._plane.specs)
         queues = await store.queue_stats_many(names)
-        ended = await asyncio.gather(*(store.ended_totals(name) for name in names))
-        self._store = {
-            name: _StoreRead(queues[name], e) for name, e in zip(names, ended, strict=True)
-        }
+        ended = await store.ended_totals_many(names)
+        self._store = {name: _StoreRead(queues[name], ended[name]) for name in names}
 
     def describe(self) -> list[Metric]:
         return []  # nothing fixed to describe: registering must not read live state

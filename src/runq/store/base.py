@@ -184,6 +184,9 @@ class JobStore(Protocol):
         TIMED_OUT), counted in the same transaction as the change, so they never go down
         (retention deletes jobs, not these counts): what Prometheus counters need."""
 
+    async def ended_totals_many(self, endpoints: list[str]) -> dict[str, dict[JobStatus, int]]:
+        """`ended_totals` of each endpoint, read in one round trip (what /metrics reads)."""
+
     async def job_timings(self, endpoint: str, limit: int) -> list[JobTiming]:
         """The `limit` most recently finished jobs of the endpoint that a worker ran to the end
         (COMPLETED or FAILED, with a start time), most recent first, still retained."""

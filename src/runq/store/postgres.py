@@ -259,6 +259,18 @@ class PostgresJobStore:
             result[JobStatus(row["name"].removeprefix(ENDED))] = int(row["value"])
         return result
 
+    async def ended_totals_many(self, endpoints: list[str]) -> dict[str, dict[JobStatus, int]]:
+        result = {name: dict.fromkeys(window.ENDED_STATUSES, 0) for name in endpoints}
+        if endpoints:
+            for row in await self._all(
+                "SELECT endpoint, name, value FROM counters "
+                "WHERE endpoint = ANY(%s) AND name LIKE 'ended:%%'",
+                (list(endpoints),),
+            ):
+                status = JobStatus(row["name"].removeprefix(ENDED))
+                result[row["endpoint"]][status] = int(row["value"])
+        return result
+
     async def job_timings(self, endpoint: str, limit: int) -> list[JobTiming]:
         rows = await self._all(
             "SELECT id, status, created_at, started_at, finished_at FROM jobs "

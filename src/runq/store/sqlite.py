@@ -193,6 +193,12 @@ class SqliteJobStore:
     async def ended_totals(self, endpoint: str) -> dict[JobStatus, int]:
         return await self._db.run(lambda c: q.ended_totals(c, endpoint), False)
 
+    async def ended_totals_many(self, endpoints: list[str]) -> dict[str, dict[JobStatus, int]]:
+        def op(conn: sqlite3.Connection) -> dict[str, dict[JobStatus, int]]:
+            return {name: q.ended_totals(conn, name) for name in endpoints}
+
+        return await self._db.run(op, durable=False)
+
     async def job_timings(self, endpoint: str, limit: int) -> list[JobTiming]:
         def op(conn: sqlite3.Connection) -> list[JobTiming]:
             rows = conn.execute(q.TIMINGS, (endpoint, max(0, limit))).fetchall()
