@@ -683,8 +683,11 @@ def main() -> None:
         for store_name in args.stores.split(","):
             store: Callable[[], str] = lambda: "sqlite"  # noqa: E731
             if store_name == "postgres":
-                from tests.postgres import PostgresServer
+                from tests.postgres import PostgresServer, _bindir
 
+                if _bindir() is None:
+                    print("PostgreSQL is not installed (apt-get install postgresql): skipped")
+                    continue
                 pg = PostgresServer()
                 pg.start()
                 store = pg.new_database
