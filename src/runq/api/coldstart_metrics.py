@@ -21,18 +21,24 @@ class ColdStartTally:
         self._seen: set[str] = set()
         self._by: dict[tuple[str, str], Histogram] = {}
 
-    def collect(self, plane: ControlPlane) -> Metric:
+    def update(self, plane: ControlPlane) -> bool:
+        """Observe the workers first seen ready since the last call. True if any was."""
         known = plane.registry.history(None)
+        changed = False
         for worker in known:
             phases = None if worker.id in self._seen else cold_start(worker)
             if phases is None:
                 continue
             self._seen.add(worker.id)
+            changed = True
             for phase in PHASES:
                 value = getattr(phases, f"{phase}_s")
                 if value is not None:
                     self._by.setdefault((worker.endpoint, phase), Histogram()).observe(value)
         self._seen &= {worker.id for worker in known}  # a worker gone from history never returns
+        return changed
+
+    def family(self) -> Metric:
         family = HistogramMetricFamily(
             "runq_worker_cold_start_seconds",
             "Workers' cold starts by phase: init (environment, model fetch), image_pull and "
@@ -47,3 +53,7 @@ class ColdStartTally:
             ]
             family.add_metric([endpoint, phase], buckets, histogram.sum)
         return family
+
+    def collect(self, plane: ControlPlane) -> Metric:
+        self.update(plane)
+        return self.family()

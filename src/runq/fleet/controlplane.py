@@ -52,7 +52,9 @@ T = TypeVar("T")
 
 DRAIN_POLL_S = 0.05
 LOG_PRUNE_EVERY_S = 60.0
-SHARED_STORE_POLL_S = 0.2  # waits on a store shared by replicas re-read it this often
+SHARED_STORE_POLL_S = 0.2  # waits on a standby replica re-read the shared store this often
+# ... and on the leader: see _wait_slice_s.
+LEADER_POLL_S = 2.0
 _SERVING = frozenset({WorkerState.IDLE, WorkerState.RUNNING, WorkerState.INITIALIZING})
 _TAKES_NOTHING = frozenset({WorkerState.PARKED, WorkerState.UNHEALTHY, WorkerState.TERMINATED})
 
@@ -80,9 +82,7 @@ class ControlPlane:
         self.draining = False
         self.leading = True  # runs the fleet (False: a standby replica on a shared store)
         self.replication: Replication | None = None  # with a store shared by replicas
-        # Replicas share the store: a change made through another replica sets no event here,
-        # so waits re-read the store at least this often.
-        self._wait_slice_s = SHARED_STORE_POLL_S if isinstance(store, SharedStore) else math.inf
+        self._shared = isinstance(store, SharedStore)
         self._tasks: list[asyncio.Task[None]] = []
         self.disk = DiskGuard(config.data_dir, config.min_free_bytes)
 
@@ -259,6 +259,20 @@ class ControlPlane:
 
     def _balanced_endpoints(self) -> set[str]:
         return {name for name, spec in self.specs.items() if spec.type == "load_balancer"}
+
+    @property
+    def _wait_slice_s(self) -> float:
+        """How long a client's wait goes without re-reading its job. Alone on its store: no
+        limit, every change wakes it. Replicas share the store, and a change made through
+        another replica sets no event here: a standby, whose jobs the leader's workers run,
+        re-reads every SHARED_STORE_POLL_S. The leader makes every worker's change itself
+        (standbys forward worker calls to it); only a client's cancel or retry on another
+        replica reaches it through the store alone, so it re-reads every LEADER_POLL_S (1,000
+        waiters re-reading every 0.2 s were 5,000 reads a second and starved the workers'
+        heartbeats)."""
+        if not self._shared:
+            return math.inf
+        return LEADER_POLL_S if self.leading else SHARED_STORE_POLL_S
 
     def spec(self, endpoint: str) -> EndpointSpec:
         spec = self.specs.get(endpoint)

@@ -31,6 +31,12 @@ class WorkerRegistry:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._workers: dict[str, Worker] = {}
+        # The same workers by endpoint: the scheduler, /health and the dashboard read one
+        # endpoint's workers many times a second, which must not cost a pass over the fleet.
+        self._by_endpoint: dict[str, dict[str, Worker]] = {}
+        # typical_cold_start by endpoint, read by every tick: dropped when one of the
+        # endpoint's workers changes state (a cold start ends with a move to IDLE).
+        self._typical: dict[str, float | None] = {}
         self._gone: collections.deque[Worker] = collections.deque(maxlen=HISTORY)
 
     def register(
@@ -53,11 +59,17 @@ class WorkerRegistry:
             placement=placement,
         )
         lifecycle.begin(worker, state, self._clock(), reason if managed else "joined")
+        replaced = self._workers.get(worker.id)
+        if replaced is not None:
+            self._unindex(replaced)
         self._workers[worker.id] = worker
+        self._by_endpoint.setdefault(endpoint, {})[worker.id] = worker
+        self._typical.pop(endpoint, None)
         return worker
 
     def move(self, worker: Worker, state: WorkerState, reason: str) -> bool:
         """Moves a worker through the state machine at the registry's clock."""
+        self._typical.pop(worker.endpoint, None)
         return lifecycle.move(worker, state, self._clock(), reason)
 
     def get(self, worker_id: str) -> Worker | None:
@@ -66,24 +78,40 @@ class WorkerRegistry:
     def remove(self, worker_id: str, reason: str = "exited") -> Worker | None:
         worker = self._workers.pop(worker_id, None)
         if worker is not None:
+            self._unindex(worker)
             self.move(worker, WorkerState.TERMINATED, reason)
+            if len(self._gone) == self._gone.maxlen:  # the oldest leaves the history
+                self._typical.pop(self._gone[0].endpoint, None)
             self._gone.append(worker)
         return worker
 
+    def _unindex(self, worker: Worker) -> None:
+        mine = self._by_endpoint.get(worker.endpoint)
+        if mine is not None and mine.get(worker.id) is worker:
+            del mine[worker.id]
+            if not mine:
+                del self._by_endpoint[worker.endpoint]
+
     def all(self, endpoint: str | None = None) -> list[Worker]:
         """The workers that exist now (not terminated)."""
-        return [w for w in self._workers.values() if endpoint is None or w.endpoint == endpoint]
+        if endpoint is None:
+            return list(self._workers.values())
+        return list(self._by_endpoint.get(endpoint, {}).values())
 
     def history(self, endpoint: str | None = None) -> list[Worker]:
         """Every worker still known, terminated ones included, oldest first."""
-        every = [*self._gone, *self._workers.values()]
-        return [w for w in every if endpoint is None or w.endpoint == endpoint]
+        gone = [w for w in self._gone if endpoint is None or w.endpoint == endpoint]
+        return [*gone, *self.all(endpoint)]
 
     def typical_cold_start(self, endpoint: str) -> float | None:
         """The median of the endpoint's last 20 measured cold starts; None before the first.
         What the scalers plan with and what a queued job's start estimate counts down from."""
+        if endpoint in self._typical:
+            return self._typical[endpoint]
         measured = [w.cold_start_s for w in self.history(endpoint) if w.cold_start_s is not None]
-        return statistics.median(measured[-TYPICAL_OF:]) if measured else None
+        typical = statistics.median(measured[-TYPICAL_OF:]) if measured else None
+        self._typical[endpoint] = typical
+        return typical
 
     def check_token(self, worker_id: str, token: str) -> bool:
         worker = self._workers.get(worker_id)

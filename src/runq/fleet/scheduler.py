@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from runq.core.hosts import Host, effective_hosts
@@ -21,6 +22,7 @@ from runq.core.worker import Placement, Worker, WorkerState
 from runq.fleet.reshape import Reshaper
 from runq.policy import placement as placement_policy
 from runq.policy.scaling import LIVE, ScalingSnapshot, WorkerView, plan, still_applicable
+from runq.store.base import QueueStats
 
 if TYPE_CHECKING:
     from runq.fleet.controlplane import ControlPlane
@@ -51,6 +53,26 @@ def with_cached_models(host: Host, hosts: tuple[Host, ...], cached: tuple[str, .
     return dataclasses.replace(host, models=tuple(dict.fromkeys((*host.models, *cached))))
 
 
+@dataclass
+class _Usage:
+    """What placed workers hold: GPU indices and CPU slots by host, placements by endpoint and
+    GPU category (placement spreads an endpoint over categories), and this machine's cached
+    models."""
+
+    gpus: dict[str, set[int]]
+    cpu: dict[str, int]
+    by_category: dict[str, dict[str, int]] = field(default_factory=dict)
+    cached: tuple[str, ...] = ()
+
+    def add(self, endpoint: str, where: Placement) -> None:
+        if where.host not in self.gpus:
+            return  # a host that left the cluster
+        self.gpus[where.host].update(where.gpu_indices)
+        self.cpu[where.host] += 0 if where.gpu_indices else 1
+        mine = self.by_category.setdefault(endpoint, {})
+        mine[where.category] = mine.get(where.category, 0) + 1
+
+
 class Scheduler:
     def __init__(self, plane: ControlPlane) -> None:
         self._plane = plane
@@ -62,6 +84,7 @@ class Scheduler:
         self._hosts_due = 0.0
         # Resizes and rolling redeploys (runq.fleet.reshape), applied after each scaling plan.
         self.reshaper = Reshaper(plane, self._stop, self._start_new)
+        self._tick_usage: _Usage | None = None  # placements, counted once per tick
 
     def start(self) -> None:
         discover = getattr(self._plane.provisioner, "hosts", None)
@@ -87,8 +110,16 @@ class Scheduler:
         if self._plane.draining:
             return  # shutting down: start, park or stop nothing more
         await self._refresh_hosts()
-        for spec in list(self._plane.specs.values()):
-            await self._scale(spec)
+        self._tick_usage = None
+        specs = list(self._plane.specs.values())
+        # Every queue endpoint's stats in one store round trip, not one per endpoint.
+        names = [spec.name for spec in specs if spec.type != "load_balancer"]
+        stats = await self._plane.store.queue_stats_many(names)
+        try:
+            for spec in specs:
+                self._scale(spec, stats.get(spec.name))
+        finally:
+            self._tick_usage = None
 
     async def _refresh_hosts(self) -> None:
         """A cluster's nodes come and go: re-read them every HOSTS_REFRESH_S."""
@@ -107,7 +138,7 @@ class Scheduler:
         await asyncio.gather(*self._stopping, return_exceptions=True)
 
     # --- one endpoint -------------------------------------------------------------------
-    async def _scale(self, spec: EndpointSpec) -> None:
+    def _scale(self, spec: EndpointSpec, stats: QueueStats | None) -> None:
         plane = self._plane
         now = plane.clock()
         workers = [w for w in plane.registry.all(spec.name) if w.managed]
@@ -128,7 +159,7 @@ class Scheduler:
             load = plane.lb.stats(spec.name)
             snapshot = ScalingSnapshot(now, load.held, load.in_flight, load.oldest_held_at, views)
         else:
-            stats = await plane.store.queue_stats(spec.name)
+            stats = stats or QueueStats(0, 0, None)  # deployed during this tick's read
             snapshot = ScalingSnapshot(
                 now,
                 stats.in_queue,
@@ -198,27 +229,33 @@ class Scheduler:
             plane.registry.move(worker, WorkerState.INITIALIZING, f"GPU free on {where.host}")
             plane.provisioner.start(spec, worker)
 
-    def _place(self, spec: EndpointSpec) -> Placement | None:
-        usage: dict[str, tuple[set[int], int]] = {host.name: (set(), 0) for host in self.hosts}
-        by_category: dict[str, int] = {}
+    def _usage(self) -> _Usage:
+        """What the placed workers hold, counted once per tick and kept up to date as this
+        tick places more: a pass over the fleet per start made scaling up N workers cost N
+        passes (seconds of a blocked loop for a thousand)."""
+        if self._tick_usage is not None:
+            return self._tick_usage
+        usage = _Usage(
+            {host.name: set() for host in self.hosts},
+            dict.fromkeys((host.name for host in self.hosts), 0),
+        )
         for worker in self._plane.registry.all():
-            where = worker.placement
-            if where is None or worker.state == WorkerState.THROTTLED or where.host not in usage:
-                continue
-            used, cpu = usage[where.host]
-            used.update(where.gpu_indices)
-            usage[where.host] = (used, cpu + (0 if where.gpu_indices else 1))
-            if worker.endpoint == spec.name:
-                by_category[where.category] = by_category.get(where.category, 0) + 1
-        # This machine's cache (a few small files, at each start); a cluster provisioner puts
-        # each node's models in its hosts instead.
+            if worker.placement is not None and worker.state != WorkerState.THROTTLED:
+                usage.add(worker.endpoint, worker.placement)
+        # This machine's cache (a few small files); a cluster provisioner puts each node's
+        # models in its hosts instead.
         clustered = hasattr(self._plane.provisioner, "hosts")
-        cached = () if clustered else self._plane.provisioner.models.sources()
+        usage.cached = () if clustered else self._plane.provisioner.models.sources()
+        self._tick_usage = usage
+        return usage
+
+    def _place(self, spec: EndpointSpec) -> Placement | None:
+        usage = self._usage()
         hosts = [
             placement_policy.HostUsage(
-                with_cached_models(host, self.hosts, cached),
-                frozenset(usage[host.name][0]),
-                usage[host.name][1],
+                with_cached_models(host, self.hosts, usage.cached),
+                frozenset(usage.gpus[host.name]),
+                usage.cpu[host.name],
             )
             for host in self.hosts
         ]
@@ -226,12 +263,14 @@ class Scheduler:
             spec.compute,
             spec.model.source if spec.model is not None else "",
             hosts,
-            by_category,
+            usage.by_category.get(spec.name, {}),
             spread=spec.scaling.max_workers >= SPREAD_FROM,
         )
         if chosen is None:
             return None
-        return Placement(chosen.host, chosen.gpu_indices, chosen.gpu_type, chosen.category)
+        where = Placement(chosen.host, chosen.gpu_indices, chosen.gpu_type, chosen.category)
+        usage.add(spec.name, where)
+        return where
 
     def _evict_parked_for(self, spec: EndpointSpec) -> None:
         """A parked worker of another endpoint gives its GPUs to a throttled one."""

@@ -187,6 +187,10 @@ class JobStore(Protocol):
         """What the scaler reads each tick: queued and running counts, oldest queued job's
         created_at (None with an empty queue). Cheap: indexed, no scan of finished jobs."""
 
+    async def queue_stats_many(self, endpoints: list[str]) -> dict[str, QueueStats]:
+        """`queue_stats` of each endpoint, read in one round trip: what the scheduler's tick,
+        /metrics and the dashboard read for every endpoint."""
+
     async def job_window(self, endpoint: str, since: float, until: float) -> JobWindow:
         """The endpoint's jobs that ended in (`since`, `until`]. An ended job's status and
         times are kept `runq.store.window.TIMES_KEEP_S` (24 h) after its end, although the job
@@ -197,6 +201,9 @@ class JobStore(Protocol):
         """Jobs of the endpoint that ever ended, by final status (COMPLETED, FAILED, CANCELLED,
         TIMED_OUT), counted in the same transaction as the change, so they never go down
         (retention deletes jobs, not these counts): what Prometheus counters need."""
+
+    async def ended_totals_many(self, endpoints: list[str]) -> dict[str, dict[JobStatus, int]]:
+        """`ended_totals` of each endpoint, read in one round trip (what /metrics reads)."""
 
     async def job_timings(self, endpoint: str, limit: int) -> list[JobTiming]:
         """The `limit` most recently finished jobs of the endpoint that a worker ran to the end

@@ -230,10 +230,9 @@ class PostgresJobStore:
     async def counts(self, endpoint: str) -> dict[str, int]:
         result = {status.value: 0 for status in JobStatus}
         for row in await self._all(
-            "SELECT status, count(*) AS n FROM jobs WHERE endpoint = %s GROUP BY status",
-            (endpoint,),
+            "SELECT status, n FROM job_counts WHERE endpoint = %s", (endpoint,)
         ):
-            result[row["status"]] = row["n"]
+            result[row["status"]] = int(row["n"])
         retried = await self._one(
             "SELECT value FROM counters WHERE endpoint = %s AND name = 'retried'", (endpoint,)
         )
@@ -241,22 +240,21 @@ class PostgresJobStore:
         return result
 
     async def queue_depth(self, endpoint: str) -> int:
-        row = await self._one(
-            "SELECT count(*) AS n FROM jobs WHERE endpoint = %s AND status = 'IN_QUEUE'",
-            (endpoint,),
-        )
-        return int(row["n"]) if row else 0
+        return (await self.queue_stats(endpoint)).in_queue
 
     async def queue_stats(self, endpoint: str) -> QueueStats:
-        row = await self._one(
-            "SELECT count(*) FILTER (WHERE status = 'IN_QUEUE') AS queued, "
-            "min(created_at) FILTER (WHERE status = 'IN_QUEUE') AS oldest, "
-            "count(*) FILTER (WHERE status = 'IN_PROGRESS') AS running "
-            "FROM jobs WHERE endpoint = %s AND status IN ('IN_QUEUE', 'IN_PROGRESS')",
-            (endpoint,),
-        )
+        row = await self._one(q.QUEUE_STATS, {"endpoint": endpoint})
         assert row is not None
         return QueueStats(int(row["queued"]), int(row["running"]), row["oldest"])
+
+    async def queue_stats_many(self, endpoints: list[str]) -> dict[str, QueueStats]:
+        stats = dict.fromkeys(endpoints, QueueStats(0, 0, None))
+        if endpoints:
+            for row in await self._all(q.QUEUE_STATS_MANY, {"endpoints": list(endpoints)}):
+                stats[row["endpoint"]] = QueueStats(
+                    int(row["queued"]), int(row["running"]), row["oldest"]
+                )
+        return stats
 
     async def job_window(self, endpoint: str, since: float, until: float) -> JobWindow:
         rows = await self._all(
@@ -273,6 +271,18 @@ class PostgresJobStore:
             (endpoint,),
         ):
             result[JobStatus(row["name"].removeprefix(ENDED))] = int(row["value"])
+        return result
+
+    async def ended_totals_many(self, endpoints: list[str]) -> dict[str, dict[JobStatus, int]]:
+        result = {name: dict.fromkeys(window.ENDED_STATUSES, 0) for name in endpoints}
+        if endpoints:
+            for row in await self._all(
+                "SELECT endpoint, name, value FROM counters "
+                "WHERE endpoint = ANY(%s) AND name LIKE 'ended:%%'",
+                (list(endpoints),),
+            ):
+                status = JobStatus(row["name"].removeprefix(ENDED))
+                result[row["endpoint"]][status] = int(row["value"])
         return result
 
     async def job_timings(self, endpoint: str, limit: int) -> list[JobTiming]:
@@ -397,7 +407,8 @@ class PostgresJobStore:
                 "error = 'ttl expired before a worker took the job', "
                 "expires_at = %(now)s + CASE WHEN sync THEN %(sync_keep)s "
                 "ELSE %(async_keep)s END "
-                "WHERE status = 'IN_QUEUE' AND created_at + ttl_s <= %(now)s RETURNING *",
+                "WHERE id IN (SELECT id FROM jobs WHERE status = 'IN_QUEUE' "
+                "AND created_at + ttl_s <= %(now)s) RETURNING *",
                 {"now": now, "sync_keep": RETENTION_SYNC_S, "async_keep": RETENTION_ASYNC_S},
             )
             await q.count_ended(conn, rows)

@@ -79,6 +79,39 @@ UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, finished_at = NULL, work
 WHERE id = %(id)s AND status IN ('FAILED', 'TIMED_OUT')
 RETURNING *
 """
+# Counts kept by triggers (postgres_schema.py, migration 3); the oldest queued job is the
+# older of the heads of the two priority lanes (FIFO order by seq is creation order: a retry
+# takes a new seq).
+QUEUE_STATS = """
+SELECT
+    coalesce((SELECT n FROM job_counts
+              WHERE endpoint = %(endpoint)s AND status = 'IN_QUEUE'), 0) AS queued,
+    coalesce((SELECT n FROM job_counts
+              WHERE endpoint = %(endpoint)s AND status = 'IN_PROGRESS'), 0) AS running,
+    least(
+        (SELECT created_at FROM jobs
+         WHERE endpoint = %(endpoint)s AND status = 'IN_QUEUE' AND low_priority = FALSE
+         ORDER BY seq LIMIT 1),
+        (SELECT created_at FROM jobs
+         WHERE endpoint = %(endpoint)s AND status = 'IN_QUEUE' AND low_priority = TRUE
+         ORDER BY seq LIMIT 1)) AS oldest
+"""
+# QUEUE_STATS for many endpoints in one statement.
+QUEUE_STATS_MANY = """
+SELECT e.endpoint,
+    coalesce((SELECT n FROM job_counts
+              WHERE endpoint = e.endpoint AND status = 'IN_QUEUE'), 0) AS queued,
+    coalesce((SELECT n FROM job_counts
+              WHERE endpoint = e.endpoint AND status = 'IN_PROGRESS'), 0) AS running,
+    least(
+        (SELECT created_at FROM jobs
+         WHERE endpoint = e.endpoint AND status = 'IN_QUEUE' AND low_priority = FALSE
+         ORDER BY seq LIMIT 1),
+        (SELECT created_at FROM jobs
+         WHERE endpoint = e.endpoint AND status = 'IN_QUEUE' AND low_priority = TRUE
+         ORDER BY seq LIMIT 1)) AS oldest
+FROM unnest(%(endpoints)s::text[]) AS e(endpoint)
+"""
 INSERT = """
 INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
                   execution_timeout_s, ttl_s, sync, created_at)

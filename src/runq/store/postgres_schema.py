@@ -111,4 +111,55 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
     """,
+    # 4: jobs by endpoint and status, kept by statement triggers in the transaction of each
+    # change (as in sqlite_schema.py, migration 6), so that /health, /metrics and the
+    # scheduler's tick read a few rows instead of counting a million-job queue; and queued
+    # jobs by TTL deadline, for the reaper's sweep. Each statement applies its changes in
+    # (endpoint, status) order, so that two transactions lock count rows in one order (no
+    # deadlock between a take and a finish that takes the next job).
+    """
+    LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE;
+    CREATE TABLE job_counts (
+        endpoint TEXT NOT NULL,
+        status TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (endpoint, status)
+    );
+    INSERT INTO job_counts SELECT endpoint, status, count(*) FROM jobs GROUP BY endpoint, status;
+    CREATE FUNCTION runq_count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO job_counts (endpoint, status, n)
+                SELECT endpoint, status, count(*) FROM new_rows GROUP BY endpoint, status
+                ORDER BY endpoint, status
+                ON CONFLICT (endpoint, status) DO UPDATE SET n = job_counts.n + excluded.n;
+        ELSIF TG_OP = 'DELETE' THEN
+            INSERT INTO job_counts (endpoint, status, n)
+                SELECT endpoint, status, -count(*) FROM old_rows GROUP BY endpoint, status
+                ORDER BY endpoint, status
+                ON CONFLICT (endpoint, status) DO UPDATE SET n = job_counts.n + excluded.n;
+        ELSE
+            INSERT INTO job_counts (endpoint, status, n)
+                SELECT endpoint, status, sum(delta) FROM (
+                    SELECT o.endpoint, o.status, -1 AS delta
+                    FROM old_rows o JOIN new_rows c ON c.id = o.id WHERE o.status <> c.status
+                    UNION ALL
+                    SELECT c.endpoint, c.status, 1
+                    FROM old_rows o JOIN new_rows c ON c.id = o.id WHERE o.status <> c.status
+                ) AS changes
+                GROUP BY endpoint, status HAVING sum(delta) <> 0
+                ORDER BY endpoint, status
+                ON CONFLICT (endpoint, status) DO UPDATE SET n = job_counts.n + excluded.n;
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION runq_count_jobs();
+    CREATE TRIGGER jobs_count_update AFTER UPDATE ON jobs
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION runq_count_jobs();
+    CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION runq_count_jobs();
+    CREATE INDEX jobs_queue_deadline ON jobs ((created_at + ttl_s)) WHERE status = 'IN_QUEUE';
+    """,
 )

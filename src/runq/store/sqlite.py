@@ -182,10 +182,7 @@ class SqliteJobStore:
     async def counts(self, endpoint: str) -> dict[str, int]:
         def op(conn: sqlite3.Connection) -> dict[str, int]:
             result = {status.value: 0 for status in JobStatus}
-            for row in conn.execute(
-                "SELECT status, count(*) AS n FROM jobs WHERE endpoint = ? GROUP BY status",
-                (endpoint,),
-            ):
+            for row in conn.execute(q.COUNTS, (endpoint,)):
                 result[row["status"]] = row["n"]
             retried = conn.execute(
                 "SELECT value FROM counters WHERE endpoint = ? AND name = 'retried'", (endpoint,)
@@ -196,26 +193,14 @@ class SqliteJobStore:
         return await self._db.run(op, durable=False)
 
     async def queue_depth(self, endpoint: str) -> int:
-        def op(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                "SELECT count(*) FROM jobs WHERE endpoint = ? AND status = 'IN_QUEUE'", (endpoint,)
-            ).fetchone()
-            return int(row[0])
-
-        return await self._db.run(op, durable=False)
+        return (await self.queue_stats(endpoint)).in_queue
 
     async def queue_stats(self, endpoint: str) -> QueueStats:
-        def op(conn: sqlite3.Connection) -> QueueStats:
-            queued = conn.execute(
-                "SELECT count(*), min(created_at) FROM jobs "
-                "WHERE endpoint = ? AND status = 'IN_QUEUE'",
-                (endpoint,),
-            ).fetchone()
-            running = conn.execute(
-                "SELECT count(*) FROM jobs WHERE endpoint = ? AND status = 'IN_PROGRESS'",
-                (endpoint,),
-            ).fetchone()
-            return QueueStats(int(queued[0]), int(running[0]), queued[1])
+        return await self._db.run(lambda c: q.queue_stats(c, endpoint), durable=False)
+
+    async def queue_stats_many(self, endpoints: list[str]) -> dict[str, QueueStats]:
+        def op(conn: sqlite3.Connection) -> dict[str, QueueStats]:
+            return {name: q.queue_stats(conn, name) for name in endpoints}
 
         return await self._db.run(op, durable=False)
 
@@ -224,6 +209,12 @@ class SqliteJobStore:
 
     async def ended_totals(self, endpoint: str) -> dict[JobStatus, int]:
         return await self._db.run(lambda c: q.ended_totals(c, endpoint), False)
+
+    async def ended_totals_many(self, endpoints: list[str]) -> dict[str, dict[JobStatus, int]]:
+        def op(conn: sqlite3.Connection) -> dict[str, dict[JobStatus, int]]:
+            return {name: q.ended_totals(conn, name) for name in endpoints}
+
+        return await self._db.run(op, durable=False)
 
     async def job_timings(self, endpoint: str, limit: int) -> list[JobTiming]:
         def op(conn: sqlite3.Connection) -> list[JobTiming]:
@@ -362,7 +353,8 @@ class SqliteJobStore:
                 "UPDATE jobs SET status = 'TIMED_OUT', finished_at = :now, "
                 "error = 'ttl expired before a worker took the job', "
                 "expires_at = :now + CASE sync WHEN 1 THEN :sync_keep ELSE :async_keep END "
-                "WHERE status = 'IN_QUEUE' AND created_at + ttl_s <= :now RETURNING *",
+                "WHERE rowid IN (SELECT rowid FROM jobs INDEXED BY jobs_queue_deadline "
+                "WHERE status = 'IN_QUEUE' AND created_at + ttl_s <= :now) RETURNING *",
                 {"now": now, "sync_keep": RETENTION_SYNC_S, "async_keep": RETENTION_ASYNC_S},
             ).fetchall()
             q.record_ended(conn, rows)
@@ -494,7 +486,20 @@ class SqliteJobStore:
 def _migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-        for statement in script.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        for statement in _statements(script):
+            conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number}")
+
+
+def _statements(script: str) -> list[str]:
+    """The statements of a migration script, in order. A trigger's body holds `;` too, so a
+    statement ends at the first `;` where SQLite sees a complete statement."""
+    statements: list[str] = []
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    return statements

@@ -19,7 +19,7 @@ from runq.core.job import (
 )
 from runq.errors import IdempotencyMismatch
 from runq.store import window
-from runq.store.base import JobWindow
+from runq.store.base import JobWindow, QueueStats
 from runq.store.rows import dumps, row_to_job
 from runq.store.window import ENDED
 
@@ -47,10 +47,12 @@ def insert_params(request: JobRequest, job_id: str, now: float) -> tuple[Any, ..
     )
 
 
+# INDEXED BY: the queue's FIFO index, never the TTL deadline index that the same filter
+# could tempt the planner into (a scan of every queued job of every endpoint).
 TAKE = """
 UPDATE jobs SET status = 'IN_PROGRESS', started_at = :now, worker_id = :worker
 WHERE rowid IN (
-    SELECT rowid FROM jobs
+    SELECT rowid FROM jobs INDEXED BY jobs_queue
     WHERE endpoint = :endpoint AND status = 'IN_QUEUE' AND created_at + ttl_s > :now
     ORDER BY low_priority, rowid LIMIT :limit)
 RETURNING rowid AS seq, *
@@ -83,6 +85,24 @@ RETURNING *
 """
 
 
+# Kept by triggers on jobs (sqlite_schema.py, migration 5): a few rows, whatever the queue.
+COUNTS = "SELECT status, n FROM job_counts WHERE endpoint = ?"
+RUNNING_AND_QUEUED = """
+SELECT status, n FROM job_counts WHERE endpoint = ? AND status IN ('IN_QUEUE', 'IN_PROGRESS')
+"""
+# The head of each priority lane, along the queue's index: FIFO order is creation order, but
+# for a retried job (a new created_at where it stood), so this is the oldest but for those.
+OLDEST_QUEUED = """
+SELECT min(created_at) FROM (
+    SELECT * FROM (SELECT created_at FROM jobs INDEXED BY jobs_queue
+                   WHERE endpoint = :endpoint AND status = 'IN_QUEUE' AND low_priority = 0
+                   ORDER BY rowid LIMIT 1)
+    UNION ALL
+    SELECT * FROM (SELECT created_at FROM jobs INDEXED BY jobs_queue
+                   WHERE endpoint = :endpoint AND status = 'IN_QUEUE' AND low_priority = 1
+                   ORDER BY rowid LIMIT 1))
+"""
+
 TIMINGS = """
 SELECT id, status, created_at, started_at, finished_at FROM jobs
 WHERE endpoint = ? AND status IN ('COMPLETED', 'FAILED') AND started_at IS NOT NULL
@@ -102,6 +122,14 @@ def take(
     rows = conn.execute(TAKE, params).fetchall()
     rows.sort(key=lambda row: (row["low_priority"], row["seq"]))  # RETURNING is unordered
     return [row_to_job(row) for row in rows]
+
+
+def queue_stats(conn: sqlite3.Connection, endpoint: str) -> QueueStats:
+    counts = dict.fromkeys(("IN_QUEUE", "IN_PROGRESS"), 0)
+    for row in conn.execute(RUNNING_AND_QUEUED, (endpoint,)):
+        counts[row["status"]] = int(row["n"])
+    oldest = conn.execute(OLDEST_QUEUED, {"endpoint": endpoint}).fetchone()[0]
+    return QueueStats(counts["IN_QUEUE"], counts["IN_PROGRESS"], oldest)
 
 
 def queue_full(conn: sqlite3.Connection, endpoint: str, job_id: str, max_queue: int) -> bool:

@@ -48,8 +48,8 @@ async def sample(plane: ControlPlane, history: History) -> None:
     """One sample of every deployed endpoint."""
     now = plane.clock()
     names = set(plane.specs)
-    for name in sorted(names):
-        stats = await plane.store.queue_stats(name)
+    read = await plane.store.queue_stats_many(sorted(names))
+    for name, stats in read.items():
         workers = len(plane.registry.all(name))
         history.add(name, Sample(now, stats.in_queue, stats.in_progress, workers))
     history.forget_missing(names)

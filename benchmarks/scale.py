@@ -1,0 +1,727 @@
+"""How runq's cost grows: queued jobs, workers, endpoints and waiting clients (issue 20).
+
+Each series runs against the real control plane (`scale_server.py`: `runq serve`'s app, store,
+scheduler and uvicorn, its workers being protocol-exact loops in one worker-host process,
+`scale_workers.py`), on SQLite and on PostgreSQL (a throwaway cluster, as the tests run one)
+side by side. The anchor of each series is the same server at its smallest size, in the same
+run: every target is a ratio to it, or an absolute bound.
+
+- queue depth: /run p50/p99 and completed jobs/s, with 0, 100k and 1M jobs queued on another
+  endpoint (nobody takes them), then with 1M queued on the measured endpoint itself (its
+  workers take from the front while /run appends at the back). The queue is filled with SQL
+  while the server is down (a million /run calls would take the whole budget).
+- fleet size: the scheduler tick's p50/p99 (every tick is timed in the server), /health,
+  /metrics and the dashboard's endpoint page with 1, 10 and 100 endpoints and 10, 100 and
+  1,000 workers (spread over the endpoints), all workers long-polling and pinging.
+- waiting clients: 10, 100 and 1,000 concurrent /runsync and /stream?wait= waiters on jobs
+  nobody runs: the server's memory per waiter (RSS) and /run p50 on another endpoint, as a
+  ratio to /run p50 without waiters; then a purge wakes them all.
+- memory: the server's RSS per queued job (SQLite's page cache is in the process;
+  PostgreSQL's memory is its own processes') and per worker.
+
+    python benchmarks/scale.py            # < 15 min
+    python benchmarks/scale.py --quick    # < 5 min: 100k for 1M, fewer fleet sizes
+    python benchmarks/scale.py --plot docs/scale.png
+
+Prints a table per series, and as its last line one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(REPO))  # tests/postgres.py: the throwaway PostgreSQL cluster
+
+LOAD_SUBMITTERS = 4
+WAIT_MS = 120_000
+
+
+@dataclass(frozen=True)
+class Sizes:
+    depths: tuple[int, ...]
+    fleet: tuple[tuple[int, int], ...]  # (endpoints, workers)
+    waiters: tuple[int, ...]
+    load_s: float
+    tick_s: float
+    probes: int
+
+
+FULL = Sizes(
+    depths=(0, 100_000, 1_000_000),
+    fleet=tuple((e, w) for w in (10, 100, 1000) for e in (1, 10, 100)),
+    waiters=(10, 100, 1000),
+    load_s=6.0,
+    tick_s=4.0,
+    probes=30,
+)
+QUICK = Sizes(
+    depths=(0, 10_000, 100_000),
+    fleet=((1, 10), (10, 100), (100, 1000)),
+    waiters=(10, 100, 1000),
+    load_s=3.0,
+    tick_s=3.0,
+    probes=15,
+)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- the server ---------------------------------------------------------------------------
+
+
+@dataclass
+class Plane:
+    """One scale_server.py process on `data`, serving `endpoints`: name -> (active, max)."""
+
+    tmp: Path
+    store: str
+    endpoints: dict[str, tuple[int, int]]
+    idle: str = "backlog"  # endpoints with this prefix get no worker loops
+    key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        specs = self.tmp / "specs"
+        shutil.rmtree(specs, ignore_errors=True)
+        specs.mkdir(parents=True)
+        for name, (active, maximum) in self.endpoints.items():
+            (specs / f"{name}.toml").write_text(
+                f'name = "{name}"\n\n[worker]\ncommand = ["true"]\n\n[scaling]\n'
+                f'active_workers = {active}\nmax_workers = {maximum}\nidle_timeout = "1h"\n'
+            )
+        data = self.tmp / "data"
+        data.mkdir(exist_ok=True)
+        env = {
+            **os.environ,
+            "RUNQ_API_KEY": self.key,
+            "PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+            "SCALE_IDLE_PREFIX": self.idle,
+        }
+        log = open(self.tmp / "server.log", "ab")  # noqa: SIM115 - the child holds it
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                str(HERE / "scale_server.py"),
+                str(data),
+                str(self.port),
+                self.store,
+                str(specs),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        first = next(iter(self.endpoints))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited; see {self.tmp / 'server.log'}")
+            with contextlib.suppress(httpx.HTTPError):
+                reply = httpx.get(f"{self.url}/v2/{first}/health", headers=self.auth, timeout=5)
+                if reply.status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError("the server did not answer within 60 s")
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def rss_kib(self) -> int:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)  # the worker host ends with its stdin
+        try:
+            self.process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # the worker host, if it lingers
+
+    def client(self, connections: int = 100) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        return httpx.AsyncClient(base_url=self.url, headers=self.auth, limits=limits, timeout=300)
+
+
+async def workers_ready(client: httpx.AsyncClient, want: int, timeout: float = 180) -> None:
+    """Until `want` workers are idle or running over all endpoints."""
+    deadline = time.monotonic() + timeout
+    ready = 0
+    while time.monotonic() < deadline:
+        rows = (await client.get("/admin/endpoints")).json()
+        ready = sum(row["workers"]["idle"] + row["workers"]["running"] for row in rows)
+        if ready >= want:
+            return
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"only {ready} of {want} workers became ready")
+
+
+async def timed(call: Callable[[], Awaitable[httpx.Response]]) -> float:
+    started = time.perf_counter()
+    reply = await call()
+    reply.raise_for_status()
+    return (time.perf_counter() - started) * 1000
+
+
+async def probe(call: Callable[[], Awaitable[httpx.Response]], n: int) -> dict[str, float]:
+    times = [await timed(call) for _ in range(n)]
+    return {"p50_ms": round(pct(times, 50), 2), "p99_ms": round(pct(times, 99), 2)}
+
+
+async def completed(client: httpx.AsyncClient, endpoint: str) -> int:
+    body = (await client.get(f"/v2/{endpoint}/health")).json()
+    return int(body["jobs"]["completed"])
+
+
+async def run_load(client: httpx.AsyncClient, endpoint: str, seconds: float) -> dict[str, float]:
+    """LOAD_SUBMITTERS clients post /run back to back for `seconds` (after 1 s of warm-up):
+    /run latency, and jobs the endpoint's workers completed per second meanwhile."""
+    latencies: list[float] = []
+
+    async def submit(until: float, keep: bool) -> None:
+        while time.monotonic() < until:
+            ms = await timed(lambda: client.post(f"/v2/{endpoint}/run", json={"input": {"n": 1}}))
+            if keep:
+                latencies.append(ms)
+
+    warm = time.monotonic() + 1.0
+    await asyncio.gather(*(submit(warm, False) for _ in range(LOAD_SUBMITTERS)))
+    before, started = await completed(client, endpoint), time.monotonic()
+    until = started + seconds
+    await asyncio.gather(*(submit(until, True) for _ in range(LOAD_SUBMITTERS)))
+    after, ended = await completed(client, endpoint), time.monotonic()
+    return {
+        "run_p50_ms": round(pct(latencies, 50), 2),
+        "run_p99_ms": round(pct(latencies, 99), 2),
+        "runs": len(latencies),
+        "jobs_per_s": round((after - before) / (ended - started), 1),
+    }
+
+
+async def sequential_runs(client: httpx.AsyncClient, endpoint: str, n: int) -> float:
+    times = [
+        await timed(lambda: client.post(f"/v2/{endpoint}/run", json={"input": {"n": 1}}))
+        for _ in range(n)
+    ]
+    return pct(times, 50)
+
+
+# --- filling a queue with SQL, the server down --------------------------------------------
+
+
+def fill(store: str, data: Path, endpoint: str, start: int, count: int) -> float:
+    """`count` queued jobs on `endpoint`, through the store's schema (its triggers count them).
+    Returns the seconds it took."""
+    started = time.monotonic()
+    if count <= 0:
+        return 0.0
+    now = time.time()
+    if store == "sqlite":
+        from runq.store.sqlite import SqliteJobStore
+
+        path = data / "runq.db"
+        opened = SqliteJobStore(path)
+        asyncio.run(_open_close(opened))
+        conn = sqlite3.connect(path)
+        conn.executemany(
+            "INSERT INTO jobs (id, endpoint, status, input, ttl_s, created_at) "
+            "VALUES (?, ?, 'IN_QUEUE', '{\"n\": 1}', 86400, ?)",
+            ((f"bulk-{i}", endpoint, now) for i in range(start, start + count)),
+        )
+        conn.commit()
+        conn.close()
+    else:
+        import psycopg
+
+        from runq.store.postgres import PostgresJobStore
+
+        asyncio.run(_open_close(PostgresJobStore(store)))
+        with psycopg.connect(store, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO jobs (id, endpoint, status, input, ttl_s, created_at) "
+                "SELECT 'bulk-' || g, %s, 'IN_QUEUE', '{\"n\": 1}', 86400, %s "
+                "FROM generate_series(%s::bigint, %s::bigint) AS g",
+                (endpoint, now, start, start + count - 1),
+            )
+            conn.execute("VACUUM ANALYZE jobs")  # what autovacuum does after a bulk load
+    return time.monotonic() - started
+
+
+async def _open_close(store: Any) -> None:
+    await store.open()
+    await store.close()
+
+
+# --- the series ---------------------------------------------------------------------------
+
+
+def queue_series(store: str, store_again: str, tmp: Path, sizes: Sizes) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    filled = 0
+    endpoints = {"work": (8, 8), "backlog": (0, 1)}
+    warm_up(Plane(tmp, store, endpoints))
+    for depth in sizes.depths:
+        fill_s = fill(store, tmp / "data", "backlog", filled, depth - filled)
+        filled = depth
+        plane = Plane(tmp, store, endpoints)
+        plane.start()
+        try:
+            row = asyncio.run(_queue_case(plane, "work", 8, sizes))
+        finally:
+            plane.stop()
+        rows.append({"queued": depth, "where": "other endpoint", "fill_s": round(fill_s, 1), **row})
+    # The same million, now on the measured endpoint: its workers take from the front.
+    plane = Plane(tmp, store, {"backlog": (8, 8)}, idle="none")
+    plane.start()
+    try:
+        row = asyncio.run(_queue_case(plane, "backlog", 8, sizes))
+    finally:
+        plane.stop()
+    rows.append({"queued": filled, "where": "same endpoint", "fill_s": 0.0, **row})
+    # The empty queue again, last, on a fresh database: on a shared machine the load of the
+    # first and last minutes differ, so the baseline is the mean of the two.
+    again = tmp / "again"
+    again.mkdir()
+    warm_up(Plane(again, store_again, endpoints))
+    plane = Plane(again, store_again, endpoints)
+    plane.start()
+    try:
+        row = asyncio.run(_queue_case(plane, "work", 8, sizes))
+    finally:
+        plane.stop()
+    rows.append({"queued": 0, "where": "other endpoint, again", "fill_s": 0.0, **row})
+    return rows
+
+
+def warm_up(plane: Plane) -> None:
+    """A first server on a new database, its figures thrown away: the first minutes of a new
+    database file (or PostgreSQL database) are slower than any later ones."""
+    plane.start()
+    try:
+
+        async def load() -> None:
+            async with plane.client() as client:
+                await workers_ready(client, 8)
+                await run_load(client, "work", 2.0)
+
+        asyncio.run(load())
+    finally:
+        plane.stop()
+
+
+async def _queue_case(plane: Plane, endpoint: str, workers: int, sizes: Sizes) -> dict[str, Any]:
+    async with plane.client() as client:
+        await workers_ready(client, workers)
+        load = await run_load(client, endpoint, sizes.load_s)
+        health = await probe(lambda: client.get(f"/v2/{endpoint}/health"), sizes.probes)
+        ticks = (await client.get("/bench/ticks")).json()
+    return {
+        **load,
+        "health_p50_ms": health["p50_ms"],
+        "tick_p99_ms": round(pct(ticks, 99), 2),
+        "rss_mib": round(plane.rss_kib() / 1024, 1),
+    }
+
+
+def fleet_series(store: Callable[[], str], tmp: Path, sizes: Sizes) -> list[dict[str, Any]]:
+    rows = []
+    for n_endpoints, n_workers in sizes.fleet:
+        names = [f"e{i:03d}" for i in range(n_endpoints)]
+        share = [
+            n_workers // n_endpoints + (1 if i < n_workers % n_endpoints else 0)
+            for i in range(n_endpoints)
+        ]
+        endpoints = {name: (n, max(n, 1)) for name, n in zip(names, share, strict=True)}
+        case_dir = tmp / f"fleet-{n_endpoints}-{n_workers}"
+        case_dir.mkdir()
+        plane = Plane(case_dir, store(), endpoints)
+        plane.start()
+        try:
+            row = asyncio.run(_fleet_case(plane, names[0], n_workers, sizes))
+        finally:
+            plane.stop()
+            shutil.rmtree(case_dir, ignore_errors=True)
+        rows.append({"endpoints": n_endpoints, "workers": n_workers, **row})
+    return rows
+
+
+async def _fleet_case(plane: Plane, first: str, n_workers: int, sizes: Sizes) -> dict[str, Any]:
+    async with plane.client() as client, httpx.AsyncClient(base_url=plane.url) as browser:
+        await workers_ready(client, n_workers)
+        await client.get("/bench/ticks")  # ticks of the ramp-up are not the steady state
+        until = time.monotonic() + sizes.tick_s
+        while time.monotonic() < until:  # a light stream of jobs, so ticks see work
+            await client.post(f"/v2/{first}/run", json={"input": {"n": 1}})
+            await asyncio.sleep(0.02)
+        ticks = (await client.get("/bench/ticks")).json()
+        health = await probe(lambda: client.get(f"/v2/{first}/health"), sizes.probes)
+        metrics = await probe(lambda: client.get("/metrics"), max(5, sizes.probes // 3))
+        await browser.get(f"/endpoints/{first}?token={plane.key}")  # a session cookie
+        page = await probe(lambda: browser.get(f"/endpoints/{first}"), max(5, sizes.probes // 3))
+    return {
+        "tick_p50_ms": round(pct(ticks, 50), 2),
+        "tick_p99_ms": round(pct(ticks, 99), 2),
+        "ticks": len(ticks),
+        "health_p99_ms": health["p99_ms"],
+        "metrics_p99_ms": metrics["p99_ms"],
+        "dashboard_p99_ms": page["p99_ms"],
+        "rss_mib": round(plane.rss_kib() / 1024, 1),
+    }
+
+
+def waiter_series(store: str, tmp: Path, sizes: Sizes) -> list[dict[str, Any]]:
+    plane = Plane(tmp, store, {"work": (4, 4), "backlog": (0, 1)})
+    plane.start()
+    try:
+        return asyncio.run(_waiters(plane, sizes))
+    finally:
+        plane.stop()
+
+
+async def submit_many(client: httpx.AsyncClient, endpoint: str, n: int) -> list[str]:
+    """`n` jobs through /run, 50 at a time; their ids."""
+    ids: list[str] = []
+    for start in range(0, n, 50):
+        replies = await asyncio.gather(
+            *(
+                client.post(f"/v2/{endpoint}/run", json={"input": {}})
+                for _ in range(min(50, n - start))
+            )
+        )
+        ids += [reply.json()["id"] for reply in replies]
+    return ids
+
+
+async def hold(session: aiohttp.ClientSession, url: str, kind: str, job_id: str) -> None:
+    """One client waiting: /runsync (a new job) or /stream of `job_id`, until the job ends.
+    aiohttp: httpx's pool costs grow with its connections, and 1,000 at once took it 30 s."""
+    if kind == "runsync":
+        call = session.post(f"{url}/v2/backlog/runsync?wait={WAIT_MS}", json={"input": {}})
+    else:
+        call = session.get(f"{url}/v2/backlog/stream/{job_id}?wait={WAIT_MS}")
+    async with call as reply:
+        await reply.read()
+
+
+async def _waiters(plane: Plane, sizes: Sizes) -> list[dict[str, Any]]:
+    rows = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with (
+        plane.client() as client,
+        aiohttp.ClientSession(connector=connector, headers=plane.auth) as session,
+    ):
+        await workers_ready(client, 4)
+        await sequential_runs(client, "work", 50)  # warm-up
+        for n in sizes.waiters:
+            for kind in ("runsync", "stream"):
+                baseline = await sequential_runs(client, "work", 100)
+                ids = await submit_many(client, "backlog", n) if kind == "stream" else []
+                before = plane.rss_kib()
+                targets = ids or [""] * n
+                tasks = [
+                    asyncio.create_task(hold(session, plane.url, kind, job)) for job in targets
+                ]
+                deadline = time.monotonic() + 120
+                while (await client.get("/bench/waiters")).json() < n:  # all held
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{n} {kind} waiters did not all arrive")
+                    await asyncio.sleep(0.1)
+                held = plane.rss_kib()
+                loaded = await sequential_runs(client, "work", 100)
+                woken = time.perf_counter()
+                await client.post("/v2/backlog/purge-queue")
+                await asyncio.gather(*tasks)
+                rows.append(
+                    {
+                        "waiters": n,
+                        "kind": kind,
+                        "kib_per_waiter": round((held - before) / n, 1),
+                        "run_p50_ms": round(loaded, 2),
+                        "run_p50_ms_no_waiters": round(baseline, 2),
+                        "run_ratio": round(loaded / baseline, 2),
+                        "wake_all_ms": round((time.perf_counter() - woken) * 1000, 1),
+                    }
+                )
+    return rows
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def table(title: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    width = {k: max(len(k), *(len(str(r.get(k, ""))) for r in rows)) for k in keys}
+    print(f"\n{title}")
+    print("  ".join(k.rjust(width[k]) for k in keys))
+    for row in rows:
+        print("  ".join(str(row.get(k, "")).rjust(width[k]) for k in keys))
+
+
+def summarise(results: dict[str, dict[str, Any]], sizes: Sizes, quick: bool) -> dict[str, Any]:
+    by_store: dict[str, dict[str, Any]] = {}
+    for name, result in results.items():
+        queue = result["queue"]
+        empties = [r for r in queue if r["queued"] == 0]
+        empty = {
+            key: statistics.mean(r[key] for r in empties)
+            for key in ("run_p50_ms", "jobs_per_s", "rss_mib")
+        }
+        deep = [r for r in queue if r["queued"] == max(sizes.depths)]
+        fleet = result["fleet"]
+        largest = max(fleet, key=lambda r: (r["workers"], r["endpoints"]))
+        smallest = min(fleet, key=lambda r: (r["workers"], r["endpoints"]))
+        big_waiters = [r for r in result["waiters"] if r["waiters"] == max(sizes.waiters)]
+        by_store[name] = {
+            "run_p50_ratio_1m_vs_empty": round(
+                max(r["run_p50_ms"] for r in deep) / empty["run_p50_ms"], 2
+            ),
+            "jobs_per_s_ratio_1m_vs_empty": round(
+                min(r["jobs_per_s"] for r in deep) / empty["jobs_per_s"], 2
+            ),
+            "tick_p99_ms_1000_workers": largest["tick_p99_ms"],
+            "health_metrics_dashboard_p99_ms_max": max(
+                largest["health_p99_ms"], largest["metrics_p99_ms"], largest["dashboard_p99_ms"]
+            ),
+            "waiter_kib": max(r["kib_per_waiter"] for r in big_waiters),
+            "waiter_run_ratio": max(r["run_ratio"] for r in big_waiters),
+            "kib_per_queued_job": round(
+                (max(r["rss_mib"] for r in deep) - empties[0]["rss_mib"])
+                * 1024
+                / max(sizes.depths),
+                4,
+            ),
+            "kib_per_worker": round(
+                (largest["rss_mib"] - smallest["rss_mib"])
+                * 1024
+                / (largest["workers"] - smallest["workers"]),
+                1,
+            ),
+        }
+    worst = {
+        "run_p50_ratio_1m_vs_empty": max(s["run_p50_ratio_1m_vs_empty"] for s in by_store.values()),
+        "jobs_per_s_ratio_1m_vs_empty": min(
+            s["jobs_per_s_ratio_1m_vs_empty"] for s in by_store.values()
+        ),
+        "tick_p99_ms_1000_workers": max(s["tick_p99_ms_1000_workers"] for s in by_store.values()),
+        "waiter_kib": max(s["waiter_kib"] for s in by_store.values()),
+    }
+    return {
+        "benchmark": "scale",
+        "quick": quick,
+        "deepest_queue": max(sizes.depths),
+        **worst,
+        "by_store": by_store,
+        "series": results,
+    }
+
+
+def plot(summary: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    series = summary["series"]
+    ax = axes[0][0]
+    for store, result in series.items():
+        rows = [r for r in result["queue"] if r["where"] == "other endpoint"]
+        ax.plot(
+            [max(r["queued"], 1) for r in rows],
+            [r["run_p50_ms"] for r in rows],
+            "o-",
+            label=f"{store}: /run p50",
+        )
+        ax.plot(
+            [max(r["queued"], 1) for r in rows],
+            [r["run_p99_ms"] for r in rows],
+            "x--",
+            label=f"{store}: /run p99",
+        )
+        same = [r for r in result["queue"] if r["where"] == "same endpoint"]
+        ax.plot(
+            [r["queued"] for r in same],
+            [r["run_p50_ms"] for r in same],
+            "s",
+            label=f"{store}: p50, queue on the same endpoint",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("jobs queued (1 = empty)")
+    ax.set_ylabel("ms")
+    ax.set_title("/run latency vs queue depth")
+    ax.legend(fontsize=7)
+    ax = axes[0][1]
+    for store, result in series.items():
+        rows = [r for r in result["queue"] if r["where"] == "other endpoint"]
+        ax.plot(
+            [max(r["queued"], 1) for r in rows], [r["jobs_per_s"] for r in rows], "o-", label=store
+        )
+        same = [r for r in result["queue"] if r["where"] == "same endpoint"]
+        ax.plot(
+            [r["queued"] for r in same],
+            [r["jobs_per_s"] for r in same],
+            "s",
+            label=f"{store}, same endpoint",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("jobs queued (1 = empty)")
+    ax.set_ylabel("completed jobs/s")
+    ax.set_title("throughput vs queue depth")
+    ax.legend(fontsize=7)
+    ax = axes[1][0]
+    for store, result in series.items():
+        for endpoints in sorted({r["endpoints"] for r in result["fleet"]}):
+            rows = [r for r in result["fleet"] if r["endpoints"] == endpoints]
+            ax.plot(
+                [r["workers"] for r in rows],
+                [r["tick_p99_ms"] for r in rows],
+                "o-",
+                label=f"{store}: tick p99, {endpoints} endpoints",
+            )
+        rows = sorted(result["fleet"], key=lambda r: (r["workers"], r["endpoints"]))
+        ax.plot(
+            [r["workers"] for r in rows],
+            [max(r["health_p99_ms"], r["metrics_p99_ms"], r["dashboard_p99_ms"]) for r in rows],
+            "x:",
+            label=f"{store}: slowest of /health, /metrics, dashboard (p99)",
+        )
+    ax.axhline(25, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("workers")
+    ax.set_ylabel("ms")
+    ax.set_title("scheduler tick and read paths vs fleet size")
+    ax.legend(fontsize=6)
+    ax = axes[1][1]
+    for store, result in series.items():
+        for kind in ("runsync", "stream"):
+            rows = [r for r in result["waiters"] if r["kind"] == kind]
+            ax.plot(
+                [r["waiters"] for r in rows],
+                [r["kib_per_waiter"] for r in rows],
+                "o-",
+                label=f"{store}: {kind} KiB/waiter",
+            )
+    ax.axhline(50, color="grey", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("concurrent waiters")
+    ax.set_ylabel("KiB per waiter (server RSS)")
+    ax.set_title("memory per waiting client")
+    ax.legend(fontsize=7)
+    fig.suptitle("runq: one control plane's cost as the work grows (2 shared cores)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes: under 5 minutes")
+    parser.add_argument("--plot", type=Path, help="write the curves to this PNG")
+    parser.add_argument("--stores", default="sqlite,postgres", help="comma-separated")
+    parser.add_argument("--series", default="queue,fleet,waiters", help="comma-separated")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    # Stopped early (SIGTERM): still stop the servers and PostgreSQL and remove the data.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    results: dict[str, dict[str, Any]] = {}
+    root = Path(tempfile.mkdtemp(prefix="runq-scale-"))
+    pg = None
+    try:
+        for store_name in args.stores.split(","):
+            store: Callable[[], str] = lambda: "sqlite"  # noqa: E731
+            if store_name == "postgres":
+                from tests.postgres import PostgresServer, _bindir
+
+                if _bindir() is None:
+                    print("PostgreSQL is not installed (apt-get install postgresql): skipped")
+                    continue
+                pg = PostgresServer()
+                pg.start()
+                store = pg.new_database
+            tmp = root / store_name
+            tmp.mkdir()
+            started = time.monotonic()
+            result: dict[str, Any] = {}
+            series = args.series.split(",")
+            if "queue" in series:
+                (tmp / "queue").mkdir()
+                result["queue"] = queue_series(store(), store(), tmp / "queue", sizes)
+                table(f"{store_name}: queue depth", result["queue"])
+                shutil.rmtree(tmp / "queue", ignore_errors=True)
+            if "fleet" in series:
+                result["fleet"] = fleet_series(store, tmp, sizes)
+                table(f"{store_name}: fleet size", result["fleet"])
+            if "waiters" in series:
+                (tmp / "waiters").mkdir()
+                result["waiters"] = waiter_series(store(), tmp / "waiters", sizes)
+                table(f"{store_name}: waiting clients", result["waiters"])
+            result["seconds"] = round(time.monotonic() - started, 1)
+            results[store_name] = result
+    finally:
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    if args.series != "queue,fleet,waiters":
+        print(json.dumps({"benchmark": "scale", "partial": args.series, "series": results}))
+        return
+    summary = summarise(results, sizes, args.quick)
+    if args.plot:
+        plot(summary, args.plot)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
