@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import uvicorn
@@ -45,7 +46,7 @@ async def sse(request: Request) -> Response:
     n = int(request.query_params.get("n", "3"))
     delay = float(request.query_params.get("delay", "0.2"))
 
-    async def events():
+    async def events() -> AsyncIterator[bytes]:
         for i in range(n):
             yield f"data: {json.dumps({'i': i, 't': time.time()})}\n\n".encode()
             await asyncio.sleep(delay)

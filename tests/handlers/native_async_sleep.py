@@ -6,11 +6,12 @@ single-job and the concurrent end-to-end tests.
 
 import asyncio
 import os
+from typing import Any
 
 from runq import worker
 
 
-async def handler(job):
+async def handler(job: dict[str, Any]) -> dict[str, Any]:
     seconds = job["input"]["seconds"]
     await asyncio.sleep(seconds)
     return {"slept": seconds}

@@ -2,11 +2,12 @@
 
 import os
 import signal
+from typing import Any
 
 from runq import worker
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 

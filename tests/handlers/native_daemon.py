@@ -3,6 +3,7 @@ session) and returns its pid; the daemon sleeps for ever."""
 
 import os
 import time
+from typing import Any
 
 from runq import worker
 
@@ -24,7 +25,7 @@ def _daemonize() -> int:
     return pid
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, int]:
     return {"daemon": _daemonize(), "worker": os.getpid()}
 
 

@@ -1,9 +1,11 @@
 """Echoes the job input back: {"echo": input}."""
 
+from typing import Any
+
 from runq import worker
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, Any]:
     return {"echo": job["input"]}
 
 

@@ -2,11 +2,12 @@
 
 import os
 import time
+from typing import Any
 
 from runq import worker
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, str]:
     time.sleep(job["input"].get("seconds", 0))
     return {"worker": os.environ["RUNQ_WORKER_ID"], "gpus": os.environ["CUDA_VISIBLE_DEVICES"]}
 

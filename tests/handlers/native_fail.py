@@ -1,9 +1,11 @@
 """Raises ValueError("boom"): the job fails with runpod's JSON error report."""
 
+from typing import Any, NoReturn
+
 from runq import worker
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> NoReturn:
     raise ValueError("boom")
 
 

@@ -6,11 +6,12 @@ and TMPDIR hold, so a test sees whether one worker's files reach another."""
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from runq import worker
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, Any]:
     name = job["input"].get("write")
     if name:
         Path(name).write_text(os.environ["RUNQ_WORKER_ID"])

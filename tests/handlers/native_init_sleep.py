@@ -2,11 +2,12 @@
 
 import os
 import time
+from typing import Any
 
 from runq import worker
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> Any:
     return job["input"]
 
 

@@ -3,6 +3,7 @@ listen), so the endpoint must fall back to plain starts."""
 
 import os
 import sys
+from typing import Any
 
 from runq import worker
 
@@ -10,7 +11,7 @@ if os.environ.get("RUNQ_TEMPLATE_SOCKET"):
     sys.exit(3)
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, Any]:
     return {"pid": os.getpid(), "echo": job["input"]}
 
 

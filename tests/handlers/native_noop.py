@@ -1,9 +1,11 @@
 """Returns None at once: {"output": null}. For measuring the worker's own overhead."""
 
+from typing import Any
+
 from runq import worker
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> None:
     return None
 
 

@@ -3,6 +3,7 @@ answers with who served the job (pid, worker id, GPUs) and the model it holds.""
 
 import os
 import time
+from typing import Any
 
 from runq import worker
 
@@ -11,7 +12,7 @@ MODEL = bytes(range(256)) * 4096  # 1 MiB, made once: a forked worker inherits i
 LOADED_BY = os.getpid()
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, Any]:
     time.sleep(float(job["input"].get("seconds", 0)))
     return {
         "pid": os.getpid(),

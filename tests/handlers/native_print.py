@@ -1,13 +1,14 @@
 """Prints input["mb"] megabytes to stdout (a log flood), then answers."""
 
 import sys
+from typing import Any
 
 from runq import worker
 
 LINE = "x" * 1023 + "\n"
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, Any]:
     for _ in range(int(job["input"].get("mb", 1) * 1024)):
         sys.stdout.write(LINE)
     sys.stdout.flush()

@@ -1,11 +1,12 @@
 """A worker whose initialisation never ends within a test (a model load that hangs)."""
 
 import time
+from typing import Any
 
 from runq import worker
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> Any:
     return job["input"]
 
 

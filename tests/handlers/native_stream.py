@@ -1,9 +1,12 @@
 """Generator handler: yields input["n"] chunks {"i": i}; the final output aggregates them."""
 
+from collections.abc import Iterator
+from typing import Any
+
 from runq import worker
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> Iterator[dict[str, int]]:
     for i in range(job["input"]["n"]):
         yield {"i": i}
 

@@ -3,11 +3,12 @@ reports what it sees inside its container."""
 
 import os
 import time
+from typing import Any
 
 import runpod
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, Any]:
     given = job["input"]
     if "sleep" in given:
         time.sleep(given["sleep"])

@@ -6,13 +6,15 @@ streams one word then sleeps, `crash-mid-stream` streams one word then raises.""
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import runpod
 
 MODELS = {"object": "list", "data": [{"id": "echo", "object": "model", "owned_by": "test"}]}
 
 
-def _event(route, model, word, index):
+def _event(route: str, model: str, word: str, index: int) -> str:
     if route == "/v1/chat/completions":
         choice = {"index": 0, "delta": {"content": word}, "finish_reason": None}
         kind = "chat.completion.chunk"
@@ -23,7 +25,7 @@ def _event(route, model, word, index):
     return "data: " + json.dumps({**body, "choices": [choice]}) + "\n\n"
 
 
-def _complete(route, model, text):
+def _complete(route: str, model: str, text: str) -> dict[str, Any]:
     if route == "/v1/chat/completions":
         choice = {"index": 0, "message": {"role": "assistant", "content": text}}
         kind = "chat.completion"
@@ -35,7 +37,7 @@ def _complete(route, model, text):
     return {**body, "choices": [choice]}
 
 
-async def handler(job):
+async def handler(job: dict[str, Any]) -> AsyncIterator[dict[str, Any] | str]:
     route = job["input"]["openai_route"]
     if route == "/v1/models":
         yield MODELS

@@ -1,9 +1,12 @@
 """An unmodified RunPod worker with a generator handler."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import runpod
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> Iterator[dict[str, int]]:
     for i in range(job["input"]["n"]):
         yield {"i": i}
 

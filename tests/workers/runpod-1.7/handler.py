@@ -6,11 +6,12 @@ input {"refresh": true}: asks RunPod to replace the worker after this job (refre
 
 import os
 import time
+from typing import Any
 
 import runpod
 
 
-def handler(job):
+def handler(job: dict[str, Any]) -> dict[str, Any]:
     inp = job["input"]
     marker = inp.get("crash_once")
     if marker and not os.path.exists(marker):
