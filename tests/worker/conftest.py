@@ -6,7 +6,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from fakeplane import HANDLERS, FakePlane, WorkerProc
+
+from tests.worker.fakeplane import HANDLERS, FakePlane, WorkerProc
 
 
 @pytest.fixture

@@ -43,6 +43,7 @@ class Server:
                 reply = self.replies.pop(0)
                 if reply is None:
                     await asyncio.sleep(3600)  # a long poll that never answers
+                    break
                 writer.write(reply)
                 await writer.drain()
                 if self.close_after_each:

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakeplane import API_KEY, DEADLINE_S, HANDLERS, FakePlane, WorkerProc, worker_env
 
 from runq.worker.settings import VERSION
+from tests.worker.fakeplane import API_KEY, DEADLINE_S, HANDLERS, FakePlane, WorkerProc, worker_env
 
 Start = Callable[..., WorkerProc]
 pytestmark = pytest.mark.timeout(60)
