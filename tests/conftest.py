@@ -155,7 +155,7 @@ class Server:
     def wait_workers(self, endpoint: str, count: int, timeout: float = 30) -> None:
         def ready() -> bool:
             workers = self.health(endpoint)["workers"]
-            return workers["idle"] + workers["running"] >= count
+            return int(workers["idle"]) + int(workers["running"]) >= count
 
         wait_until(ready, timeout=timeout)
 

@@ -143,8 +143,8 @@ def _rootfs_tar(out: Path) -> None:
             info = tarfile.TarInfo(name)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
-        for file in _runq_worker_files():
-            _add(tar, file, f"opt/site/runq/{file.relative_to(RUNQ_SRC)}")
+        for source in _runq_worker_files():
+            _add(tar, source, f"opt/site/runq/{source.relative_to(RUNQ_SRC)}")
 
 
 def ensure_runpod_image(engine: Engine) -> str:

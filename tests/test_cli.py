@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_run_with_invalid_json_exits_2_with_a_message() -> None:
     assert "not valid JSON" in result.stderr
 
 
-def test_run_sync_and_status_against_a_live_server(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_run_sync_and_status_against_a_live_server(server_factory: Callable[[], Server]) -> None:
     server: Server = server_factory()
     server.add_endpoint("echo", "native_echo.py")
     server.start()
@@ -80,7 +81,7 @@ def test_run_sync_and_status_against_a_live_server(server_factory) -> None:  # t
     assert "echo" in endpoints.stdout and "0/0/0/0" not in endpoints.stdout
 
 
-def test_keys_create_ls_revoke_against_a_live_server(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_keys_create_ls_revoke_against_a_live_server(server_factory: Callable[[], Server]) -> None:
     server: Server = server_factory()
     server.add_endpoint("echo", "native_echo.py")
     server.start()
@@ -121,7 +122,7 @@ def test_keys_create_ls_revoke_against_a_live_server(server_factory) -> None:  #
     ids=["no-scope", "bad-scope"],
 )
 def test_keys_create_refuses_a_key_without_a_valid_scope(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: Callable[[], Server],
     args: list[str],
     says: str,
 ) -> None:

@@ -56,7 +56,7 @@ CHECK_CASES = [
 
 @pytest.mark.parametrize(("who", "endpoint", "answer"), CHECK_CASES)
 async def test_check(
-    store: SqliteJobStore, who: str, endpoint: str, answer: str | tuple[type, str]
+    store: SqliteJobStore, who: str, endpoint: str, answer: str | tuple[type[Exception], str]
 ) -> None:
     keys = await make_keys(store)
     _, admin = await keys.create("ops", ("admin",))
@@ -68,6 +68,7 @@ async def test_check(
     if answer == "ok":
         assert keys.check(text, endpoint).may_invoke(endpoint)
     else:
+        assert isinstance(answer, tuple)
         kind, message = answer
         with pytest.raises(kind, match=message):
             keys.check(text, endpoint)

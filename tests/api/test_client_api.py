@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def server(server_factory) -> Server:  # type: ignore[no-untyped-def]
+def server(server_factory: Callable[[], Server]) -> Server:
     s = server_factory()
     s.add_endpoint("echo", "native_echo.py")
     s.add_endpoint("sleepy", "native_sleep.py", extra='[jobs]\nexecution_timeout = "2s"\n')
@@ -128,7 +129,7 @@ def test_stream_drains_chunks_then_ends_with_an_empty_final_reply(server: Server
         body = server.get(f"/v2/streamer/stream/{job_id}").json()
         assert "stream" in body
         seen.extend(item["output"] for item in body["stream"])
-        return body["status"] == "COMPLETED" and body["stream"] == []
+        return bool(body["status"] == "COMPLETED" and body["stream"] == [])
 
     wait_until(drained, timeout=30)
     assert seen == [{"i": 0}, {"i": 1}, {"i": 2}]

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -44,7 +45,7 @@ def died_by_kill9(server: Server) -> bool:
 
 
 def test_a_retry_after_a_kill9_between_commit_and_answer_gets_the_same_job(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: Callable[[], Server],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = crash_on_first_submission(server_factory(), monkeypatch)
@@ -68,7 +69,7 @@ def test_a_retry_after_a_kill9_between_commit_and_answer_gets_the_same_job(
 
 
 def test_runq_run_retries_a_lost_submission_under_its_key(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: Callable[[], Server],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = crash_on_first_submission(server_factory(), monkeypatch)
@@ -113,7 +114,7 @@ def test_runq_run_retries_a_lost_submission_under_its_key(
 
 
 async def test_the_bench_load_generator_retries_a_lost_submission_under_its_key(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: Callable[[], Server],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server = crash_on_first_submission(server_factory(), monkeypatch)

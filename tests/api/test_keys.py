@@ -6,6 +6,7 @@ import hashlib
 import os
 import signal
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 @pytest.fixture
-def server(server_factory, monkeypatch: pytest.MonkeyPatch) -> Server:  # type: ignore[no-untyped-def]
+def server(server_factory: Callable[[], Server], monkeypatch: pytest.MonkeyPatch) -> Server:
     monkeypatch.setenv("RUNQ_LOG_LEVEL", "debug")  # the most the server ever logs
     s = server_factory()
     s.add_endpoint("echo", "native_echo.py")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -93,7 +94,7 @@ def new_key(server: Server, *scopes: str, name: str = "") -> str:
 
 
 @pytest.fixture
-def server(server_factory) -> Server:  # type: ignore[no-untyped-def]
+def server(server_factory: Callable[[], Server]) -> Server:
     s = server_factory()
     s.add_endpoint("echo", "native_echo.py")
     s.add_endpoint("capped", "native_sleep.py", extra="[jobs]\nmax_queue = 2\n")
@@ -165,7 +166,7 @@ def test_a_full_queue_answers_429_and_keeps_its_jobs(server: Server) -> None:
 
 
 def test_a_key_over_its_rate_gets_429_with_retry_after_and_nothing_changes(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: Callable[[], Server],
 ) -> None:
     server: Server = server_factory()
     # 0.5 a second: a burst of 1, then one more every 2 s (time enough for the checks below

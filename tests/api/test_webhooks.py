@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -56,7 +56,7 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def server(server_factory) -> Server:  # type: ignore[no-untyped-def]
+def server(server_factory: Callable[[], Server]) -> Server:
     s = server_factory()
     s.add_endpoint("echo", "native_echo.py")
     s.add_endpoint("broken", "native_fail.py")
@@ -96,7 +96,9 @@ def test_a_refused_delivery_is_retried(server: Server) -> None:
         flaky.close()
 
 
-def test_a_pending_delivery_survives_a_control_plane_crash(server_factory) -> None:  # type: ignore[no-untyped-def]
+def test_a_pending_delivery_survives_a_control_plane_crash(
+    server_factory: Callable[[], Server],
+) -> None:
     # The receiver is down when the job completes, and the control plane dies before the
     # retry; the outbox is in the store, so the restarted control plane delivers.
     server: Server = server_factory()

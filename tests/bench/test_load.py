@@ -9,6 +9,7 @@ import os
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,7 @@ def table_value(stdout: str, figure: str) -> str:
 
 @pytest.mark.timeout(60)
 def test_bench_runs_constant_arrivals_and_reports_every_job(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: Callable[[], Server],
     tmp_path: Path,
 ) -> None:
     server: Server = server_factory()
@@ -183,7 +184,7 @@ def test_bench_runs_constant_arrivals_and_reports_every_job(
 
 @pytest.mark.timeout(60)
 async def test_run_load_replays_a_trace_sped_up_and_works_with_an_invoke_only_key(
-    server_factory,  # type: ignore[no-untyped-def]
+    server_factory: Callable[[], Server],
 ) -> None:
     server: Server = server_factory()
     server.add_endpoint("echo", "native_echo.py", workers=1)

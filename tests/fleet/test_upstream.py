@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from runq.fleet import upstream
 from runq.fleet.upstream import Pool, UpstreamError
 from tests.conftest import HANDLERS, free_port, wait_until
 
@@ -51,7 +50,7 @@ async def test_requests_reuse_one_kept_alive_connection(
         opened += 1
         return await real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(upstream.asyncio, "open_connection", counting)
+    monkeypatch.setattr(asyncio, "open_connection", counting)  # the pool dials through it
     pool = Pool(app_port)
     for n in range(5):
         answer = await pool.request("POST", f"/echo/{n}?q=1", [], b"body")

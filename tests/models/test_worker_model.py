@@ -115,7 +115,7 @@ def _file_offset(path: Path, name: str) -> int:
     """Where a tensor's bytes start: after the 8-byte length and the JSON header."""
     raw = path.read_bytes()
     (length,) = struct.unpack("<Q", raw[:8])
-    return 8 + length + int(json.loads(raw[8 : 8 + length])[name]["data_offsets"][0])
+    return 8 + int(length) + int(json.loads(raw[8 : 8 + length])[name]["data_offsets"][0])
 
 
 def test_load_safetensors_refuses_a_file_that_is_not_one(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ INIT, IDLE, RUN, PARK = (
 
 def make_worker(
     steps: tuple[tuple[float, WorkerState, str], ...] = ((100.0, INIT, "started"),),
+    /,
     **marks: Any,
 ) -> Worker:
     """A worker whose timeline is `steps`; `marks` sets spawned_at, imported_at, ..."""

@@ -1165,8 +1165,8 @@ async def test_keys_survive_a_restart(backend: Backend) -> None:
     store = await backend.open()
     try:
         kept = await store.create_key("kept", "1" * 64, ("admin",))
-        gone = await store.create_key("gone", "2" * 64, ("invoke:echo",))
-        gone = await store.revoke_key(gone.id)
+        created = await store.create_key("gone", "2" * 64, ("invoke:echo",))
+        gone = await store.revoke_key(created.id)
     finally:
         await store.close()
 
