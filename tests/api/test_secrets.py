@@ -53,7 +53,7 @@ def test_resolve(env: dict[str, str], secrets: dict[str, str], expected: dict[st
 def test_a_missing_secret_is_named() -> None:
     assert references({"T": "{{ RUNPOD_SECRET_gone }}"}) == {"gone"}
     with pytest.raises(SecretMissing, match="secret 'gone' is not set"):
-        resolve({"T": "{{ RUNPOD_SECRET_gone }}"}, {}.get)
+        resolve({"T": "{{ RUNPOD_SECRET_gone }}"}, lambda _name: None)
 
 
 @pytest.mark.slow

@@ -275,10 +275,10 @@ def test_the_tiny_pipeline_draws_a_64px_png_the_same_for_the_same_seed_under_bot
     # Each image of a batch depends on its own seed only; batched arithmetic may round the last
     # bit differently, so pixels are compared within 2 levels of 255. Other seeds: other images
     # (the random-weight pipeline's pictures differ by ~44 levels on average).
-    batch = [_pixels(png) for png in images["batch"]]
-    assert _max_diff(batch[0], _pixels(images["again"][0])) <= 2
-    assert _max_diff(batch[1], _pixels(images["other"][0])) <= 2
-    assert _max_diff(batch[0], batch[1]) > 20
+    batch_pixels = [_pixels(png) for png in images["batch"]]
+    assert _max_diff(batch_pixels[0], _pixels(images["again"][0])) <= 2
+    assert _max_diff(batch_pixels[1], _pixels(images["other"][0])) <= 2
+    assert _max_diff(batch_pixels[0], batch_pixels[1]) > 20
     # The runpod SDK worker (another process, attention sliced) draws the same picture from
     # the same handler file; slicing may round differently, hence the same 2-level tolerance.
     assert _max_diff(_pixels(images["runpod"][0]), _pixels(images["again"][0])) <= 2

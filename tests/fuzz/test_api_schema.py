@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pytest
@@ -50,6 +50,9 @@ from schemathesis.specs.openapi.checks import (
 
 from runq.api.app import create_app
 from tests.conftest import Server, free_port
+
+if TYPE_CHECKING:  # the alias exists for type checkers only
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -178,14 +181,14 @@ FUZZ = settings(
 
 @wide.parametrize()
 @settings(FUZZ, max_examples=10)
-def test_no_operation_answers_500_to_arbitrary_paths(case: schemathesis.Case, live: Server) -> None:
+def test_no_operation_answers_500_to_arbitrary_paths(case: OpenApiCase, live: Server) -> None:
     case.call_and_validate(base_url=live.url, headers=live.headers, checks=CHECKS, timeout=15)
 
 
 @deep.parametrize()
 @settings(FUZZ, max_examples=30)
 def test_no_operation_answers_500_on_real_endpoints_and_jobs(
-    case: schemathesis.Case, live: Server, jobs: dict[str, str]
+    case: OpenApiCase, live: Server, jobs: dict[str, str]
 ) -> None:
     placeholder = (case.path_parameters or {}).get("job_id")
     if isinstance(placeholder, str) and placeholder in jobs:  # negative cases send other types
