@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import Server, free_port, wait_until
 
@@ -49,7 +50,7 @@ def connect(server: Server) -> Iterator[Connect]:
         client.close()
 
 
-HELLO = [{"role": "user", "content": "hello from runq"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hello from runq"}]
 
 
 def test_models_list_names_the_workers_models(connect: Connect) -> None:
@@ -149,7 +150,7 @@ def test_a_client_that_gives_up_waiting_cancels_its_job(server: Server, connect:
     # The job would run for 60 s: cancelled, nothing is left queued or running within seconds.
     def idle() -> bool:
         jobs = server.health("llm")["jobs"]
-        return jobs["inQueue"] == jobs["inProgress"] == 0
+        return bool(jobs["inQueue"] == jobs["inProgress"] == 0)
 
     wait_until(idle, timeout=10)
 

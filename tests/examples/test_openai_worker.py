@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import Server, free_port
 
@@ -78,7 +79,7 @@ def test_models_lists_the_chat_and_embedding_models(client: openai.OpenAI) -> No
     assert sorted(model.id for model in client.models.list()) == [EMBED, CHAT]
 
 
-HELLO = [{"role": "user", "content": "Tell me about the sea."}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Tell me about the sea."}]
 
 
 def test_a_streamed_chat_completion_adds_up_to_the_whole_one(client: openai.OpenAI) -> None:
