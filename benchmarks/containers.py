@@ -34,6 +34,7 @@ import sys
 import tarfile
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,17 +99,22 @@ HOWS = ("process", "container")
 def measure(runq: Runq, samples: int, cold_samples: int) -> dict[str, dict[str, list[float]]]:
     """Samples of both kinds of worker taken in turns, so that the load of a shared machine
     drifts over both alike."""
-    found = {how: {"cold": [], "warm": [], "parked": []} for how in HOWS}
+    found: dict[str, dict[str, list[float]]] = {
+        how: {"cold": [], "warm": [], "parked": []} for how in HOWS
+    }
 
     def has(endpoint: str, state: str) -> bool:
         return any(w["state"] == state for w in runq.workers(endpoint))
 
+    def empty(endpoint: str) -> bool:
+        return runq.workers(endpoint) == []
+
     for _ in range(cold_samples):
         for how in HOWS:
-            wait_until("no cold worker", lambda e=f"{how}-cold": runq.workers(e) == [], 60)
+            wait_until("no cold worker", partial(empty, f"{how}-cold"), 60)
             found[how]["cold"].append(runq.job(f"{how}-cold")[0])
     for how in HOWS:
-        wait_until("a warm worker", lambda e=f"{how}-warm": has(e, "idle"), 90)
+        wait_until("a warm worker", partial(has, f"{how}-warm", "idle"), 90)
         runq.job(f"{how}-warm")
         runq.job(f"{how}-parked")  # its one cold start
     for _ in range(samples):
@@ -116,7 +122,7 @@ def measure(runq: Runq, samples: int, cold_samples: int) -> dict[str, dict[str, 
             found[how]["warm"].append(runq.job(f"{how}-warm")[1])
     for _ in range(samples):
         for how in HOWS:
-            wait_until("a parked worker", lambda e=f"{how}-parked": has(e, "parked"), 60)
+            wait_until("a parked worker", partial(has, f"{how}-parked", "parked"), 60)
             found[how]["parked"].append(runq.job(f"{how}-parked")[0])
     return found
 

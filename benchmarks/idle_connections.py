@@ -94,16 +94,16 @@ def wait_closed(opened: list[tuple[socket.socket, float]], deadline_s: float) ->
     deadline = time.monotonic() + deadline_s
     while selector.get_map() and time.monotonic() < deadline:
         for key, _ in selector.select(timeout=0.5):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
             try:
-                data = sock.recv(4096)
+                data = ready.recv(4096)
             except (ConnectionResetError, BlockingIOError):
                 data = b""
             if not data:  # closed by the server
                 lifetimes.append(time.monotonic() - key.data)
-                selector.unregister(sock)
-                sock.close()
+                selector.unregister(ready)
+                ready.close()
     for key in list(selector.get_map().values()):
         selector.unregister(key.fileobj)
         key.fileobj.close()  # type: ignore[union-attr]

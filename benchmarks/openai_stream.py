@@ -227,7 +227,8 @@ def main() -> int:
                     base_url=f"http://127.0.0.1:{live.port}/v2/{name}/openai/v1",
                     api_key=live.key,
                     max_retries=0,
-                    http_client=httpx.Client(timeout=60),
+                    # openai accepts an httpx.Client at run time; its newer stubs name httpx2's
+                    http_client=httpx.Client(timeout=60),  # type: ignore[arg-type]
                 )
                 err.print(f"route, {sdk} worker: {args.warmup} warm-up + {args.requests} requests")
                 for _ in range(args.warmup):

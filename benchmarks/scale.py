@@ -287,14 +287,14 @@ def fill(store: str, data: Path, endpoint: str, start: int, count: int) -> float
         from runq.store.postgres import PostgresJobStore
 
         asyncio.run(_open_close(PostgresJobStore(store)))
-        with psycopg.connect(store, autocommit=True) as conn:
-            conn.execute(
+        with psycopg.connect(store, autocommit=True) as pg:
+            pg.execute(
                 "INSERT INTO jobs (id, endpoint, status, input, ttl_s, created_at) "
                 "SELECT 'bulk-' || g, %s, 'IN_QUEUE', '{\"n\": 1}', 86400, %s "
                 "FROM generate_series(%s::bigint, %s::bigint) AS g",
                 (endpoint, now, start, start + count - 1),
             )
-            conn.execute("VACUUM ANALYZE jobs")  # what autovacuum does after a bulk load
+            pg.execute("VACUUM ANALYZE jobs")  # what autovacuum does after a bulk load
     return time.monotonic() - started
 
 

@@ -27,9 +27,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import uvicorn
 from starlette.requests import Request
@@ -65,7 +65,7 @@ class LoopProvisioner:
         self.models = models
         self._workers: dict[str, Worker] = {}
         self._host: subprocess.Popen[bytes] | None = None
-        self._exits: set[asyncio.Task[None]] = set()
+        self._exits: set[asyncio.Future[None]] = set()
         self._outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
 
     def _send(self, message: dict[str, object]) -> None:
@@ -109,7 +109,7 @@ class LoopProvisioner:
             return False
         self._send({"stop": worker_id})
         self._registry.remove(worker_id, reason)
-        task = asyncio.get_running_loop().create_task(self._on_exit(worker, 0, expected))
+        task = asyncio.ensure_future(self._on_exit(worker, 0, expected))
         self._exits.add(task)
         task.add_done_callback(self._exits.discard)
         return True
@@ -198,7 +198,9 @@ def main() -> None:
     server.run()
 
 
-def profiled(ticks: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+def profiled(
+    ticks: Callable[[], Coroutine[Any, Any, None]],
+) -> Callable[[], Coroutine[Any, Any, None]]:
     """With SCALE_PROFILE=PATH, a cProfile of the event loop's thread from the first tick for
     SCALE_PROFILE_S seconds (default 30), written to PATH: where the server's time goes."""
     profile_to = os.environ.get("SCALE_PROFILE")
