@@ -1,6 +1,6 @@
 """`runq serve` for benchmarks/scale.py, with one difference: workers are loops, not processes.
 
-The control plane is the real one (`runq.api.serve.build` and `create_app`, its store, its
+The control plane is the real one (`runq.server.serve.build` and `create_app`, its store, its
 scheduler, uvicorn), and it manages its workers as usual: the scheduler registers each worker
 and asks a provisioner to start it. This provisioner, instead of starting one process per
 worker, tells one worker-host process (`scale_workers.py`) to start a protocol-exact worker loop
@@ -35,14 +35,14 @@ import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from runq.api.app import create_app
-from runq.api.serve import KEEP_ALIVE_S, build
 from runq.core.config import ServerConfig, load_config
 from runq.core.spec import EndpointSpec, load_spec
 from runq.core.worker import Worker
 from runq.fleet.provisioner import ExitHandler
 from runq.fleet.registry import WorkerRegistry
 from runq.models import ModelCache
+from runq.server.app import create_app
+from runq.server.serve import KEEP_ALIVE_S, build
 
 WORKERS_SCRIPT = Path(__file__).with_name("scale_workers.py")
 # Endpoints whose names start with this get no worker loop: a queue that nobody takes from.

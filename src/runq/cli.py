@@ -144,13 +144,14 @@ def serve(
     ] = "info",
 ) -> None:
     """Start the control plane and the workers of the given endpoints."""
-    from runq.api.serve import build
-    from runq.api.serve import serve as run_server
     from runq.fleet.containers import require_engine
+    from runq.fleet.machine import default_cpu_slots
+    from runq.server.serve import build
+    from runq.server.serve import serve as run_server
 
     try:
         overrides = {"host": host, "port": port, "data_dir": str(data_dir) if data_dir else None}
-        server_config = load_config(config, overrides)
+        server_config = load_config(config, overrides, default_cpu_slots=default_cpu_slots())
         specs: list[EndpointSpec] = [load_spec(path) for path in endpoints or []]
         for spec in specs:
             require_engine(spec, server_config)  # fleet/containers.py: image workers

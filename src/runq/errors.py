@@ -1,4 +1,4 @@
-"""One exception class per condition, under one root. `runq.api.app` maps them to HTTP."""
+"""One exception class per condition, under one root. `runq.server.app` maps them to HTTP."""
 
 
 class RunqError(Exception):

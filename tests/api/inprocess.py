@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from runq.api.app import create_app
-from runq.api.serve import build
 from runq.core.config import ServerConfig
 from runq.core.spec import loads_spec
+from runq.server.app import create_app
+from runq.server.serve import build
 from tests.conftest import endpoint_toml
 
 # Its workers never call in: the jobs a test queues stay for the remote worker it plays.

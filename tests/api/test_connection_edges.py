@@ -25,7 +25,7 @@ import pytest
 import uvicorn
 
 from runq.api.header_timeout import protocol_class
-from runq.api.serve import KEEP_ALIVE_S
+from runq.server.serve import KEEP_ALIVE_S
 from tests.api.inprocess import running_app
 from tests.conftest import Server, free_port, wait_until
 
@@ -212,7 +212,7 @@ def test_runq_serve_takes_the_header_timeout_from_its_config(
 def test_runq_serve_raises_its_soft_open_file_limit() -> None:
     # In a child process: the limit is the process's own.
     script = (
-        "import resource; from runq.api.serve import raise_fd_limit; "
+        "import resource; from runq.server.serve import raise_fd_limit; "
         "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
         "resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)); "
         "print(raise_fd_limit(4096), resource.getrlimit(resource.RLIMIT_NOFILE)[0], hard)"

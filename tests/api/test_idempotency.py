@@ -12,12 +12,12 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from runq.api.app import create_app
 from runq.api.auth import ApiKeys
 from runq.core.config import ServerConfig
 from runq.core.job import parse_worker_result
 from runq.core.spec import loads_spec
 from runq.fleet.controlplane import ControlPlane
+from runq.server.app import create_app
 from runq.store.sqlite import SqliteJobStore
 from tests.conftest import endpoint_toml
 

@@ -1,16 +1,14 @@
-"""runq.core.hosts: the GPU table, `[[hosts]]` and `[prices]` in runq.toml, local detection."""
+"""runq.core.hosts: the GPU table, `[[hosts]]` and `[prices]` in runq.toml (detection of this
+machine: tests/fleet/test_machine.py)."""
 
 from __future__ import annotations
 
-import sys
 import tomllib
-import types
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from runq.core.config import ServerConfig, load_config
+from runq.core.config import load_config
 from runq.core.hosts import (
     GPU_CATEGORIES,
     Gpu,
@@ -19,10 +17,7 @@ from runq.core.hosts import (
     category_named,
     category_of,
     cuda_version_string,
-    default_cpu_slots,
     default_prices,
-    detect_local_hosts,
-    effective_hosts,
     gpu_type_from_name,
     group_gpus,
     parse_hosts,
@@ -206,10 +201,10 @@ def test_a_gpu_type_is_stored_as_the_table_spells_it(gpu: str, parsed: Gpu) -> N
     assert host.gpus == (parsed,)
 
 
-def test_the_default_cpu_slots_come_from_this_machine() -> None:
-    (host,) = parse_hosts([{"name": "a"}], WHERE)
+def test_a_host_without_cpu_slots_takes_the_callers_default() -> None:
+    (host,) = parse_hosts([{"name": "a"}], WHERE, cpu_slots=11)
 
-    assert host.cpu_slots == default_cpu_slots() >= 1
+    assert host.cpu_slots == 11
 
 
 def test_no_hosts_is_an_empty_tuple() -> None:
@@ -362,18 +357,19 @@ def test_load_config_reads_hosts_and_prices(tmp_path: Path) -> None:
     assert config.prices["80GB_PRO"] == Price(0.001, 0.00093)
 
 
-def test_server_cpu_slots_sets_the_default_of_declared_and_detected_hosts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_server_cpu_slots_sets_the_default_of_declared_hosts(tmp_path: Path) -> None:
     path = write_config(
         tmp_path,
         '[server]\ncpu_slots = 3\n[[hosts]]\nname = "a"\n[[hosts]]\nname = "b"\ncpu_slots = 5\n',
     )
-    assert [h.cpu_slots for h in load_config(path).hosts] == [3, 5]  # b says its own
+    hosts = load_config(path, default_cpu_slots=40).hosts
+    assert [h.cpu_slots for h in hosts] == [3, 5]  # b says its own; the caller's 40 is unused
 
-    monkeypatch.setitem(sys.modules, "pynvml", None)  # no NVML: this machine is a CPU pool
-    detected = effective_hosts(load_config(write_config(tmp_path, "[server]\ncpu_slots = 2\n")))
-    assert detected == (Host("local", cpu_slots=2),)
+
+def test_without_server_cpu_slots_a_host_takes_the_callers_default(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[[hosts]]\nname = "a"\n')
+
+    assert [h.cpu_slots for h in load_config(path, default_cpu_slots=40).hosts] == [40]
 
 
 @pytest.mark.parametrize("value", ["-1", '"8"', "1.5", "true"])
@@ -396,75 +392,3 @@ def test_a_bad_host_in_runq_toml_names_the_path(tmp_path: Path) -> None:
         load_config(path)
 
     assert str(raised.value).startswith(f"{path}: field 'hosts[0].gpus[0].count': ")
-
-
-# --- the local machine --------------------------------------------------------------------------
-
-
-def fake_nvml(
-    names: list[str], fail_at: str = "", memory_bytes: int = 16 * 2**30
-) -> types.ModuleType:
-    """A stand-in for pynvml: `names` are the devices; `fail_at` names a call that raises."""
-    module = types.ModuleType("pynvml")
-    calls: list[str] = []
-
-    class NVMLError(Exception):
-        pass
-
-    def call(name: str, result: Any = None) -> Any:
-        calls.append(name)
-        if name == fail_at:
-            raise NVMLError(name)
-        return result
-
-    module.NVMLError = NVMLError  # type: ignore[attr-defined]
-    module.calls = calls  # type: ignore[attr-defined]
-    module.nvmlInit = lambda: call("nvmlInit")  # type: ignore[attr-defined]
-    module.nvmlShutdown = lambda: call("nvmlShutdown")  # type: ignore[attr-defined]
-    module.nvmlSystemGetCudaDriverVersion = lambda: call("cuda", 12040)  # type: ignore[attr-defined]
-    module.nvmlDeviceGetCount = lambda: call("count", len(names))  # type: ignore[attr-defined]
-    module.nvmlDeviceGetHandleByIndex = lambda i: call("handle", i)  # type: ignore[attr-defined]
-    module.nvmlDeviceGetName = lambda i: call("name", names[i])  # type: ignore[attr-defined]
-    module.nvmlDeviceGetMemoryInfo = lambda i: call(  # type: ignore[attr-defined]
-        "memory", types.SimpleNamespace(total=memory_bytes)
-    )
-    return module
-
-
-def test_without_pynvml_this_machine_is_a_cpu_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` raises ImportError
-
-    assert detect_local_hosts() == (Host("local", cpu_slots=default_cpu_slots()),)
-
-
-def test_nvml_gpus_become_one_local_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    nvml = fake_nvml(["NVIDIA L4", "NVIDIA L4", b"Tesla T4"])  # type: ignore[list-item]
-    monkeypatch.setitem(sys.modules, "pynvml", nvml)
-
-    (host,) = detect_local_hosts()
-
-    # The T4 is not in the table: its memory is measured, 16 GiB.
-    assert host == Host(
-        "local",
-        cuda_version="12.4",
-        gpus=(Gpu("L4", 24, 2), Gpu("Tesla T4", 16, 1)),
-        cpu_slots=default_cpu_slots(),
-    )
-    assert nvml.calls[-1] == "nvmlShutdown"  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize("fail_at", ["nvmlInit", "count", "name"])
-def test_an_nvml_error_leaves_a_cpu_pool(monkeypatch: pytest.MonkeyPatch, fail_at: str) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(["NVIDIA L4"], fail_at=fail_at))
-
-    assert detect_local_hosts() == (Host("local", cpu_slots=default_cpu_slots()),)
-
-
-def test_effective_hosts_are_the_declared_ones_else_the_local_machine(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", None)
-    declared = (Host("a", cpu_slots=2),)
-
-    assert effective_hosts(ServerConfig(hosts=declared)) == declared
-    assert effective_hosts(ServerConfig()) == (Host("local", cpu_slots=default_cpu_slots()),)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from runq.api.auth import load_or_create_secret
-from runq.api.serve import secure_data_dir
 from runq.core.config import load_config
 from runq.errors import SpecError
 from runq.fleet.diskguard import RESERVE_NAME, DiskGuard, disk_state
 from runq.fleet.worker_env import inherited_env
 from runq.fleet.worker_logs import CappedLog
+from runq.server.serve import secure_data_dir
 
 pytestmark = pytest.mark.timeout(30)
 

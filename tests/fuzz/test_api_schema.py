@@ -48,7 +48,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from runq.api.app import create_app
+from runq.server.app import create_app
 from tests.conftest import Server, free_port
 
 if TYPE_CHECKING:  # the alias exists for type checkers only
@@ -235,7 +235,7 @@ def test_a_unicode_digit_in_a_query_parameter_is_not_a_500(
 
 
 # Found by schemathesis' `unsupported_method` check: RFC 9110 requires `Allow` on a 405, and
-# starlette's HTTPException carries it, but runq.api.app._http_error drops `exc.headers`.
+# starlette's HTTPException carries it, but runq.server.app._http_error drops `exc.headers`.
 def test_a_405_names_the_allowed_methods(live: Server) -> None:
     response = httpx.delete(f"{live.url}/v2/echo/health", headers=live.headers, timeout=10)
     assert response.status_code == 405

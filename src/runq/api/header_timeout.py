@@ -1,7 +1,7 @@
 """Uvicorn's HTTP protocols with a deadline on a request's headers.
 
 Uvicorn times out only a keep-alive connection that is idle after a response
-(`timeout_keep_alive`, 75 s in runq: api/serve.py says why). A connection that never sends a
+(`timeout_keep_alive`, 75 s in runq: server/serve.py says why). A connection that never sends a
 request, or sends half of its headers and stops, stays open for ever: a few thousand of them
 (a port scan, a slow-loris client) hold as many file descriptors. Here a new connection must
 send a whole request head within `header_timeout_s`, and so must a request that has begun on

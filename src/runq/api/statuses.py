@@ -1,6 +1,6 @@
 """The one place that maps runq's errors to HTTP statuses (and the headers some need).
 
-Starlette's exception handler (`runq.api.app`) and the raw-ASGI load balancer both read it.
+Starlette's exception handler (`runq.server.app`) and the raw-ASGI load balancer both read it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,14 @@ from typing import Any
 
 from runq.core.containers_config import ContainersConfig, parse_containers
 from runq.core.durations import parse_duration
-from runq.core.hosts import Host, Prices, default_prices, parse_hosts, parse_prices
+from runq.core.hosts import (
+    MIN_CPU_SLOTS,
+    Host,
+    Prices,
+    default_prices,
+    parse_hosts,
+    parse_prices,
+)
 from runq.core.sizes import parse_size
 from runq.errors import SpecError
 
@@ -61,9 +68,11 @@ class ServerConfig:
     rate_limit: float = 0.0  # client requests per second per API key (burst as many); 0: off
     model_cache_max_bytes: int = DEFAULT_MODEL_CACHE_MAX  # the host model cache is evicted to this
     # CPU workers a host takes when its [[hosts]] table does not say, and the detected local
-    # host's; None: hosts.default_cpu_slots() (4 per core of this machine, at least 8).
+    # host's; None: the caller's default (runq.fleet.machine.default_cpu_slots(): 4 per core of
+    # this machine, at least 8).
     cpu_slots: int | None = None
-    # [[hosts]]; none declared: the caller detects the local machine (hosts.effective_hosts).
+    # [[hosts]]; none declared: the caller detects the local machine
+    # (runq.fleet.machine.effective_hosts).
     hosts: tuple[Host, ...] = ()
     prices: Prices = field(default_factory=default_prices)  # [prices] over the table's defaults
     # Variables of the server's environment a worker may see beyond the basics (PATH, HOME,
@@ -124,8 +133,18 @@ _PLAIN = {
 _TOP_LEVEL = {"server", "hosts", "prices", "containers"}
 
 
-def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> ServerConfig:
-    """Read `path` (or nothing) and apply `overrides` (CLI flags), in that order."""
+def load_config(
+    path: Path | None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    default_cpu_slots: int = MIN_CPU_SLOTS,
+) -> ServerConfig:
+    """Read `path` (or nothing) and apply `overrides` (CLI flags), in that order.
+
+    `default_cpu_slots` is what a declared host takes when neither it nor `[server] cpu_slots`
+    says; the server passes `runq.fleet.machine.default_cpu_slots()` (core never looks at the
+    machine).
+    """
     config = ServerConfig()
     if path is not None:
         try:
@@ -143,9 +162,10 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> S
         if not isinstance(server, dict):
             raise SpecError(f"{path}: 'server' must be a table ([server]), got {server!r}")
         config = _apply(config, server, str(path))
+        slots = default_cpu_slots if config.cpu_slots is None else config.cpu_slots
         config = replace(
             config,
-            hosts=parse_hosts(data.get("hosts", []), str(path), config.cpu_slots),
+            hosts=parse_hosts(data.get("hosts", []), str(path), slots),
             prices=parse_prices(data.get("prices", {}), str(path)),
             containers=parse_containers(data.get("containers", {}), str(path)),
         )

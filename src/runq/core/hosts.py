@@ -1,28 +1,25 @@
-"""Hosts and GPUs: the GPU category table, prices, `[[hosts]]`/`[prices]` parsing, NVML detection.
+"""Hosts and GPUs: the GPU category table, prices, `[[hosts]]`/`[prices]` parsing.
 
-Everything here is a frozen value or a pure function except `default_cpu_slots`,
-`detect_local_hosts` and `effective_hosts`, which look at the machine (policy code never does).
+Everything here is a frozen value or a pure function: looking at the machine (CPU count, NVML)
+is `runq.fleet.machine`'s job.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from runq.core.spec import _Reader
 from runq.errors import SpecError
 
-if TYPE_CHECKING:
-    from runq.core.config import ServerConfig
-
 HOST_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 CUDA_VERSION_PATTERN = re.compile(r"^[0-9]+(\.[0-9]+)*$")
-FALLBACK_CPU_SLOTS = 4
+# CPU workers a host takes when neither its table nor the caller says: the least that
+# `runq.fleet.machine.default_cpu_slots()` gives on any machine.
+MIN_CPU_SLOTS = 8
 
 
 @dataclass(frozen=True)
@@ -202,16 +199,9 @@ class Host:
 _HOST_KEYS = ("name", "data_center", "cuda_version", "volumes", "models", "gpus", "cpu_slots")
 
 
-def default_cpu_slots() -> int:
-    """CPU workers a host takes when the config does not say: four per CPU of this machine, at
-    least 8. CPU workers are mostly development stand-ins or I/O-bound handlers that sleep
-    while they wait: one per core would throttle a laptop's test fleet for no reason."""
-    return max(8, 4 * (os.cpu_count() or FALLBACK_CPU_SLOTS))
-
-
-def parse_hosts(items: Any, where: str, cpu_slots: int | None = None) -> tuple[Host, ...]:
+def parse_hosts(items: Any, where: str, cpu_slots: int = MIN_CPU_SLOTS) -> tuple[Host, ...]:
     """Read `[[hosts]]`, an array of tables; `cpu_slots` is the default for hosts that omit it
-    (None: `default_cpu_slots()`).
+    (the caller's: `runq.fleet.machine.default_cpu_slots()` looks at this machine).
 
     ```toml
     [[hosts]]
@@ -234,11 +224,10 @@ def parse_hosts(items: Any, where: str, cpu_slots: int | None = None) -> tuple[H
     """
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
         raise SpecError(f"{where}: field 'hosts': expected an array of tables ([[hosts]])")
-    default_slots = default_cpu_slots() if cpu_slots is None else cpu_slots
     hosts: list[Host] = []
     first_index: dict[str, int] = {}
     for index, item in enumerate(items):
-        host = _parse_host(_Reader(where, f"hosts[{index}]", item), default_slots)
+        host = _parse_host(_Reader(where, f"hosts[{index}]", item), cpu_slots)
         if host.name in first_index:
             raise SpecError(
                 f"{where}: field 'hosts[{index}].name': duplicate host name {host.name!r}"
@@ -310,7 +299,7 @@ def _parse_gpu(reader: _Reader) -> Gpu:
     return Gpu(canonical, memory_gb, count)
 
 
-# --- the local machine --------------------------------------------------------------------------
+# --- devices --------------------------------------------------------------------------
 
 
 def group_gpus(devices: Iterable[tuple[str, int]]) -> tuple[Gpu, ...]:
@@ -327,51 +316,3 @@ def group_gpus(devices: Iterable[tuple[str, int]]) -> tuple[Gpu, ...]:
         else:
             gpus.append(Gpu(gpu_type, memory_gb, 1))
     return tuple(gpus)
-
-
-def detect_local_hosts(cpu_slots: int | None = None) -> tuple[Host, ...]:
-    """This machine as one host named "local": its NVIDIA GPUs through NVML, or a CPU pool.
-
-    NVML comes from the optional `pynvml` module (`pip install runq[gpu]`); without it, or when
-    NVML fails (no driver, no device), the machine is a CPU pool. Either way it takes
-    `cpu_slots` CPU workers (`[server] cpu_slots`), by default `default_cpu_slots()`.
-    """
-    gpus, cuda_version = _nvml_gpus()
-    slots = default_cpu_slots() if cpu_slots is None else cpu_slots
-    return (Host("local", cuda_version=cuda_version, gpus=gpus, cpu_slots=slots),)
-
-
-def _nvml_gpus() -> tuple[tuple[Gpu, ...], str]:
-    try:
-        import pynvml
-    except ImportError:
-        return (), ""
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return (), ""
-    try:
-        cuda_version = cuda_version_string(int(pynvml.nvmlSystemGetCudaDriverVersion()))
-        devices: list[tuple[str, int]] = []
-        for index in range(int(pynvml.nvmlDeviceGetCount())):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            raw_name = pynvml.nvmlDeviceGetName(handle)  # bytes in nvidia-ml-py < 11.515
-            name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
-            gpu_type = gpu_type_from_name(name)
-            category = category_of(gpu_type)
-            if category is not None:
-                memory_gb = category.memory_gb
-            else:
-                memory_gb = round(int(pynvml.nvmlDeviceGetMemoryInfo(handle).total) / 2**30)
-            devices.append((gpu_type, memory_gb))
-        return group_gpus(devices), cuda_version
-    except pynvml.NVMLError:
-        return (), ""
-    finally:
-        with contextlib.suppress(pynvml.NVMLError):
-            pynvml.nvmlShutdown()
-
-
-def effective_hosts(config: ServerConfig) -> tuple[Host, ...]:
-    """The hosts the config declares, or, when it declares none, this machine as detected."""
-    return config.hosts or detect_local_hosts(config.cpu_slots)

@@ -16,9 +16,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from runq.core.hosts import Host, effective_hosts
+from runq.core.hosts import Host
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Placement, Worker, WorkerState
+from runq.fleet.machine import effective_hosts
 from runq.fleet.reshape import Reshaper
 from runq.policy import placement as placement_policy
 from runq.policy.scaling import LIVE, ScalingSnapshot, WorkerView, plan, still_applicable

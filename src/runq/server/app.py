@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, error mapping, and the control plane's lifespan."""
+"""The FastAPI application: api routers and the dashboard, error mapping, and the control
+plane's lifespan. Here, above both, so that `runq.api` never imports `runq.web`."""
 
 from __future__ import annotations
 

@@ -12,12 +12,12 @@ from types import FrameType
 
 import uvicorn
 
-from runq.api.app import create_app
 from runq.api.auth import ApiKeys, load_or_create_secret
 from runq.api.header_timeout import protocol_class
 from runq.core.config import ServerConfig
 from runq.core.spec import EndpointSpec
 from runq.fleet.controlplane import ControlPlane
+from runq.server.app import create_app
 from runq.store.factory import make_store
 
 KEEP_ALIVE_S = 75
