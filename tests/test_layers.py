@@ -105,8 +105,8 @@ def imports_of(source: str, package: str, submodules: frozenset[str] = frozenset
             for child in node.orelse:
                 visit(child, module_level)
             return
-        for child in ast.iter_child_nodes(node):
-            visit(child, module_level)
+        for inner in ast.iter_child_nodes(node):
+            visit(inner, module_level)
 
     visit(ast.parse(source), True)
     return found
