@@ -179,7 +179,9 @@ def test_a_parked_container_is_frozen_and_the_next_job_revives_it(
     pid = int(inspect(podman, worker["id"], "{{.State.Pid}}"))
     freezer = freezer_of(pid)
     assert freezer is not None
-    assert freezer.read_text().strip() in ("FROZEN", "1")
+    # Parked in the registry first, then frozen: the freezer's write may follow a moment later
+    # (it goes through `podman pause` while the cgroup's freeze file is not known yet).
+    wait_until(lambda: freezer.read_text().strip() in ("FROZEN", "1"), timeout=10)
 
     assert runpod.Endpoint("flash").run_sync({"echo": 2}, timeout=60)["echo"] == 2
 
