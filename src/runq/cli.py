@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 
@@ -18,11 +16,14 @@ from runq.cli_advise import register_advise
 from runq.cli_bench import register_bench
 from runq.cli_bundle import register_bundle
 from runq.cli_cache import cache_app
+from runq.cli_common import DEFAULT_URL, JsonOpt, KeyOpt, UrlOpt, err
+from runq.cli_common import call as _call
+from runq.cli_common import fail as _fail
 from runq.cli_doctor import register_doctor
 from runq.cli_logs import register_logs
 from runq.cli_secrets import secrets_app
 from runq.cli_tables import Column, print_json, show
-from runq.core.config import DEFAULT_DATA_DIR, load_config
+from runq.core.config import load_config
 from runq.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from runq.core.spec import EndpointSpec, load_spec, resolve_spec_path
 from runq.errors import SpecError
@@ -33,84 +34,6 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console()
-err = Console(stderr=True, soft_wrap=True)  # a message is one line: scripts grep it
-
-UrlOpt = Annotated[
-    str, typer.Option("--url", envvar="RUNQ_URL", help="Control plane URL (env RUNQ_URL).")
-]
-KeyOpt = Annotated[
-    str, typer.Option("--api-key", envvar="RUNQ_API_KEY", help="API key (env RUNQ_API_KEY).")
-]
-JsonOpt = Annotated[
-    bool,
-    typer.Option("--json", help="Print the rows as JSON (the admin API's), for scripts."),
-]
-DEFAULT_URL = "http://127.0.0.1:8000"
-RETRY_FIRST_PAUSE_S = 0.25  # pauses between tries double up to RETRY_MAX_PAUSE_S
-RETRY_MAX_PAUSE_S = 2.0
-
-
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
-def _key(api_key: str) -> str:
-    """The key given, else the one a local `runq serve` keeps in its default data dir."""
-    return _key_and_source(api_key)[0]
-
-
-def _key_and_source(api_key: str) -> tuple[str, str]:
-    """The key to send and where it came from, for a 401 that must say which key was wrong."""
-    if api_key:
-        from_env = os.environ.get("RUNQ_API_KEY") == api_key
-        return api_key, "the RUNQ_API_KEY variable" if from_env else "--api-key"
-    stored = Path(DEFAULT_DATA_DIR).expanduser() / "api_key"
-    if stored.exists():
-        return stored.read_text().strip(), f"the file {stored}"
-    _fail("no API key: set RUNQ_API_KEY or pass --api-key", 2)
-    return "", ""
-
-
-def _call(
-    method: str,
-    url: str,
-    api_key: str,
-    path: str,
-    body: Any = None,
-    timeout: float = 30,
-    headers: dict[str, str] | None = None,
-    retry_for_s: float = 0,
-) -> Any:
-    """One API call; a failure in transport is tried again until `retry_for_s` has passed
-    (only for calls safe to repeat: reads, and submissions under an Idempotency-Key)."""
-    key, source = _key_and_source(api_key)
-    headers = {"Authorization": f"Bearer {key}", **(headers or {})}
-    deadline, pause = time.monotonic() + retry_for_s, RETRY_FIRST_PAUSE_S
-    while True:
-        try:
-            response = httpx.request(
-                method, url.rstrip("/") + path, json=body, headers=headers, timeout=timeout
-            )
-            break
-        except httpx.TransportError as exc:
-            if time.monotonic() + pause > deadline:
-                _fail(f"cannot reach runq at {url}: {exc}")
-            err.print(f"[yellow]{url}: {str(exc) or type(exc).__name__}; trying again[/yellow]")
-            time.sleep(pause)
-            pause = min(2 * pause, RETRY_MAX_PAUSE_S)
-        except httpx.HTTPError as exc:
-            _fail(f"cannot reach runq at {url}: {exc}")
-    try:
-        data = response.json()
-    except ValueError:
-        data = {"error": response.text}
-    if response.status_code >= 400:
-        message = data.get("error", data) if isinstance(data, dict) else data
-        if response.status_code == 401:
-            message = f"{message} (the key sent came from {source})"
-        _fail(f"{response.status_code}: {message}")
-    return data
 
 
 @app.command()

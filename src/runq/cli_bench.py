@@ -1,8 +1,7 @@
 """`runq bench ENDPOINT`: a live load generator with a report (issue 5).
 
-Kept apart from cli.py, which registers it with `register_bench(app)`. This module must not
-import runq.cli at import time: `python -m runq.cli` runs cli.py as __main__, and a top-level
-import here would load a second copy of it half-way through the first.
+Kept apart from cli.py, which registers it with `register_bench(app)`; what it shares with
+the other commands (options, the key, the error idiom) comes from runq.cli_common.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from runq.bench import traces
+from runq.cli_common import DEFAULT_URL, KeyOpt, UrlOpt, fail
+from runq.cli_common import key as api_key_of
 from runq.errors import BadRequest, NotFound
 
 console = Console()
@@ -116,16 +117,10 @@ def bench(
             "--drain-timeout", "RUNQ_BENCH_DRAIN_TIMEOUT", "Seconds to wait for jobs after the last"
         ),
     ] = 600.0,
-    url: Annotated[
-        str, typer.Option("--url", envvar="RUNQ_URL", help="Control plane URL (env RUNQ_URL).")
-    ] = "http://127.0.0.1:8000",
-    api_key: Annotated[
-        str,
-        typer.Option("--api-key", envvar="RUNQ_API_KEY", help="API key (env RUNQ_API_KEY)."),
-    ] = "",
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
 ) -> None:
     """Load an endpoint with jobs; report delay, execution, cold starts, throughput and cost."""
-    from runq import cli
     from runq.bench import report
     from runq.bench.load import LoadProgress, LoadResult, run_load
 
@@ -135,9 +130,9 @@ def bench(
         times = arrivals_for(arrivals, rate, duration, trace, trace_format, seed)
         body = read_payload(payload)
     except BadRequest as exc:
-        cli._fail(str(exc), 2)
+        fail(str(exc), 2)
         return
-    key = cli._key(api_key)
+    key = api_key_of(api_key)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -164,7 +159,7 @@ def bench(
         except httpx.HTTPStatusError as exc:
             failure = f"runq at {url}: {exc.response.status_code}: {exc.response.text[:200]}"
     if result is None:
-        cli._fail(failure or "no result")  # after the bar is drawn, so the message comes last
+        fail(failure or "no result")  # after the bar is drawn, so the message comes last
         return
     summary = report.summarize(result)
     for table in report.tables(summary, f"runq bench {endpoint}: {len(times)} jobs"):

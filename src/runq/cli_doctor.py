@@ -3,14 +3,12 @@ and print the fix for each problem. Registered by cli.py with `register_doctor(a
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
+from runq.cli_common import ConfigOpt, DataDirOpt
 from runq.core.config import load_config
 from runq.errors import SpecError
 
@@ -19,18 +17,8 @@ err = Console(stderr=True, soft_wrap=True)  # a message is one line: scripts gre
 
 
 def doctor(
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", envvar="RUNQ_CONFIG", help="Server config TOML (env RUNQ_CONFIG)."
-        ),
-    ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir", envvar="RUNQ_DATA_DIR", help="runq's data dir (env RUNQ_DATA_DIR)."
-        ),
-    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Check that this host can run image workers; print the fix for each problem."""
     from runq.fleet.doctor import run_checks

@@ -1,8 +1,5 @@
 """`runq logs ENDPOINT [--worker ID] [--job ID] [-f] [--since 10m]`: what workers printed, from
-the control plane (also for workers on Ray nodes and workers that have ended).
-
-Registered by cli.py with `register_logs(app)`; like cli_bench it imports runq.cli only when a
-command runs (`python -m runq.cli` runs cli.py as __main__)."""
+the control plane (also for workers on Ray nodes and workers that have ended)."""
 
 from __future__ import annotations
 
@@ -14,6 +11,8 @@ import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from runq.cli_common import DEFAULT_URL, KeyOpt, UrlOpt, call, fail, key_and_source
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -49,18 +48,12 @@ def logs(
     ] = None,
     tail: Annotated[int, typer.Option("--tail", "-n", help="At most this many past lines.")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a line.")] = False,
-    url: Annotated[
-        str, typer.Option("--url", envvar="RUNQ_URL", help="Control plane URL (env RUNQ_URL).")
-    ] = "http://127.0.0.1:8000",
-    api_key: Annotated[
-        str, typer.Option("--api-key", envvar="RUNQ_API_KEY", help="API key (env RUNQ_API_KEY).")
-    ] = "",
+    url: UrlOpt = DEFAULT_URL,
+    api_key: KeyOpt = "",
 ) -> None:
     """Print what an endpoint's workers printed (stdout and stderr), oldest first."""
-    from runq import cli
-
     if job is not None:
-        data = cli._call("GET", url, api_key, f"/admin/jobs/{job}/logs")
+        data = call("GET", url, api_key, f"/admin/jobs/{job}/logs")
         for line in data["lines"]:
             _show(line, False, as_json)
         return
@@ -69,12 +62,12 @@ def logs(
     if since:
         params["since"] = since
     if not follow:
-        data = cli._call("GET", url, api_key, f"{path}?{httpx.QueryParams(params)}")
+        data = call("GET", url, api_key, f"{path}?{httpx.QueryParams(params)}")
         for line in data["lines"]:
             _show(line, worker is None, as_json)
         return
     params["follow"] = "true"
-    key, _ = cli._key_and_source(api_key)
+    key, _ = key_and_source(api_key)
     try:
         with httpx.stream(
             "GET",
@@ -85,14 +78,14 @@ def logs(
         ) as response:
             if response.status_code >= 400:
                 response.read()
-                cli._fail(f"{response.status_code}: {response.json().get('error', response.text)}")
+                fail(f"{response.status_code}: {response.json().get('error', response.text)}")
             for raw in response.iter_lines():
                 if raw.startswith("event: end"):
                     return
                 if raw.startswith("data: "):
                     _show(json.loads(raw[6:]), worker is None, as_json)
     except httpx.HTTPError as exc:
-        cli._fail(f"cannot reach runq at {url}: {exc}")
+        fail(f"cannot reach runq at {url}: {exc}")
     except KeyboardInterrupt:
         return
 

@@ -1,8 +1,6 @@
 """`runq secrets set|ls|rm`: RunPod-style secrets for workers' environments (an endpoint's env
 refers to one as "{{ RUNPOD_SECRET_NAME }}"). A value is read from stdin, never from argv, and
-is never printed back.
-
-Like cli_bench, this module imports runq.cli only when a command runs."""
+is never printed back."""
 
 from __future__ import annotations
 
@@ -15,19 +13,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from runq.cli_common import DEFAULT_URL, KeyOpt, UrlOpt, call, fail
+
 secrets_app = typer.Typer(
     help='Secrets for workers\' env ("{{ RUNPOD_SECRET_NAME }}"): set, ls, rm.',
     no_args_is_help=True,
 )
 console = Console()
-
-UrlOpt = Annotated[
-    str, typer.Option("--url", envvar="RUNQ_URL", help="Control plane URL (env RUNQ_URL).")
-]
-KeyOpt = Annotated[
-    str, typer.Option("--api-key", envvar="RUNQ_API_KEY", help="API key (env RUNQ_API_KEY).")
-]
-DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 @secrets_app.command("set")
@@ -38,14 +30,12 @@ def set_secret(
 ) -> None:
     """Set NAME to what stdin holds (a trailing newline is dropped): `runq secrets set hf <
     token.txt`, or type it and end with Ctrl-D."""
-    from runq import cli
-
     value = sys.stdin.read()
     if value.endswith("\n"):
         value = value[:-1]
     if not value:
-        cli._fail("no value on stdin: pipe the secret in, e.g. runq secrets set NAME < file", 2)
-    cli._call("PUT", url, api_key, f"/admin/secrets/{name}", {"value": value})
+        fail("no value on stdin: pipe the secret in, e.g. runq secrets set NAME < file", 2)
+    call("PUT", url, api_key, f"/admin/secrets/{name}", {"value": value})
     console.print(
         f'set secret [bold]{name}[/bold]: refer to it as "{{{{ RUNPOD_SECRET_{name} }}}}"'
     )
@@ -58,9 +48,7 @@ def list_secrets(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """The secrets' names and when each was set (values are never shown)."""
-    from runq import cli
-
-    rows = cli._call("GET", url, api_key, "/admin/secrets")
+    rows = call("GET", url, api_key, "/admin/secrets")
     if as_json:
         print(json.dumps(rows))
         return
@@ -80,7 +68,5 @@ def remove_secret(
     api_key: KeyOpt = "",
 ) -> None:
     """Delete a secret; workers that refer to it then fail to start, saying so."""
-    from runq import cli
-
-    cli._call("DELETE", url, api_key, f"/admin/secrets/{name}")
+    call("DELETE", url, api_key, f"/admin/secrets/{name}")
     console.print(f"deleted secret [bold]{name}[/bold]")

@@ -15,8 +15,9 @@ Node labels are fixed at `ray start`, so which node caches which model is runq's
 kept in the store (`record_host_model`): a worker that pulled its model on a node records it,
 and placement prefers that node next time, also after a restart or a change of leader.
 
-Each actor runs the worker command as a child process in its own process group (so park and
-revive are SIGSTOP / SIGCONT of the group, as on one machine) that dies with the actor. A node
+Each actor (`runq.fleet.ray_actor`) runs the worker command as a child process in its own
+process group (so park and revive are SIGSTOP / SIGCONT of the group, as on one machine) that
+dies with the actor. A node
 that disappears takes its actors with it: the wait on the actor fails, the worker counts as
 exited unexpectedly, and its jobs are requeued like any lost worker's.
 """
@@ -26,13 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import subprocess
-import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from runq.core.config import ServerConfig
@@ -41,6 +38,7 @@ from runq.core.secret_refs import SecretMissing, resolve
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
 from runq.fleet.local import resolve_command
+from runq.fleet.ray_actor import Isolation, ModelRequest, WorkerActor
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.secrets import SECRETS_FILE, Secrets
 from runq.fleet.worker_env import worker_env
@@ -139,154 +137,6 @@ def _gpu(gpu_type: str, count: int) -> Gpu:
     return Gpu(gpu_type, category.memory_gb if category else 0, count)
 
 
-@dataclass(frozen=True)
-class Isolation:
-    """How the actor isolates its worker on its node, as the control plane configures it
-    (picklable): which of the node's variables pass, the log cap, where scratch folders go."""
-
-    data_dir: str
-    env_pass: tuple[str, ...] = ()
-    log_max_bytes: int = 10 * 2**20
-    log_backups: int = 2
-
-
-class WorkerActor:
-    """Runs one worker process on its node. Threaded (max_concurrency), so that `signal`
-    answers while `wait` blocks. The worker is isolated as on one machine: an environment
-    built from the node's basics (never the node's or the control plane's secrets), a working
-    directory of its own, a capped log, and every process of it ended at its exit."""
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
-        self.held: Any = None  # the model pinned in this node's cache while the worker runs
-        self.place: Any = None  # its working directory (runq.fleet.workdir.WorkDir)
-        self.copier: threading.Thread | None = None
-        self.isolation: Isolation | None = None
-        self.worker_id = ""
-        self.shipping: Any = None  # runq.fleet.worker_logs.ShipBuffer: lines for the control plane
-
-    def start(
-        self,
-        command: list[str],
-        cwd: str,
-        env: dict[str, str],
-        log_path: str,
-        model: ModelRequest | None = None,
-        isolation: Isolation | None = None,
-    ) -> int:
-        import ray
-
-        from runq.fleet import workdir
-        from runq.fleet.worker_env import WORKER_MARKER, inherited_env
-        from runq.fleet.worker_logs import CappedLog, ShipBuffer, pump_blocking
-
-        isolation = isolation or Isolation(data_dir=str(Path(log_path).parents[2]))
-        self.isolation = isolation
-        env = {**inherited_env(os.environ, isolation.env_pass), **env}
-        self.worker_id = env.get(WORKER_MARKER, "")
-        if model is not None:  # initialization's first phase, on the node: its own host cache
-            from runq.models.env import model_env
-
-            cache = ModelCache(Path(model.cache_dir), model.cache_max_bytes)
-            self.held = cache.acquire(
-                model.source,
-                model.revision,
-                model.sha256,
-                volumes=model.volumes,
-                base_dir=Path(cwd),
-            )
-            env.update(model_env(self.held))
-        gpu_ids = ray.get_gpu_ids()
-        if gpu_ids:  # Ray's own GPUs: the ones Ray gave this actor
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
-        folder = Path(cwd)
-        overlay = workdir.can_overlay(folder)
-        while True:
-            place = workdir.prepare(Path(isolation.data_dir), self.worker_id, folder, overlay)
-            env["TMPDIR"] = str(place.tmp)
-
-            def in_child(place: workdir.WorkDir = place) -> None:  # pragma: no cover
-                _die_with_parent()
-                if place.overlay:
-                    place.mount_in_child()
-
-            read_end, write_end = os.pipe()
-            try:
-                self.process = subprocess.Popen(
-                    command,
-                    cwd=cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=write_end,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=in_child,
-                )
-            except subprocess.SubprocessError:
-                os.close(read_end)
-                place.remove()
-                if not overlay:
-                    raise
-                overlay = False  # no overlay on this node: linked folders
-                continue
-            finally:
-                os.close(write_end)
-            break
-        self.place = place
-        self.shipping = ShipBuffer()
-        sink = CappedLog(
-            Path(log_path),
-            isolation.log_max_bytes,
-            isolation.log_backups,
-            on_write=self.shipping.add,
-        )
-        self.copier = threading.Thread(target=pump_blocking, args=(read_end, sink), daemon=True)
-        self.copier.start()
-        return self.process.pid
-
-    def wait(self) -> int:
-        from runq.fleet.proctree import kill_worker_tree
-
-        assert self.process is not None
-        code = self.process.wait()
-        if self.held is not None:
-            self.held.release()
-            self.held = None
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own children go with it
-        if self.isolation is not None and self.worker_id:  # and those that left its group
-            kill_worker_tree(Path(self.isolation.data_dir), self.worker_id)
-        if self.copier is not None:
-            self.copier.join(timeout=5.0)
-        if self.place is not None:
-            self.place.remove()
-        return code
-
-    def signal(self, signum: int) -> bool:
-        if self.process is None or self.process.poll() is not None:
-            return False
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signum)
-            return True
-        return False
-
-    def take_log(self) -> bytes:
-        """The stamped lines written since the last call (the control plane keeps a copy)."""
-        return self.shipping.take() if self.shipping is not None else b""
-
-    def environ(self) -> dict[str, str]:
-        """The worker process's environment as its node's kernel shows it (tests)."""
-        assert self.process is not None
-        raw = Path(f"/proc/{self.process.pid}/environ").read_bytes()
-        pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-        return {k.decode(): v.decode(errors="replace") for k, v in pairs}
-
-    def node_id(self) -> str:
-        import ray
-
-        return str(ray.get_runtime_context().get_node_id())
-
-
 async def _ship_logs(handle: Any, copy: CappedLog) -> None:
     """Copies what a worker on a Ray node prints into the control plane's log of it."""
     while True:
@@ -297,25 +147,6 @@ async def _ship_logs(handle: Any, copy: CappedLog) -> None:
             return
         if data:
             copy.write(data)
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    import ctypes
-
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-@dataclass(frozen=True)
-class ModelRequest:
-    """What an actor needs to pull the endpoint's model into its node's cache (picklable)."""
-
-    cache_dir: str
-    cache_max_bytes: int
-    source: str
-    revision: str
-    sha256: str
-    volumes: Mapping[str, str]
 
 
 @dataclass
