@@ -4,9 +4,11 @@ operation neither undoes nor fails its neighbours."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -86,3 +88,47 @@ async def test_a_relaxed_change_is_synced_to_disk_within_the_window(
     while not synced and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(SYNC_WINDOW_S / 5)
     assert synced == [str(tmp_path / "t.db-wal")]
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs, to be filled by the test (mounting needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounts a tmpfs: needs root")
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.timeout(10)
+async def test_a_write_that_finds_the_disk_full_fails_alone_and_its_batch_reads_still_answer(
+    full_disk: Path,
+) -> None:
+    db = SqliteExecutor(full_disk / "t.db")
+    db.start()
+    try:
+        await db.run(lambda c: c.execute("CREATE TABLE t (k TEXT PRIMARY KEY, n BLOB)"))
+        await db.run(lambda c: c.execute("INSERT INTO t VALUES ('kept', x'00')"))
+        with contextlib.suppress(OSError), open(full_disk / "filler", "wb") as filler:
+            while True:  # to the last byte
+                filler.write(b"\0" * 4096)
+                filler.flush()
+
+        def big_write(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO t VALUES ('big', zeroblob(1000000))")
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute("SELECT k FROM t")]
+
+        results = await asyncio.gather(
+            db.run(big_write, durable=False), db.run(read, durable=False), return_exceptions=True
+        )
+        assert isinstance(results[0], sqlite3.OperationalError), results
+        assert "full" in str(results[0])
+        assert results[1] == ["kept"]
+    finally:
+        await db.stop()

@@ -112,7 +112,16 @@ class SqliteExecutor:
             conn.execute("COMMIT")
         except Exception as exc:
             # The commit itself failed (disk full, I/O error): nothing in the batch happened.
-            outcomes = _failed(conn, batch, exc)
+            # Run each operation alone, so that one write that finds no room does not fail
+            # the reads and the smaller writes that shared its batch.
+            _rollback(conn)
+            outcomes = (
+                [_alone(conn, item) for item in batch]
+                if len(batch) > 1
+                else [(batch[0][1], exc, False)]
+            )
+            if any(ok for _, _, ok in outcomes):  # some committed, each synced as the batch's
+                self._after_commit(durable, wrote=True)
         else:
             self._after_commit(durable, wrote=conn.total_changes != changes)
         _settle(outcomes)
@@ -179,10 +188,24 @@ def _execute(conn: sqlite3.Connection, batch: Batch, isolate: bool) -> Outcomes:
     return outcomes
 
 
-def _failed(conn: sqlite3.Connection, batch: Batch, exc: BaseException) -> Outcomes:
+def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         conn.execute("ROLLBACK")
-    return [(future, exc, False) for _, future in batch]
+
+
+def _alone(
+    conn: sqlite3.Connection, item: tuple[Operation, asyncio.Future[Any]]
+) -> tuple[asyncio.Future[Any], Any, bool]:
+    """Runs one operation in a transaction of its own and commits it."""
+    operation, future = item
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        value = operation(conn)
+        conn.execute("COMMIT")
+    except Exception as exc:
+        _rollback(conn)
+        return (future, exc, False)
+    return (future, value, True)
 
 
 def _settle(outcomes: Outcomes) -> None:
