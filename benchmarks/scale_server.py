@@ -142,6 +142,15 @@ class LoopProvisioner:
     def kill(self, worker_id: str, reason: str | None = None) -> bool:
         return self._end(worker_id, reason or "killed", expected=reason is not None)
 
+    def connect(self) -> None:
+        """One machine: nothing to join."""
+
+    async def load_index(self) -> None:
+        """Nothing to read from the store."""
+
+    def hosts(self) -> None:
+        return None
+
     def pid(self, worker_id: str) -> int | None:
         if worker_id not in self._workers:
             return None
@@ -159,8 +168,8 @@ def main() -> None:
     config = load_config(config_file)
     specs = [load_spec(path) for path in sorted(Path(spec_dir).glob("*.toml"))]
     plane, keys, _ = build(config)
-    local = plane.provisioner
-    plane.provisioner = LoopProvisioner(config, plane.registry, local._on_exit, local.models)  # type: ignore[attr-defined]
+    local = plane.fleet.provisioner
+    plane.fleet.provisioner = LoopProvisioner(config, plane.registry, local._on_exit, local.models)  # type: ignore[attr-defined]
 
     ticks: list[float] = []
     scheduler_tick = plane.scheduler.tick

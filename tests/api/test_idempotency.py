@@ -7,7 +7,7 @@ import warnings
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import pytest
@@ -16,8 +16,8 @@ from runq.api.auth import ApiKeys
 from runq.core.config import ServerConfig
 from runq.core.job import parse_worker_result
 from runq.core.spec import loads_spec
-from runq.fleet.controlplane import ControlPlane
-from runq.server.app import create_app
+from runq.server.app import create_app, routed_app
+from runq.server.services import Services
 from runq.store.sqlite import SqliteJobStore
 from tests.conftest import endpoint_toml
 
@@ -29,7 +29,7 @@ ADMIN_KEY = "admin-key"
 @dataclass
 class Api:
     client: httpx.AsyncClient
-    plane: ControlPlane
+    plane: Services
     keys: ApiKeys
 
     async def post(
@@ -41,19 +41,19 @@ class Api:
         return await self.client.post(path, json=body, headers=headers)
 
     async def job_count(self) -> int:
-        return len(await self.plane.store.recent_jobs("echo", 100))
+        return len(await self.plane.jobs.recent("echo", 100))
 
 
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     store = SqliteJobStore(tmp_path / "runq.db")
-    plane = ControlPlane(ServerConfig(data_dir=tmp_path), store, "webhook-secret")
+    plane = Services(ServerConfig(data_dir=tmp_path), store, "webhook-secret")
     keys = ApiKeys(ADMIN_KEY, store)
     app = create_app(plane, keys, [])
     await store.open()
     await keys.load()
     spec_path = tmp_path / "echo.toml"
-    plane.specs["echo"] = loads_spec(endpoint_toml("echo", "native_echo.py"), spec_path)
+    plane.endpoints.serve(loads_spec(endpoint_toml("echo", "native_echo.py"), spec_path))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://runq") as client:
         yield Api(client, plane, keys)
@@ -182,7 +182,7 @@ def test_the_openapi_document_declares_the_header_and_its_422() -> None:
     with warnings.catch_warnings():
         # GET and POST of one api_route share an operationId (reported; harmless here).
         warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)
-        paths = create_app(cast(Any, None), cast(Any, None), []).openapi()["paths"]
+        paths = routed_app().openapi()["paths"]
 
     for route in ("run", "runsync"):
         operation = paths[f"/v2/{{endpoint}}/{route}"]["post"]

@@ -12,9 +12,9 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from runq.api.metrics import MetricsExporter
+from runq.api.metrics import MetricsExporter, MetricSources
 from runq.core.config import ServerConfig
-from runq.fleet.controlplane import ControlPlane
+from runq.server.services import Services
 from runq.store.sqlite import SqliteJobStore
 
 pytestmark = pytest.mark.timeout(30)
@@ -23,11 +23,11 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
 @pytest.fixture
-async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
+async def plane(tmp_path: Path) -> AsyncIterator[Services]:
     config = ServerConfig(data_dir=tmp_path)
     store = SqliteJobStore(tmp_path / "runq.db")
     await store.open()
-    yield ControlPlane(config, store, "secret")
+    yield Services(config, store, "secret")
     await store.close()
 
 
@@ -43,8 +43,10 @@ def cold_start_counts(text: str, openmetrics: bool = False) -> dict[str, float]:
     }
 
 
-async def test_a_worker_ready_after_a_scrape_shows_in_the_next(plane: ControlPlane) -> None:
-    exporter = MetricsExporter(plane)
+async def test_a_worker_ready_after_a_scrape_shows_in_the_next(plane: Services) -> None:
+    exporter = MetricsExporter(
+        MetricSources(plane.endpoints, plane.jobs, plane.fleet, plane.ledger, plane.clock)
+    )
     first = plane.registry.register("echo")
     plane.registry.seen(first)  # ready: its cold start is measured
     body, _ = await exporter.render("")

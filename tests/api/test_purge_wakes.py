@@ -14,8 +14,8 @@ import pytest
 from runq.api.auth import ApiKeys
 from runq.core.config import ServerConfig
 from runq.core.spec import loads_spec
-from runq.fleet.controlplane import ControlPlane
 from runq.server.app import create_app
+from runq.server.services import Services
 from runq.store.sqlite import SqliteJobStore
 from tests.conftest import endpoint_toml
 
@@ -26,12 +26,12 @@ KEY = {"Authorization": "Bearer admin-key"}
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     store = SqliteJobStore(tmp_path / "runq.db")
-    plane = ControlPlane(ServerConfig(data_dir=tmp_path), store, "webhook-secret")
+    plane = Services(ServerConfig(data_dir=tmp_path), store, "webhook-secret")
     keys = ApiKeys("admin-key", store)
     app = create_app(plane, keys, [])
     await store.open()
     await keys.load()
-    plane.specs["echo"] = loads_spec(endpoint_toml("echo", "native_echo.py"), tmp_path / "e.toml")
+    plane.endpoints.serve(loads_spec(endpoint_toml("echo", "native_echo.py"), tmp_path / "e.toml"))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://runq", headers=KEY, timeout=60
     ) as client:

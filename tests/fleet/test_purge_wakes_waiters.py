@@ -11,28 +11,30 @@ import pytest
 
 from runq.core.config import ServerConfig
 from runq.core.job import JobRequest, JobStatus
-from runq.fleet.controlplane import ControlPlane
+from runq.server.services import Services
 from runq.store.sqlite import SqliteJobStore
 
 pytestmark = pytest.mark.timeout(30)
 
 
 @pytest.fixture
-async def plane(tmp_path: Path) -> AsyncIterator[ControlPlane]:
+async def plane(tmp_path: Path) -> AsyncIterator[Services]:
     store = SqliteJobStore(tmp_path / "runq.db")
     await store.open()
-    yield ControlPlane(ServerConfig(data_dir=tmp_path), store, "secret")
+    yield Services(ServerConfig(data_dir=tmp_path), store, "secret")
     await store.close()
 
 
-async def test_clients_waiting_on_purged_jobs_answer_at_once(plane: ControlPlane) -> None:
-    jobs = [await plane.submit(JobRequest(endpoint="echo", input=i, sync=True)) for i in range(3)]
-    waits = [asyncio.create_task(plane.wait_for(job.id, 60)) for job in jobs]
-    stream = asyncio.create_task(plane.read_stream(jobs[0].id, 60))
+async def test_clients_waiting_on_purged_jobs_answer_at_once(plane: Services) -> None:
+    jobs = [
+        await plane.jobs.submit(JobRequest(endpoint="echo", input=i, sync=True)) for i in range(3)
+    ]
+    waits = [asyncio.create_task(plane.jobs.wait_for(job.id, 60)) for job in jobs]
+    stream = asyncio.create_task(plane.jobs.read_stream(jobs[0].id, 60))
     for _ in range(2):  # two store round trips: the waiters have read their queued jobs
-        await plane.store.get(jobs[0].id)
+        await plane.jobs.get(jobs[0].id)
 
-    assert await plane.purge("echo") == 3
+    assert await plane.jobs.purge("echo") == 3
 
     ended = await asyncio.wait_for(asyncio.gather(*waits), 5)
     assert [job.status if job else None for job in ended] == [JobStatus.CANCELLED] * 3

@@ -33,7 +33,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -48,7 +48,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from runq.server.app import create_app
+from runq.server.app import routed_app
 from tests.conftest import Server, free_port
 
 if TYPE_CHECKING:  # the alias exists for type checkers only
@@ -112,7 +112,7 @@ DEPLOY_BODY = {
 
 def served_document() -> dict[str, Any]:
     # Building the document reads only the routes, never the plane or the keys.
-    app = create_app(cast(Any, None), cast(Any, None), [])
+    app = routed_app()
     with warnings.catch_warnings():
         # GET and POST of one api_route share an operationId (reported; harmless here).
         warnings.filterwarnings("ignore", "Duplicate Operation ID", UserWarning)

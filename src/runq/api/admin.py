@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
-from runq.api import endpoint_metrics
+from runq.api import endpoint_metrics, services
 from runq.api.auth import ApiKeys
 from runq.api.query import parse_count
 from runq.api.responses import json_response, read_json
@@ -18,16 +19,9 @@ from runq.core.keys import parse_name, parse_scopes
 from runq.core.spec import load_spec, loads_spec
 from runq.core.worker import Worker, WorkerState
 from runq.errors import BadRequest, NotFound
-from runq.fleet.controlplane import ControlPlane
 from runq.policy.coldstart import cold_start, delay_breakdown
 
 router = APIRouter(prefix="/admin", tags=["admin"])
-
-
-def _plane(request: Request) -> ControlPlane:
-    _keys(request)
-    plane: ControlPlane = request.app.state.plane
-    return plane
 
 
 def _keys(request: Request) -> ApiKeys:
@@ -39,22 +33,27 @@ def _keys(request: Request) -> ApiKeys:
 
 @router.get("/endpoints", summary="Deployed endpoints with job and worker counts")
 async def list_endpoints(request: Request) -> Response:
-    plane = _plane(request)
-    return json_response([await endpoint_row(plane, name) for name in sorted(plane.specs)])
+    _keys(request)
+    names = services.endpoints(request).names()
+    return json_response([await endpoint_row(request, name) for name in names])
 
 
-async def endpoint_row(plane: ControlPlane, name: str) -> dict[str, Any]:
+async def endpoint_row(request: HTTPConnection, name: str) -> dict[str, Any]:
     """One row of GET /admin/endpoints (the dashboard's endpoint list shows the same)."""
-    spec = plane.spec(name)
-    health = await plane.health(name)
-    now = plane.clock()
-    cost = plane.ledger.endpoint(name, now)
-    window = await plane.store.job_window(name, now - endpoint_metrics.DEFAULT_WINDOW_S, now)
+    endpoints, jobs = services.endpoints(request), services.jobs(request)
+    spec = endpoints.spec(name)
+    health = {
+        "jobs": await jobs.counts(name),
+        "workers": services.fleet(request).counts(name),
+    }
+    now = services.clock(request)()
+    cost = services.ledger(request).endpoint(name, now)
+    window = await jobs.window(name, now - endpoint_metrics.DEFAULT_WINDOW_S, now)
     return {
         "name": name,
         "type": spec.type,
         "path": str(spec.source_path or ""),
-        "draining": plane.undeploys.draining(name),  # undeployed with --drain, jobs still run
+        "draining": endpoints.draining(name),  # undeployed with --drain, jobs still run
         "active_workers": spec.scaling.active_workers,
         "max_workers": spec.scaling.max_workers,
         "cost": {
@@ -76,9 +75,9 @@ async def endpoint_row(plane: ControlPlane, name: str) -> dict[str, Any]:
 )
 async def endpoint_window(name: str, request: Request) -> Response:
     """`window`: seconds back from now (default 3600). Jobs count once they ended in it."""
-    plane = _plane(request)
+    _keys(request)
     window_s = endpoint_metrics.parse_window(request.query_params.get("window"))
-    return json_response(await endpoint_metrics.window_metrics(plane, name, window_s))
+    return json_response(await endpoint_metrics.window_metrics(request, name, window_s))
 
 
 @router.get(
@@ -89,10 +88,10 @@ async def endpoint_jobs(name: str, request: Request) -> Response:
     """`limit`: most recent jobs (default 1000, at most 10000) that a worker ran to the end.
     Times are epoch seconds; `delay_s` is created to started, `execution_s` started to
     finished. `runq advise --endpoint` fits its distributions to these."""
-    plane = _plane(request)
-    spec = plane.spec(name)
+    _keys(request)
+    spec = services.endpoints(request).spec(name)
     limit = parse_count(request.query_params.get("limit", str(JOBS_LIMIT_DEFAULT)), "limit")
-    timings = await plane.store.job_timings(name, min(limit, JOBS_LIMIT_MAX))
+    timings = await services.jobs(request).timings_of(name, min(limit, JOBS_LIMIT_MAX))
     jobs = [
         {
             "id": t.id,
@@ -119,12 +118,14 @@ JOBS_LIMIT_MAX = 10000
 )
 async def set_workers(name: str, request: Request) -> Response:
     """`{"active_workers": 1, "max_workers": 4}`; running workers are not restarted."""
-    plane = _plane(request)
+    _keys(request)
     body = await read_json(request, 64 * 1024)
     fields = ("active_workers", "max_workers")
     if not isinstance(body, dict) or not all(type(body.get(f)) is int for f in fields):
         raise BadRequest('expected {"active_workers": <int>, "max_workers": <int>}')
-    spec = await plane.set_workers(name, body["active_workers"], body["max_workers"])
+    spec = await services.deployments(request).set_workers(
+        name, body["active_workers"], body["max_workers"]
+    )
     return json_response({"endpoint": name, "scaling": dataclasses.asdict(spec.scaling)})
 
 
@@ -132,8 +133,8 @@ async def set_workers(name: str, request: Request) -> Response:
 async def patch_endpoint(name: str, request: Request) -> Response:
     """`{"active_workers"?: 1, "max_workers"?: 4}`: takes effect at once (extra workers are
     released, idle ones first) and is kept across restarts."""
-    plane = _plane(request)
-    spec = plane.spec(name)
+    _keys(request)
+    spec = services.endpoints(request).spec(name)
     body = await read_json(request, 64 * 1024)
     fields = ("active_workers", "max_workers")
     if not isinstance(body, dict) or not body or set(body) - set(fields):
@@ -143,7 +144,7 @@ async def patch_endpoint(name: str, request: Request) -> Response:
             raise BadRequest(f"field '{field}': expected an integer, got {body[field]!r}")
     active = body.get("active_workers", spec.scaling.active_workers)
     maximum = body.get("max_workers", spec.scaling.max_workers)
-    spec = await plane.set_workers(name, active, maximum)
+    spec = await services.deployments(request).set_workers(name, active, maximum)
     return json_response({"endpoint": name, "scaling": dataclasses.asdict(spec.scaling)})
 
 
@@ -152,38 +153,39 @@ async def undeploy(name: str, request: Request) -> Response:
     """New jobs get 410. Without `drain`: queued and running jobs are cancelled and the workers
     stop. With `?drain=1`: queued and running jobs run to their end, then the workers stop. The
     endpoint's jobs stay readable by id for their retention."""
-    plane = _plane(request)
+    _keys(request)
     drain = request.query_params.get("drain", "") not in ("", "0", "false")
-    return json_response(await plane.undeploy(name, drain))
+    return json_response(await services.deployments(request).undeploy(name, drain))
 
 
 @router.post("/endpoints", summary="Deploy an endpoint file (or replace one)")
 async def deploy(request: Request) -> Response:
-    plane = _plane(request)
+    _keys(request)
     body = await read_json(request, 1024 * 1024)
     if not isinstance(body, dict) or not isinstance(body.get("path"), str):
         raise BadRequest('expected {"path": "/abs/path/endpoint.toml", "toml"?: "..."}')
     path = Path(body["path"])
     toml = body.get("toml")
     spec = loads_spec(toml, path) if isinstance(toml, str) else load_spec(path)
-    await plane.deploy(spec, toml if isinstance(toml, str) else None)
+    await services.deployments(request).deploy(spec, toml if isinstance(toml, str) else None)
     return json_response({"name": spec.name, "status": "deployed"})
 
 
 @router.get("/workers", summary="Workers, their state, timeline, placement and cost")
 async def workers(request: Request) -> Response:
     """Live workers; with `all=1` terminated ones too (the most recent few hundred)."""
-    plane = _plane(request)
+    _keys(request)
+    fleet = services.fleet(request)
     endpoint = request.query_params.get("endpoint")
     every = request.query_params.get("all", "") not in ("", "0")
-    found = plane.registry.history(endpoint) if every else plane.registry.all(endpoint)
-    return json_response([worker_row(plane, w) for w in found])
+    found = fleet.history(endpoint) if every else fleet.workers(endpoint)
+    return json_response([worker_row(request, w) for w in found])
 
 
-def worker_row(plane: ControlPlane, w: Worker) -> dict[str, Any]:
-    now = plane.clock()
+def worker_row(request: HTTPConnection, w: Worker) -> dict[str, Any]:
+    now = services.clock(request)()
     where = w.placement
-    cost = plane.ledger.worker(w, now)
+    cost = services.ledger(request).worker(w, now)
     return {
         "id": w.id,
         "endpoint": w.endpoint,
@@ -193,7 +195,7 @@ def worker_row(plane: ControlPlane, w: Worker) -> dict[str, Any]:
         "active": w.active,
         "draining": w.draining,  # takes no new job: stopping, retiring or replaced by a roll
         "managed": w.managed,
-        "pid": plane.provisioner.pid(w.id),
+        "pid": services.fleet(request).pid(w.id),
         "host": where.host if where else None,
         "gpu_type": where.gpu_type if where else None,
         "gpus": list(where.gpu_indices) if where else [],
@@ -220,12 +222,12 @@ def worker_row(plane: ControlPlane, w: Worker) -> dict[str, Any]:
 
 @router.get("/jobs/{job_id}", summary="A job by id alone")
 async def job(job_id: str, request: Request) -> Response:
-    plane = _plane(request)
-    found = await plane.store.get(job_id)
+    _keys(request)
+    found = await services.jobs(request).get(job_id)
     if found is None:
         raise NotFound(f"job '{job_id}' not found (or past retention)")
-    now = plane.clock()
-    split = plane.ledger.job(found, now)
+    now = services.clock(request)()
+    split = services.ledger(request).job(found, now)
     cost = None
     if split is not None:
         cost = {
@@ -235,7 +237,8 @@ async def job(job_id: str, request: Request) -> Response:
             "total_usd": split.total,
         }
     # Why it waited: split over the marks of the worker that took it (runq.policy.coldstart).
-    served_by = next((w for w in plane.registry.history() if w.id == found.worker_id), None)
+    history = services.fleet(request).history()
+    served_by = next((w for w in history if w.id == found.worker_id), None)
     delay = delay_breakdown(found.created_at, found.started_at, served_by, now).as_dict()
     return json_response(
         {
@@ -249,8 +252,8 @@ async def job(job_id: str, request: Request) -> Response:
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel a job by id alone")
 async def cancel(job_id: str, request: Request) -> Response:
-    plane = _plane(request)
-    found = await plane.cancel(job_id)
+    _keys(request)
+    found = await services.jobs(request).cancel(job_id)
     if found is None:
         raise NotFound(f"job '{job_id}' not found (or past retention)")
     return json_response({"endpoint": found.endpoint, **found.to_wire()})
@@ -259,7 +262,8 @@ async def cancel(job_id: str, request: Request) -> Response:
 @router.get("/cache", summary="This host's model cache: models, sizes, last use")
 async def model_cache(request: Request) -> Response:
     """Most recently used first; `max_bytes` is the size the cache is evicted down to."""
-    cache = _plane(request).provisioner.models
+    _keys(request)
+    cache = services.fleet(request).provisioner.models
     models = [dataclasses.asdict(model) for model in cache.ls()]
     return json_response({"max_bytes": cache.max_bytes, "models": models})
 

@@ -15,13 +15,13 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 from starlette.requests import Request
 
 from runq.core.keys import ADMIN, ApiKey, hash_key, new_key
 from runq.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
 from runq.policy.ratelimit import Bucket, admit
-from runq.store.base import JobStore
 
 BOOTSTRAP_ID = "bootstrap"
 INVALID = "missing or invalid API key in the Authorization header"
@@ -47,6 +47,16 @@ def key_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str:
     return ""
 
 
+class KeyStore(Protocol):
+    """Where API keys are kept: the job store (runq.store.base.JobStore) has these."""
+
+    async def create_key(self, name: str, key_hash: str, scopes: tuple[str, ...]) -> ApiKey: ...
+
+    async def api_keys(self) -> list[ApiKey]: ...
+
+    async def revoke_key(self, key_id: str) -> ApiKey | None: ...
+
+
 class ApiKeys:
     """Who may do what. Keys are looked up in memory by the sha256 of the presented key: the
     cache is loaded from the store at start and updated on create and revoke (this process
@@ -56,7 +66,7 @@ class ApiKeys:
     def __init__(
         self,
         admin_key: str,
-        store: JobStore | None = None,
+        store: KeyStore | None = None,
         rate_limit: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -175,7 +185,7 @@ class ApiKeys:
         """The stored keys, revoked ones included, oldest first (not the bootstrap key)."""
         return sorted(self._stored.values(), key=lambda key: key.created_at)
 
-    def _writer(self) -> JobStore:
+    def _writer(self) -> KeyStore:
         if self._store is None:
             raise RuntimeError("ApiKeys was built without a store")
         return self._store

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prometheus_client.core import HistogramMetricFamily, Metric
 
-from runq.fleet.controlplane import ControlPlane
+from runq.fleet.fleet import Fleet
 from runq.fleet.job_timing import Histogram
 from runq.policy.coldstart import cold_start
 
@@ -21,9 +21,9 @@ class ColdStartTally:
         self._seen: set[str] = set()
         self._by: dict[tuple[str, str], Histogram] = {}
 
-    def update(self, plane: ControlPlane) -> bool:
+    def update(self, fleet: Fleet) -> bool:
         """Observe the workers first seen ready since the last call. True if any was."""
-        known = plane.registry.history(None)
+        known = fleet.history(None)
         changed = False
         for worker in known:
             phases = None if worker.id in self._seen else cold_start(worker)
@@ -54,6 +54,6 @@ class ColdStartTally:
             family.add_metric([endpoint, phase], buckets, histogram.sum)
         return family
 
-    def collect(self, plane: ControlPlane) -> Metric:
-        self.update(plane)
+    def collect(self, fleet: Fleet) -> Metric:
+        self.update(fleet)
         return self.family()

@@ -7,12 +7,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from starlette.requests import HTTPConnection
+
+from runq.api import services
+from runq.core.reads import TIMES_KEEP_S, JobWindow
 from runq.core.stats import Percentiles
 from runq.errors import BadRequest
-from runq.fleet.controlplane import ControlPlane
+from runq.fleet.fleet import Fleet
+from runq.fleet.ledger import Ledger
 from runq.policy.usage import Timeline, Usage, endpoint_usage
-from runq.store.base import JobWindow
-from runq.store.window import TIMES_KEEP_S
 
 DEFAULT_WINDOW_S = 3600.0
 MAX_WINDOW_S = TIMES_KEEP_S  # what the store keeps of ended jobs (the registry: 500 workers)
@@ -38,11 +41,9 @@ def parse_window(raw: str | None, default: float = DEFAULT_WINDOW_S) -> float:
     return value
 
 
-def timelines(plane: ControlPlane, endpoint: str | None) -> list[Timeline]:
+def timelines(fleet: Fleet, ledger: Ledger, endpoint: str | None) -> list[Timeline]:
     """Every worker the registry still knows (terminated ones included), with its price."""
-    return [
-        (w.transitions, plane.ledger.rate(w), w.active) for w in plane.registry.history(endpoint)
-    ]
+    return [(w.transitions, ledger.rate(w), w.active) for w in fleet.history(endpoint)]
 
 
 def _seconds(value: float | None) -> float | None:
@@ -84,17 +85,18 @@ def latency_body(window: JobWindow) -> dict[str, Any]:
     }
 
 
-async def window_metrics(plane: ControlPlane, endpoint: str, window_s: float) -> dict[str, Any]:
+async def window_metrics(request: HTTPConnection, endpoint: str, window_s: float) -> dict[str, Any]:
     """GET /admin/endpoints/{name}/metrics: the window (now - window_s, now].
 
     Raises:
         NotFound: the endpoint is not deployed.
     """
-    plane.spec(endpoint)
-    until = plane.clock()
+    services.endpoints(request).spec(endpoint)
+    until = services.clock(request)()
     since = until - window_s
-    jobs = await plane.store.job_window(endpoint, since, until)
-    usage = endpoint_usage(timelines(plane, endpoint), since, until)
+    jobs = await services.jobs(request).window(endpoint, since, until)
+    lines = timelines(services.fleet(request), services.ledger(request), endpoint)
+    usage = endpoint_usage(lines, since, until)
     return {
         "endpoint": endpoint,
         "window_s": window_s,

@@ -11,18 +11,19 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from runq.api import services
 from runq.api.limits import RESULT_LIMIT
 from runq.api.responses import error_response, read_body
-from runq.fleet.controlplane import ControlPlane
+from runq.fleet.replicas import Replication
 
 _HEADERS = ("authorization", "content-type", "content-encoding", "user-agent")
 _SLACK_S = 15.0  # on top of the leader's long-poll hold
 
 
-async def forward_to_leader(request: Request, plane: ControlPlane) -> Response:
-    replication = plane.replication
+async def forward_to_leader(request: Request, replication: Replication | None) -> Response:
+    config = services.config(request)
     leader = await replication.leader_url() if replication is not None else None
-    if replication is None or leader is None or leader.rstrip("/") == plane.config.base_url:
+    if replication is None or leader is None or leader.rstrip("/") == config.base_url:
         return error_response("no replica runs the fleet right now: try again shortly", 503)
     url = leader.rstrip("/") + request.url.path
     if request.url.query:
@@ -37,7 +38,7 @@ async def forward_to_leader(request: Request, plane: ControlPlane) -> Response:
             url,
             content=body,
             headers=headers,
-            timeout=plane.config.take_hold_s + _SLACK_S,
+            timeout=config.take_hold_s + _SLACK_S,
         )
     except Exception as exc:  # httpx errors and timeouts: the leader is down or moving
         return error_response(f"the leader replica at {leader} did not answer: {exc}", 503)

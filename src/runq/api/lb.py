@@ -21,8 +21,9 @@ from starlette.routing import Route
 from runq.api.auth import ApiKeys, key_from_headers
 from runq.api.statuses import headers_of, status_of
 from runq.errors import RunqError
-from runq.fleet.controlplane import ControlPlane
-from runq.fleet.lb import NoWorker
+from runq.fleet.endpoints import Endpoints
+from runq.fleet.fleet import Fleet
+from runq.fleet.lb import HOLD_LIMIT_S, LoadBalancer, NoWorker
 from runq.fleet.upstream import Headers, UpstreamError
 
 Scope = MutableMapping[str, Any]
@@ -111,7 +112,6 @@ class Proxy:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["app"]
-        plane: ControlPlane = app.state.plane
         headers: Headers = scope["headers"]
         endpoint = scope["path_params"]["endpoint"]
         keys: ApiKeys = app.state.keys
@@ -120,11 +120,12 @@ class Proxy:
         except RunqError as exc:
             await _error(send, status_of(exc), str(exc), headers_of(exc))
             return
-        spec = plane.specs.get(endpoint)
+        endpoints: Endpoints = app.state.endpoints
+        spec = endpoints.get(endpoint)
         try:
             if spec is None:
-                raise plane.undeploys.not_served(endpoint)
-            plane.undeploys.check_open(endpoint)  # draining before an undeploy
+                raise endpoints.not_served(endpoint)
+            endpoints.check_open(endpoint)  # draining before an undeploy
         except RunqError as exc:
             await _error(send, status_of(exc), str(exc))
             return
@@ -139,22 +140,24 @@ class Proxy:
             return
         timeout = spec.jobs.execution_timeout_s or DEFAULT_TIMEOUT_S
         body = await _request_body(receive, headers)
-        hold = min(spec.scaling.init_timeout_s, plane.lb_hold_s)
+        hold = min(spec.scaling.init_timeout_s, HOLD_LIMIT_S)
+        balancer: LoadBalancer = app.state.balancer
+        fleet: Fleet = app.state.fleet
         try:
-            worker = await plane.lb.acquire(endpoint, hold, plane.scheduler.poke)
+            worker = await balancer.acquire(endpoint, hold, fleet.want_worker)
         except NoWorker as exc:
             await _error(send, 503, str(exc))
             return
         try:
-            await self._forward(scope, send, plane, worker, headers, body, timeout)
+            await self._forward(scope, send, balancer, worker, headers, body, timeout)
         finally:
-            plane.lb.release(worker)
+            balancer.release(worker)
 
     async def _forward(
         self,
         scope: Scope,
         send: Send,
-        plane: ControlPlane,
+        balancer: LoadBalancer,
         worker: Any,
         headers: Headers,
         body: bytes | AsyncIterator[bytes],
@@ -167,7 +170,7 @@ class Proxy:
         forwarded = [(n, v) for n, v in headers if n not in DROPPED]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        pool = plane.lb.pool(worker)
+        pool = balancer.pool(worker)
         try:
             async with asyncio.timeout(timeout):
                 answer = await pool.request(scope["method"], target, forwarded, body)

@@ -22,10 +22,10 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
+from runq.api import services
 from runq.api.responses import json_response
 from runq.core.durations import parse_duration
 from runq.errors import BadRequest, NotFound
-from runq.fleet.controlplane import ControlPlane
 from runq.fleet.logread import (
     Follower,
     LogLine,
@@ -45,14 +45,12 @@ END_AFTER_S = 1.0  # a follow ends this long after its last worker is gone and q
 JOB_SLACK_S = 0.2  # a line printed just before a job's end is read a moment later
 
 
-def _plane(request: Request) -> ControlPlane:
+def _admin(request: Request) -> None:
     request.app.state.keys.require_admin(request)
-    plane: ControlPlane = request.app.state.plane
-    return plane
 
 
-def _log_dir(plane: ControlPlane) -> Path:
-    return plane.config.data_dir / "logs"
+def _log_dir(request: Request) -> Path:
+    return services.config(request).data_dir / "logs"
 
 
 def _since(request: Request, now: float) -> float | None:
@@ -92,31 +90,31 @@ def _follow(request: Request) -> bool:
 
 @router.get("/endpoints/{name}/logs", summary="An endpoint's worker logs (JSON or followed)")
 async def endpoint_logs(request: Request, name: str) -> Response:
-    plane = _plane(request)
-    if name not in plane.specs and not (_log_dir(plane) / name).is_dir():
+    _admin(request)
+    if name not in services.endpoints(request) and not (_log_dir(request) / name).is_dir():
         raise NotFound(f"no endpoint '{name}'")
     worker = request.query_params.get("worker")
     if worker is not None and not is_safe_id(worker):
         raise BadRequest("field 'worker': not a worker id")
-    return await _answer(request, plane, name, [worker] if worker else None)
+    return await _answer(request, name, [worker] if worker else None)
 
 
 @router.get("/workers/{worker_id}/logs", summary="One worker's log (JSON or followed)")
 async def worker_logs(request: Request, worker_id: str) -> Response:
-    plane = _plane(request)
-    endpoint = _endpoint_of(plane, worker_id)
-    return await _answer(request, plane, endpoint, [worker_id])
+    _admin(request)
+    endpoint = _endpoint_of(request, worker_id)
+    return await _answer(request, endpoint, [worker_id])
 
 
-async def follow_worker(request: Request, plane: ControlPlane, worker_id: str) -> Response:
+async def follow_worker(request: Request, worker_id: str) -> Response:
     """A worker's log followed live, for a caller that checked the key itself (the
     dashboard's page, signed in by its session cookie: EventSource sends no header)."""
-    endpoint = _endpoint_of(plane, worker_id)
-    log_dir = _log_dir(plane)
+    endpoint = _endpoint_of(request, worker_id)
+    log_dir = _log_dir(request)
     tail = _tail(request)
     lines = await asyncio.to_thread(read_lines, log_dir, endpoint, [worker_id], None, None, tail)
     return StreamingResponse(
-        _follow_stream(request, plane, endpoint, [worker_id], lines),
+        _follow_stream(request, endpoint, [worker_id], lines),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -124,8 +122,8 @@ async def follow_worker(request: Request, plane: ControlPlane, worker_id: str) -
 
 @router.get("/jobs/{job_id}/logs", summary="What the job's worker printed while it ran the job")
 async def job_logs(request: Request, job_id: str) -> Response:
-    plane = _plane(request)
-    job = await plane.store.get(job_id)
+    _admin(request)
+    job = await services.jobs(request).get(job_id)
     if job is None:
         raise NotFound(f"no job '{job_id}' (unknown, or deleted after its retention)")
     lines: list[LogLine] = []
@@ -133,7 +131,7 @@ async def job_logs(request: Request, job_id: str) -> Response:
         until = job.finished_at + JOB_SLACK_S if job.finished_at is not None else None
         lines = await asyncio.to_thread(
             read_lines,
-            _log_dir(plane),
+            _log_dir(request),
             job.endpoint,
             [job.worker_id],
             job.started_at,
@@ -150,24 +148,23 @@ async def job_logs(request: Request, job_id: str) -> Response:
     )
 
 
-def _endpoint_of(plane: ControlPlane, worker_id: str) -> str:
+def _endpoint_of(request: Request, worker_id: str) -> str:
     if not is_safe_id(worker_id):
         raise NotFound(f"no worker '{worker_id[:80]}'")
-    known = next((w for w in plane.registry.history() if w.id == worker_id), None)
+    history = services.fleet(request).history()
+    known = next((w for w in history if w.id == worker_id), None)
     if known is not None:
         return known.endpoint
-    endpoint = find_worker(_log_dir(plane), worker_id)
+    endpoint = find_worker(_log_dir(request), worker_id)
     if endpoint is None:
         raise NotFound(f"no worker '{worker_id}' (and no log of one)")
     return endpoint
 
 
-async def _answer(
-    request: Request, plane: ControlPlane, endpoint: str, workers: list[str] | None
-) -> Response:
+async def _answer(request: Request, endpoint: str, workers: list[str] | None) -> Response:
     now = time.time()
     since, tail, follow = _since(request, now), _tail(request), _follow(request)
-    log_dir = _log_dir(plane)
+    log_dir = _log_dir(request)
     chosen: list[str] = (
         workers if workers is not None else await asyncio.to_thread(workers_of, log_dir, endpoint)
     )
@@ -175,7 +172,7 @@ async def _answer(
     if not follow:
         return json_response({"endpoint": endpoint, "lines": [line.as_json() for line in lines]})
     return StreamingResponse(
-        _follow_stream(request, plane, endpoint, workers, lines),
+        _follow_stream(request, endpoint, workers, lines),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -187,12 +184,12 @@ def _event(line: LogLine) -> bytes:
 
 async def _follow_stream(
     request: Request,
-    plane: ControlPlane,
     endpoint: str,
     workers: list[str] | None,
     backlog: list[LogLine],
 ) -> AsyncIterator[bytes]:
-    log_dir = _log_dir(plane)
+    log_dir = _log_dir(request)
+    fleet = services.fleet(request)
     followers: dict[str, Follower] = {}
 
     def track(worker: str) -> None:
@@ -216,7 +213,7 @@ async def _follow_stream(
         fresh.sort(key=lambda line: line.at or 0.0)
         for line in fresh:
             yield _event(line)
-        alive = {w.id for w in plane.registry.all(endpoint)}
+        alive = {w.id for w in fleet.workers(endpoint)}
         wanted = set(workers) if workers is not None else None
         if fresh or (alive & wanted if wanted is not None else alive):
             quiet_since = time.monotonic()

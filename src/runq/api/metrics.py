@@ -10,7 +10,7 @@ the store (`refresh`), then renders.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
@@ -28,12 +28,15 @@ from starlette.responses import Response
 from runq.api.auth import ApiKeys
 from runq.api.coldstart_metrics import ColdStartTally
 from runq.core.job import JobStatus
+from runq.core.reads import QueueStats
 from runq.core.worker import WorkerState
-from runq.fleet.controlplane import ControlPlane
+from runq.fleet.endpoints import Endpoints
+from runq.fleet.fleet import Fleet
 from runq.fleet.job_timing import Histogram
+from runq.fleet.jobs import Jobs
+from runq.fleet.ledger import Ledger
 from runq.fleet.usage_tally import UsageTally
 from runq.policy.usage import Usage, worker_usage
-from runq.store.base import QueueStats
 
 router = APIRouter(tags=["metrics"])
 
@@ -46,37 +49,46 @@ class _StoreRead:
     ended: dict[JobStatus, int]
 
 
-def _lifetimes(plane: ControlPlane) -> dict[str, tuple[str, Usage]]:
+@dataclass(frozen=True)
+class MetricSources:
+    """What /metrics reads: the served endpoints, jobs, workers and their prices."""
+
+    endpoints: Endpoints
+    jobs: Jobs
+    fleet: Fleet
+    ledger: Ledger
+    clock: Callable[[], float]
+
+
+def _lifetimes(sources: MetricSources) -> dict[str, tuple[str, Usage]]:
     """Every known worker's usage over its whole life so far, by worker id."""
-    now = plane.clock()
+    now = sources.clock()
+    rate = sources.ledger.rate
     return {
-        w.id: (
-            w.endpoint,
-            worker_usage(w.transitions, plane.ledger.rate(w), w.active, float("-inf"), now),
-        )
-        for w in plane.registry.history(None)
+        w.id: (w.endpoint, worker_usage(w.transitions, rate(w), w.active, float("-inf"), now))
+        for w in sources.fleet.history(None)
     }
 
 
 class RunqCollector(Collector):
-    def __init__(self, plane: ControlPlane) -> None:
-        self._plane = plane
+    def __init__(self, sources: MetricSources) -> None:
+        self._sources = sources
         self._store: dict[str, _StoreRead] = {}
         self._usage = UsageTally()
 
     async def refresh(self) -> None:
         """Read what only the (async) store knows, for the next `collect`."""
-        store = self._plane.store
-        names = sorted(self._plane.specs)
-        queues = await store.queue_stats_many(names)
-        ended = await store.ended_totals_many(names)
+        jobs = self._sources.jobs
+        names = self._sources.endpoints.names()
+        queues = await jobs.queue_stats_many(names)
+        ended = await jobs.ended_totals_many(names)
         self._store = {name: _StoreRead(queues[name], ended[name]) for name in names}
 
     def describe(self) -> list[Metric]:
         return []  # nothing fixed to describe: registering must not read live state
 
     def collect(self) -> Iterator[Metric]:
-        plane = self._plane
+        sources = self._sources
         names = sorted(self._store)
         queued = GaugeMetricFamily(
             "runq_jobs_queued", "Jobs waiting in the endpoint's queue.", labels=["endpoint"]
@@ -101,7 +113,7 @@ class RunqCollector(Collector):
             "runq_workers", "Workers by state.", labels=["endpoint", "state"]
         )
         for name in names:
-            states = [w.state for w in plane.registry.all(name)]
+            states = [w.state for w in sources.fleet.workers(name)]
             for state in _LIVE_STATES:
                 workers.add_metric([name, state.value], states.count(state))
         yield workers
@@ -109,16 +121,16 @@ class RunqCollector(Collector):
         yield self._histogram(
             "runq_job_delay_seconds",
             "Time from submission until a worker took the job.",
-            plane.timings.delay,
+            sources.jobs.timings.delay,
         )
         yield self._histogram(
             "runq_job_execution_seconds",
             "Time from a worker taking the job until it reported the result.",
-            plane.timings.execution,
+            sources.jobs.timings.execution,
         )
 
     def _usage_metrics(self, names: list[str]) -> Iterator[Metric]:
-        usage = self._usage.update(_lifetimes(self._plane))
+        usage = self._usage.update(_lifetimes(self._sources))
         cold = CounterMetricFamily(
             "runq_cold_starts", "Workers started from nothing.", labels=["endpoint"]
         )
@@ -177,10 +189,10 @@ class MetricsExporter:
     bucket each: three quarters of a scrape with 100 endpoints, 100 ms to encode) change only
     when a worker is first seen ready, so their text is kept between scrapes until then."""
 
-    def __init__(self, plane: ControlPlane) -> None:
-        self._plane = plane
+    def __init__(self, sources: MetricSources) -> None:
+        self._fleet = sources.fleet
         self.registry = CollectorRegistry(auto_describe=False)
-        self.collector = RunqCollector(plane)
+        self.collector = RunqCollector(sources)
         self.registry.register(self.collector)
         self._cold_starts = ColdStartTally()
         self._cold_registry = CollectorRegistry(auto_describe=False)
@@ -192,7 +204,7 @@ class MetricsExporter:
         scraper's Accept header) asks for it."""
         await self.collector.refresh()
         encode, content_type = choose_encoder(accept)
-        if self._cold_starts.update(self._plane):
+        if self._cold_starts.update(self._fleet):
             self._cold_text.clear()
         cold = self._cold_text.get(content_type)
         if cold is None:

@@ -40,9 +40,9 @@ from runq.api.openai_wire import (
 from runq.api.responses import json_response, parse_json, read_body
 from runq.api.statuses import headers_of, status_of
 from runq.core.job import JobStatus
+from runq.core.reads import StreamRead
 from runq.errors import BadRequest, RunqError
-from runq.fleet.controlplane import ControlPlane
-from runq.store.base import StreamRead
+from runq.fleet.jobs import Jobs
 
 log = logging.getLogger("runq.api")
 
@@ -81,8 +81,8 @@ async def openai_route(request: Request) -> Response:
     endpoint: str = request.path_params["endpoint"]
     try:
         request.app.state.keys.require(request, endpoint=endpoint)
-        plane: ControlPlane = request.app.state.plane
-        spec = plane.spec(endpoint)
+        jobs: Jobs = request.app.state.jobs
+        spec = request.app.state.endpoints.spec(endpoint)
         if spec.type == "load_balancer":
             raise BadRequest(
                 f"endpoint '{endpoint}' is a load-balancing endpoint: its workers serve their "
@@ -93,17 +93,17 @@ async def openai_route(request: Request) -> Response:
         check_input_depth(wrapped, raw)
         job_request = parse_run_request(wrapped, spec, sync=True, ttl_override_ms=None)
         wait = _wait_s(request)
-        job = await plane.submit(job_request)
+        job = await jobs.submit(job_request)
     except RunqError as exc:
         status = status_of(exc)
         response = _answer(Answer(status, error_body(str(exc), status)))
         response.headers.update(headers_of(exc))
         return response
     if wants_stream(body):
-        return JobEventStream(plane, job.id)
-    answer = await _unless_client_leaves(request, lambda: _finished(plane, job.id, wait))
+        return JobEventStream(jobs, job.id)
+    answer = await _unless_client_leaves(request, lambda: _finished(jobs, job.id, wait))
     if answer is None:  # nobody will read the result
-        await plane.cancel(job.id)
+        await jobs.cancel(job.id)
         return Response(status_code=499)  # nginx's "client closed request": never sent
     return _answer(answer, job.id)
 
@@ -131,15 +131,15 @@ async def _unless_client_leaves(
     return answer
 
 
-async def _finished(plane: ControlPlane, job_id: str, wait: float) -> Answer:
+async def _finished(jobs: Jobs, job_id: str, wait: float) -> Answer:
     """The answer once the job ends; at `wait` it is cancelled and the answer is 504."""
-    job = await plane.wait_for(job_id, wait)
-    if job is not None and not job.status.is_terminal and plane.signals.closed.is_set():
+    job = await jobs.wait_for(job_id, wait)
+    if job is not None and not job.status.is_terminal and jobs.closing:
         message = f"runq is shutting down before job {job_id} finished"
         return Answer(503, error_body(message, 503))
     if job is not None and not job.status.is_terminal:
         # A job that ended meanwhile comes back unchanged: then its own answer stands.
-        job = await plane.cancel(job_id) or job
+        job = await jobs.cancel(job_id) or job
         if job.status == JobStatus.CANCELLED:
             message = f"job {job_id} did not finish within {wait:g} s and was cancelled"
             return Answer(504, error_body(message, 504))
@@ -157,22 +157,22 @@ class JobEventStream(StreamingResponse):
     client disconnects; the job is then cancelled too.
     """
 
-    def __init__(self, plane: ControlPlane, job_id: str) -> None:
+    def __init__(self, jobs: Jobs, job_id: str) -> None:
         super().__init__(
             iter(()),
             headers={"x-request-id": job_id, **SSE_HEADERS},
             media_type="text/event-stream",
         )
-        self._plane = plane
+        self._jobs = jobs
         self._job_id = job_id
 
     async def _next(self) -> StreamRead | None:
         """The chunks stored since the last read, once there are some or the job ended."""
         while True:
-            read = await self._plane.read_stream(self._job_id, STREAM_HOLD_S)
+            read = await self._jobs.read_stream(self._job_id, STREAM_HOLD_S)
             if read is None or read.chunks or read.job.status.is_terminal:
                 return read
-            if self._plane.signals.closed.is_set():
+            if self._jobs.closing:
                 return None  # runq is shutting down: end the answer
 
     async def stream_response(self, send: Send) -> None:
@@ -222,7 +222,7 @@ class JobEventStream(StreamingResponse):
         # Shielded: this runs while Starlette cancels the stream on a disconnect.
         with anyio.CancelScope(shield=True):
             try:
-                await self._plane.cancel(self._job_id)
+                await self._jobs.cancel(self._job_id)
             except Exception:  # the store may be closing; the reaper bounds the job anyway
                 log.exception("could not cancel job %s after its client left", self._job_id)
 

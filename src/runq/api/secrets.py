@@ -7,9 +7,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from runq.api import services
 from runq.api.responses import json_response, read_json
 from runq.errors import BadRequest
-from runq.fleet.controlplane import ControlPlane
 from runq.fleet.secrets import SECRETS_FILE, Secrets
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -18,8 +18,7 @@ BODY_LIMIT = 128 * 1024
 
 def _secrets(request: Request) -> Secrets:
     request.app.state.keys.require_admin(request)
-    plane: ControlPlane = request.app.state.plane
-    return Secrets(plane.config.data_dir / SECRETS_FILE)
+    return Secrets(services.config(request).data_dir / SECRETS_FILE)
 
 
 @router.get("/secrets", summary="The secrets' names and when each was set (never a value)")

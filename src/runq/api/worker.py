@@ -29,33 +29,32 @@ from runq.api.responses import (
 )
 from runq.core.worker import Worker
 from runq.errors import BadRequest, PayloadTooLarge, Unauthorized
-from runq.fleet.controlplane import ControlPlane
+from runq.fleet.fleet import Fleet
 
 CHUNK_LIMIT = 1024 * 1024  # spec 1.4.5: 1 MB per stream chunk
 MAX_BATCH = 64
 
 
-def _worker(request: Request, endpoint: str, worker_id: str) -> tuple[ControlPlane, Worker]:
+def _worker(request: Request, endpoint: str, worker_id: str) -> tuple[Fleet, Worker]:
     """The calling worker, authenticated by its own token (or an admin key: a worker that runq
     did not start, e.g. on another machine, joins on its first call)."""
-    plane: ControlPlane = request.app.state.plane
+    fleet: Fleet = request.app.state.fleet
     key = presented_key(request)
-    worker = plane.registry.get(worker_id)
-    if worker is None or not plane.registry.check_token(worker_id, key):
+    worker = fleet.authenticate(worker_id, key)
+    if worker is None:
         try:
             request.app.state.keys.check_admin(key)  # an invoke-only key: 403
         except Unauthorized:
             raise Unauthorized(
                 f"worker '{worker_id}' did not present its token (nor an admin API key)"
             ) from None
-        plane.spec(endpoint)
-        if worker is None:
-            worker = plane.registry.register(endpoint, worker_id, managed=False)
+        request.app.state.endpoints.spec(endpoint)
+        worker = fleet.join(endpoint, worker_id)
     if worker.endpoint != endpoint:
         raise Unauthorized(f"worker '{worker_id}' belongs to endpoint '{worker.endpoint}'")
     if worker.loaded_at is None and "boot" in request.query_params:
         _boot_marks(worker, request.query_params["boot"])
-    return plane, worker
+    return fleet, worker
 
 
 def _boot_marks(worker: Worker, raw: str) -> None:
@@ -77,7 +76,7 @@ def _count(request: Request, name: str, default: int) -> int:
 
 
 async def _refuse_unsendable(
-    plane: ControlPlane, worker: Worker, reports: list[tuple[str, Any]]
+    fleet: Fleet, worker: Worker, reports: list[tuple[str, Any]]
 ) -> list[tuple[str, Any]]:
     """The reports JSON can carry; a job whose result holds NaN fails, as on job-done."""
     kept = []
@@ -86,7 +85,7 @@ async def _refuse_unsendable(
         if problem is None:
             kept.append((job_id, result))
         else:
-            await plane.fail_oversized(worker, job_id, _refused(problem))
+            await fleet.fail_oversized(worker, job_id, _refused(problem))
     return kept
 
 
@@ -100,27 +99,27 @@ def _ids(request: Request) -> tuple[str, str]:
 
 
 async def job_take(request: Request) -> Response:
-    plane, worker = _worker(request, *_ids(request))
-    jobs = await plane.take(worker, 1, _in_progress(request))
+    fleet, worker = _worker(request, *_ids(request))
+    jobs = await fleet.take(worker, 1, _in_progress(request))
     if not jobs:
         return NO_CONTENT  # only after holding the request: an instant 204 makes the SDK spin
     return json_response(jobs[0].to_take_payload())
 
 
 async def job_take_batch(request: Request) -> Response:
-    plane, worker = _worker(request, *_ids(request))
+    fleet, worker = _worker(request, *_ids(request))
     size = _count(request, "batch_size", 1)
     if size < 1:
         raise BadRequest("query 'batch_size': expected a positive integer, got 0")
-    jobs = await plane.take(worker, size, _in_progress(request))
+    jobs = await fleet.take(worker, size, _in_progress(request))
     if not jobs:
         return NO_CONTENT
     return json_response([job.to_take_payload() for job in jobs])
 
 
 async def job_stop(request: Request) -> Response:
-    plane, worker = _worker(request, *_ids(request))
-    stops = await plane.wait_stops(worker)
+    fleet, worker = _worker(request, *_ids(request))
+    stops = await fleet.wait_stops(worker)
     if not stops:
         return NO_CONTENT
     return json_response({"jobsToStop": stops})
@@ -128,20 +127,20 @@ async def job_stop(request: Request) -> Response:
 
 async def job_done(request: Request) -> Response:
     # The job id comes from the URL, never from X-Request-ID, which leaks (spec 6.4).
-    plane, worker = _worker(request, *_ids(request))
+    fleet, worker = _worker(request, *_ids(request))
     job_id = request.path_params["job_id"]
     take = _count(request, "take", 0)  # runq's worker: the next job in the same round trip
     try:
         body = await read_json(request, RESULT_LIMIT, "result")
     except PayloadTooLarge as exc:
         # The worker will not report again: fail the job now (spec 6.20).
-        await plane.fail_oversized(worker, job_id, f"result too large: {exc}")
+        await fleet.fail_oversized(worker, job_id, f"result too large: {exc}")
         raise BadRequest(f"result too large: {exc}") from None
     except UnsendableJson as exc:
         # Nor after a 400 for NaN in its output: fail the job, saying which field (README, API).
-        await plane.fail_oversized(worker, job_id, _refused(exc.problem))
+        await fleet.fail_oversized(worker, job_id, _refused(exc.problem))
         raise
-    following = await plane.report(worker, job_id, body, take)
+    following = await fleet.report(worker, job_id, body, take)
     if not take:
         return json_response({})  # the runpod SDK ignores the body
     return json_response({"jobs": [job.to_take_payload() for job in following]})
@@ -149,7 +148,7 @@ async def job_done(request: Request) -> Response:
 
 async def job_done_batch(request: Request) -> Response:
     """runq's extension: `[{"id": job_id, "result": <job-done body>}, ...]` in one post."""
-    plane, worker = _worker(request, *_ids(request))
+    fleet, worker = _worker(request, *_ids(request))
     take = _count(request, "take", 0)
     raw = await read_body(request, RESULT_LIMIT, "results")
     body = parse_json(raw, "results", strict=False)
@@ -161,25 +160,25 @@ async def job_done_batch(request: Request) -> Response:
             raise BadRequest(f"results[{index}]: expected an object with a string 'id'")
         reports.append((item["id"], item.get("result")))
     if may_be_unsendable(raw):
-        reports = await _refuse_unsendable(plane, worker, reports)
-    following = await plane.report_group(worker, reports, take)
+        reports = await _refuse_unsendable(fleet, worker, reports)
+    following = await fleet.report_group(worker, reports, take)
     return json_response({"jobs": [job.to_take_payload() for job in following]})
 
 
 async def job_stream(request: Request) -> Response:
-    plane, worker = _worker(request, *_ids(request))
+    fleet, worker = _worker(request, *_ids(request))
     job_id = request.path_params["job_id"]
     body = await read_json(request, CHUNK_LIMIT, "stream chunk")
     chunk = body.get("output") if isinstance(body, dict) else body
-    await plane.stream_chunk(worker, job_id, chunk)
+    await fleet.stream_chunk(worker, job_id, chunk)
     return json_response({})
 
 
 async def ping(request: Request) -> Response:
-    plane, worker = _worker(request, *_ids(request))
+    fleet, worker = _worker(request, *_ids(request))
     raw = request.query_params.get("job_id", "")
     job_ids = frozenset(job for job in raw.split(",") if job)
-    await plane.ping(worker, job_ids, dict(request.query_params))
+    await fleet.ping(worker, job_ids, dict(request.query_params))
     return json_response({})
 
 
@@ -199,9 +198,9 @@ def _leader_only(handler: Endpoint) -> Endpoint:
     """On a standby replica, the call goes on to the leader (runq.api.forward)."""
 
     async def route(request: Request) -> Response:
-        plane: ControlPlane = request.app.state.plane
-        if not plane.leading:
-            return await forward_to_leader(request, plane)
+        state = request.app.state
+        if not state.leading():
+            return await forward_to_leader(request, state.replication)
         return await handler(request)
 
     return route

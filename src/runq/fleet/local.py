@@ -164,6 +164,16 @@ class LocalProvisioner:
         proc = self._procs.get(worker_id)
         return proc.process.pid if proc and proc.process else None
 
+    def connect(self) -> None:
+        """This machine: nothing to join."""
+
+    async def load_index(self) -> None:
+        """The model cache is on this machine's disk: nothing to read from the store."""
+
+    def hosts(self) -> None:
+        """One machine: the scheduler uses the config's hosts or what it detects here."""
+        return None
+
     def _image_worker(self, worker_id: str) -> bool:
         proc = self._procs.get(worker_id)
         alive = proc is not None and proc.process is not None and proc.process.returncode is None

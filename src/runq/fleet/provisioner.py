@@ -2,9 +2,10 @@
 
 Two kinds: `LocalProvisioner` (processes on this machine, the default) and `RayProvisioner`
 (Ray actors on a cluster, with `[server] ray_address`). The scheduler and control plane only
-use the methods below; a cluster provisioner also has `connect()` (called once, in a thread)
-and `hosts()` (the cluster's nodes as hosts, re-read every few seconds), and may have
-`load_index()` (awaited once, before the first start: what it knows from the store).
+use the methods below. `connect()` is called once, in a thread (joining a cluster takes
+seconds); `load_index()` is awaited once, before the first start (what a cluster provisioner
+knows from the store); `hosts()` is a cluster's nodes as hosts, re-read every few seconds, or
+None on one machine (the scheduler then uses the config's hosts or this machine's).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from runq.core.config import ServerConfig
+from runq.core.hosts import Host
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
 from runq.fleet.registry import WorkerRegistry
@@ -43,6 +45,12 @@ class Provisioner(Protocol):
     def kill(self, worker_id: str, reason: str | None = None) -> bool: ...
 
     def pid(self, worker_id: str) -> int | None: ...
+
+    def connect(self) -> None: ...
+
+    async def load_index(self) -> None: ...
+
+    def hosts(self) -> tuple[Host, ...] | None: ...
 
 
 def make_provisioner(

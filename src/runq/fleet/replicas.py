@@ -13,15 +13,13 @@ import asyncio
 import logging
 import math
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 
-from runq.core.spec import EndpointSpec
+from runq.fleet.signals import Signals
 from runq.store.base import SharedStore
-
-if TYPE_CHECKING:
-    from runq.fleet.controlplane import ControlPlane
 
 log = logging.getLogger("runq")
 
@@ -29,9 +27,26 @@ LEADER_URL_TTL_S = 1.0  # a standby re-reads the leader's URL at most this often
 
 
 class Replication:
-    def __init__(self, plane: ControlPlane, store: SharedStore) -> None:
-        self._plane = plane
+    """Its parts are passed in as callables: `lead` runs the fleet here, `reload` serves an
+    endpoint as the store now has it, `stop_if_mine` stops a job on a worker of this replica."""
+
+    def __init__(
+        self,
+        store: SharedStore,
+        signals: Signals,
+        base_url: str,
+        clock: Callable[[], float],
+        lead: Callable[[], Coroutine[Any, Any, None]],
+        reload: Callable[[str], Coroutine[Any, Any, None]],
+        stop_if_mine: Callable[[str, str], None],
+    ) -> None:
         self._store = store
+        self._signals = signals
+        self._base_url = base_url
+        self._clock = clock
+        self._lead = lead
+        self._reload = reload
+        self._stop_if_mine = stop_if_mine
         self._lock = store.leader_lock()
         self._http: httpx.AsyncClient | None = None
         self._leader_url: tuple[str | None, float] = (None, -math.inf)
@@ -39,10 +54,9 @@ class Replication:
 
     def start(self) -> list[asyncio.Task[None]]:
         """Stand by for the lock, and listen to the other replicas."""
-        plane = self._plane
         hints = self._store.listen(
-            plane.signals.work_available,
-            plane.signals.closed,
+            self._signals.work_available,
+            self._signals.closed,
             self._stop_if_mine,
             self._endpoint_saved,
         )
@@ -57,15 +71,13 @@ class Replication:
 
     # --- standing by --------------------------------------------------------------------
     async def _stand_by(self) -> None:
-        plane = self._plane
-        if not await self._lock.acquire(plane.signals.closed, plane.config.base_url):
+        closed = self._signals.closed
+        if not await self._lock.acquire(closed, self._base_url):
             return
         log.warning("this replica holds the scheduler lock: it runs the fleet now")
-        # A deploy hint missed while the listener reconnected is caught up here.
-        await plane.load_stored_specs()
-        await plane.lead()
-        await self._lock.watch(plane.signals.closed)
-        if plane.signals.closed.is_set():
+        await self._lead()  # (it first catches up on deploy hints missed meanwhile)
+        await self._lock.watch(closed)
+        if closed.is_set():
             await self._lock.release()
             return
         # Another replica may run the fleet by now: two fleets would hand out jobs twice.
@@ -80,52 +92,13 @@ class Replication:
 
     async def leader_url(self) -> str | None:
         """Where worker calls go while this replica stands by (cached for a second)."""
-        now = self._plane.clock()
+        now = self._clock()
         if now - self._leader_url[1] > LEADER_URL_TTL_S:
             self._leader_url = (await self._lock.leader_url(), now)
         return self._leader_url[0]
 
     # --- hints from the other replicas --------------------------------------------------
-    def _stop_if_mine(self, worker_id: str, job_id: str) -> None:
-        """A job cancelled through another replica: tell its worker, if it is one of ours."""
-        if self._plane.registry.get(worker_id) is not None:
-            self._plane.stop_on_worker(worker_id, job_id)
-
     def _endpoint_saved(self, name: str) -> None:
         task = asyncio.create_task(self._reload(name), name=f"runq-reload-{name}")
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
-
-    async def _reload(self, name: str) -> None:
-        """Serve `name` as the store now has it. A change of what the workers run restarts
-        them, as a deploy does; a scaling change does not."""
-        plane = self._plane
-        old = plane.specs.get(name)
-        spec = await plane.load_stored_spec(name)
-        if spec is None and old is not None and await _undeployed(plane, name):
-            if not plane.undeploys.draining(name):  # a drain here stops them when it ends
-                await plane.undeploys.stop_workers(name)  # undeployed through another replica
-            return
-        if spec is None or old == spec:
-            return  # gone, unreadable, our own save, or no change
-        plane.specs[name] = spec
-        plane.undeploys.deployed_again(name)
-        if old is not None and plane.leading and runs_differently(old, spec):
-            await plane.replace_workers(old, spec)
-        log.info("endpoint %s updated from the store (saved by another replica)", name)
-        plane.scheduler.poke()
-
-
-async def _undeployed(plane: ControlPlane, name: str) -> bool:
-    return all(stored != name for stored, _, _ in await plane.store.endpoints())
-
-
-def runs_differently(old: EndpointSpec, new: EndpointSpec) -> bool:
-    """Would the endpoint's workers run differently (so they must be replaced)? Scaling and
-    job settings apply to running workers as they are."""
-    return (old.type, old.worker, old.compute, old.model) != (
-        new.type,
-        new.worker,
-        new.compute,
-        new.model,
-    )

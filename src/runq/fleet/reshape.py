@@ -10,14 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker, WorkerState
+from runq.fleet.fleet import Fleet
+from runq.fleet.lb import LoadBalancer
 from runq.policy.reshape import FleetView, resize, roll
-
-if TYPE_CHECKING:
-    from runq.fleet.controlplane import ControlPlane
 
 log = logging.getLogger("runq.fleet")
 
@@ -25,7 +23,7 @@ log = logging.getLogger("runq.fleet")
 # earliest: a take that was already in the store when it was told finishes and shows up first.
 RETIRE_SETTLE_S = 0.5
 
-StopWorker = Callable[[Worker, str], None]
+Clock = Callable[[], float]
 StartWorker = Callable[[EndpointSpec, str], None]
 
 
@@ -36,16 +34,18 @@ class _Roll:
 
 
 class Reshaper:
-    def __init__(self, plane: ControlPlane, stop: StopWorker, start: StartWorker) -> None:
-        self._plane = plane
-        self._stop = stop
+    def __init__(self, fleet: Fleet, lb: LoadBalancer, clock: Clock, start: StartWorker) -> None:
+        self._fleet = fleet
+        self._lb = lb
+        self._clock = clock
+        self._stop = fleet.stop
         self._start = start
         self._rolls: dict[str, _Roll] = {}
         self._retiring: dict[str, tuple[float, str]] = {}  # worker id -> (since, why)
 
     def begin_roll(self, endpoint: str) -> None:
         """Every worker the endpoint has now runs its previous definition: replace them."""
-        current = {w.id for w in self._plane.registry.all(endpoint) if w.managed}
+        current = {w.id for w in self._fleet.workers(endpoint) if w.managed}
         if not current:
             return
         self._rolls[endpoint] = _Roll(old=current)  # a roll in progress starts over
@@ -60,10 +60,9 @@ class Reshaper:
     def step(self, spec: EndpointSpec, in_queue: int, may_start: bool = True) -> None:
         """Stop retired workers that hold nothing, then resize, then roll one step (starting
         no worker while `may_start` is False: the endpoint's crash-loop back-off)."""
-        plane = self._plane
-        now = plane.clock()
+        now = self._clock()
         self._stop_retired(spec.name, now)
-        workers = [w for w in plane.registry.all(spec.name) if w.managed and not w.draining]
+        workers = [w for w in self._fleet.workers(spec.name) if w.managed and not w.draining]
         by_id = {w.id: w for w in workers}
         roll_state = self._rolls.get(spec.name)
         old = roll_state.old if roll_state is not None else set()
@@ -98,18 +97,17 @@ class Reshaper:
         """No new job for `worker`; it is stopped once it holds none."""
         worker.draining = True
         self._retiring[worker.id] = (now, why)
-        self._plane.signals.work_available(worker.endpoint)  # its held take answers empty
+        self._fleet.retire_takes(worker.endpoint)  # its held take answers empty
 
     def _stop_retired(self, endpoint: str, now: float) -> None:
-        plane = self._plane
         for worker_id, (since, why) in list(self._retiring.items()):
-            worker = plane.registry.get(worker_id)
+            worker = self._fleet.worker(worker_id)
             if worker is None or worker.state == WorkerState.TERMINATED:
                 del self._retiring[worker_id]
                 continue
             if worker.endpoint != endpoint or now - since < RETIRE_SETTLE_S:
                 continue
-            if worker.jobs or plane.lb.outstanding(worker_id):
+            if worker.jobs or self._lb.outstanding(worker_id):
                 continue  # still finishing
             del self._retiring[worker_id]
             self._stop(worker, why)

@@ -13,20 +13,22 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from runq.core.config import ServerConfig
 from runq.core.hosts import Host
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Placement, Worker, WorkerState
+from runq.fleet.endpoints import Endpoints
+from runq.fleet.fleet import Fleet
+from runq.fleet.jobs import Jobs
+from runq.fleet.lb import LoadBalancer
 from runq.fleet.machine import effective_hosts
 from runq.fleet.reshape import Reshaper
 from runq.policy import placement as placement_policy
 from runq.policy.scaling import LIVE, ScalingSnapshot, WorkerView, plan, still_applicable
 from runq.store.base import QueueStats
-
-if TYPE_CHECKING:
-    from runq.fleet.controlplane import ControlPlane
 
 log = logging.getLogger("runq.fleet")
 
@@ -34,7 +36,8 @@ PARK_RETENTION_S = 600.0  # a parked worker is stopped after this long without d
 SPREAD_FROM = 5  # endpoints with at least this many max workers spread over GPU priorities
 HEALTHY_RUN_S = 30.0  # a worker that lived this long was not crash looping
 MAX_BACKOFF_S = 30.0
-HOSTS_REFRESH_S = 2.0  # a cluster provisioner's nodes are re-read this often
+HOSTS_REFRESH_S = 2.0
+Clock = Callable[[], float]  # a cluster provisioner's nodes are re-read this often
 
 
 def init_timeout_s(spec: EndpointSpec) -> float:
@@ -75,22 +78,36 @@ class _Usage:
 
 
 class Scheduler:
-    def __init__(self, plane: ControlPlane) -> None:
-        self._plane = plane
+    def __init__(
+        self,
+        config: ServerConfig,
+        clock: Clock,
+        endpoints: Endpoints,
+        jobs: Jobs,
+        fleet: Fleet,
+        lb: LoadBalancer,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._endpoints = endpoints
+        self._jobs = jobs
+        self._fleet = fleet
+        self._lb = lb
         self.hosts: tuple[Host, ...] = ()
         self._wake = asyncio.Event()
         self._failures: dict[str, int] = {}  # endpoint -> crash exits in a row
         self._hold_until: dict[str, float] = {}  # endpoint -> no new worker before this
-        self._stopping: set[asyncio.Task[None]] = set()
         self._hosts_due = 0.0
+        self._clustered = False  # a cluster provisioner's nodes change: see _refresh_hosts
         # Resizes and rolling redeploys (runq.fleet.reshape), applied after each scaling plan.
-        self.reshaper = Reshaper(plane, self._stop, self._start_new)
+        self.reshaper = Reshaper(fleet, lb, clock, self._start_new)
         self._tick_usage: _Usage | None = None  # placements, counted once per tick
 
     def start(self) -> None:
-        discover = getattr(self._plane.provisioner, "hosts", None)
         # A cluster provisioner (Ray) knows its nodes; else the config's or this machine's.
-        self.hosts = discover() if discover is not None else effective_hosts(self._plane.config)
+        nodes = self._fleet.provisioner.hosts()
+        self._clustered = nodes is not None
+        self.hosts = nodes if nodes is not None else effective_hosts(self._config)
 
     def poke(self) -> None:
         """Demand changed (a submit): decide now rather than at the next tick."""
@@ -104,18 +121,18 @@ class Scheduler:
             except Exception:  # one bad tick must not stop scaling
                 log.exception("scheduler tick failed")
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._plane.config.tick_s):
+                async with asyncio.timeout(self._config.tick_s):
                     await self._wake.wait()
 
     async def tick(self) -> None:
-        if self._plane.draining:
+        if self._fleet.draining:
             return  # shutting down: start, park or stop nothing more
         await self._refresh_hosts()
         self._tick_usage = None
-        specs = list(self._plane.specs.values())
+        specs = self._endpoints.all()
         # Every queue endpoint's stats in one store round trip, not one per endpoint.
         names = [spec.name for spec in specs if spec.type != "load_balancer"]
-        stats = await self._plane.store.queue_stats_many(names)
+        stats = await self._jobs.queue_stats_many(names)
         try:
             for spec in specs:
                 self._scale(spec, stats.get(spec.name))
@@ -124,32 +141,25 @@ class Scheduler:
 
     async def _refresh_hosts(self) -> None:
         """A cluster's nodes come and go: re-read them every HOSTS_REFRESH_S."""
-        discover = getattr(self._plane.provisioner, "hosts", None)
         now = asyncio.get_running_loop().time()
-        if discover is None or now < self._hosts_due:
+        if now < self._hosts_due or not self._clustered:
             return
         self._hosts_due = now + HOSTS_REFRESH_S
         try:
-            self.hosts = await asyncio.to_thread(discover)
+            nodes = await asyncio.to_thread(self._fleet.provisioner.hosts)
+            self.hosts = nodes if nodes is not None else self.hosts
         except Exception:  # the cluster is briefly unreachable: keep the last known nodes
             log.exception("could not list the cluster's nodes")
 
-    async def drain(self) -> None:
-        """Waits for the stops in flight (shutdown)."""
-        await asyncio.gather(*self._stopping, return_exceptions=True)
-
     # --- one endpoint -------------------------------------------------------------------
     def _scale(self, spec: EndpointSpec, stats: QueueStats | None) -> None:
-        plane = self._plane
-        now = plane.clock()
-        workers = [w for w in plane.registry.all(spec.name) if w.managed]
+        fleet = self._fleet
+        now = self._clock()
+        workers = [w for w in fleet.workers(spec.name) if w.managed]
         limit = init_timeout_s(spec)
         for worker in workers:
             if worker.state == WorkerState.INITIALIZING and now - worker.started_at > limit:
-                reason = f"cold start passed init_timeout of {limit:g}s"
-                log.warning("worker %s unhealthy: %s", worker.id, reason)
-                worker.unhealthy_reason = reason
-                plane.registry.move(worker, WorkerState.UNHEALTHY, reason)
+                fleet.mark_unhealthy(worker, f"cold start passed init_timeout of {limit:g}s")
         self._place_throttled(spec, workers)
         # A draining worker is on its way out: it is no capacity to plan with.
         views = tuple(
@@ -157,7 +167,7 @@ class Scheduler:
         )
         if spec.type == "load_balancer":
             # Requests, not jobs: held ones wait for a worker, in-flight ones occupy one.
-            load = plane.lb.stats(spec.name)
+            load = self._lb.stats(spec.name)
             snapshot = ScalingSnapshot(now, load.held, load.in_flight, load.oldest_held_at, views)
         else:
             stats = stats or QueueStats(0, 0, None)  # deployed during this tick's read
@@ -167,68 +177,53 @@ class Scheduler:
                 stats.in_progress,
                 stats.oldest_queued_at,
                 views,
-                recent_arrivals=plane.demand.arrivals(spec.name),
-                recent_execution_s=plane.demand.executions(spec.name),
-                cold_start_s=plane.registry.typical_cold_start(spec.name),
+                recent_arrivals=self._jobs.demand.arrivals(spec.name),
+                recent_execution_s=self._jobs.demand.executions(spec.name),
+                cold_start_s=fleet.registry.typical_cold_start(spec.name),
             )
         decision = plan(snapshot, spec.scaling, PARK_RETENTION_S)
         # The store was awaited since the snapshot: act only on workers still as it saw them.
-        now_states = {w.id: w.state for w in plane.registry.all(spec.name)}
+        now_states = {w.id: w.state for w in fleet.workers(spec.name)}
         decision = still_applicable(decision, views, now_states)
         by_id = {w.id: w for w in workers}
         live = [w for w in workers if w.state in LIVE]
         surplus = len(live) - decision.desired
         for worker in [w for w in live if w.state == WorkerState.THROTTLED][: max(surplus, 0)]:
-            plane.registry.remove(worker.id, "no longer wanted (was waiting for a GPU)")
+            fleet.drop(worker, "no longer wanted (was waiting for a GPU)")
         for worker_id in decision.stop:
             if worker_id in by_id:
-                self._stop(by_id[worker_id], "stopped: " + decision.reason)
+                fleet.stop(by_id[worker_id], "stopped: " + decision.reason)
         for worker_id in decision.park:
             if worker_id in by_id:
-                self._park(by_id[worker_id])
+                fleet.park(by_id[worker_id])
         for worker_id in decision.revive:
             if worker_id in by_id:
-                self._revive(by_id[worker_id], decision.reason)
+                fleet.revive(by_id[worker_id], decision.reason)
         if decision.start and now >= self._hold_until.get(spec.name, 0.0):
             for _ in range(decision.start):
                 self._start_new(spec, decision.reason)
         self.reshaper.step(spec, snapshot.in_queue, now >= self._hold_until.get(spec.name, 0.0))
 
     def _start_new(self, spec: EndpointSpec, reason: str) -> None:
-        plane = self._plane
         live_active = sum(
             1
-            for w in plane.registry.all(spec.name)
+            for w in self._fleet.workers(spec.name)
             if w.active and w.state not in (WorkerState.UNHEALTHY, WorkerState.TERMINATED)
         )
-        active = live_active < spec.scaling.active_workers
-        where = self._place(spec)
-        if where is None:
-            worker = plane.registry.register(
-                spec.name,
-                state=WorkerState.THROTTLED,
-                active=active,
-                reason=f"no free GPU in {', '.join(spec.compute.gpu)}",
-            )
-            log.info("worker %s of %s throttled: no GPU free", worker.id, spec.name)
-            return
-        worker = plane.registry.register(
-            spec.name, active=active, placement=where, reason=f"started: {reason}"
+        worker = self._fleet.start(
+            spec, self._place(spec), live_active < spec.scaling.active_workers, reason
         )
-        plane.provisioner.start(spec, worker)
+        if worker.state == WorkerState.THROTTLED:
+            log.info("worker %s of %s throttled: no GPU free", worker.id, spec.name)
 
     def _place_throttled(self, spec: EndpointSpec, workers: list[Worker]) -> None:
-        plane = self._plane
         waiting = [w for w in workers if w.state == WorkerState.THROTTLED]
         for worker in waiting:
             where = self._place(spec)
             if where is None:
                 self._evict_parked_for(spec)
                 return
-            worker.placement = where
-            worker.started_at = plane.clock()
-            plane.registry.move(worker, WorkerState.INITIALIZING, f"GPU free on {where.host}")
-            plane.provisioner.start(spec, worker)
+            self._fleet.start_throttled(spec, worker, where)
 
     def _usage(self) -> _Usage:
         """What the placed workers hold, counted once per tick and kept up to date as this
@@ -240,13 +235,12 @@ class Scheduler:
             {host.name: set() for host in self.hosts},
             dict.fromkeys((host.name for host in self.hosts), 0),
         )
-        for worker in self._plane.registry.all():
+        for worker in self._fleet.workers():
             if worker.placement is not None and worker.state != WorkerState.THROTTLED:
                 usage.add(worker.endpoint, worker.placement)
         # This machine's cache (a few small files); a cluster provisioner puts each node's
         # models in its hosts instead.
-        clustered = hasattr(self._plane.provisioner, "hosts")
-        usage.cached = () if clustered else self._plane.provisioner.models.sources()
+        usage.cached = () if self._clustered else self._fleet.provisioner.models.sources()
         self._tick_usage = usage
         return usage
 
@@ -277,43 +271,17 @@ class Scheduler:
         """A parked worker of another endpoint gives its GPUs to a throttled one."""
         parked = [
             w
-            for w in self._plane.registry.all()
+            for w in self._fleet.workers()
             if w.state == WorkerState.PARKED and w.endpoint != spec.name and w.placement
         ]
         if parked:
             victim = min(parked, key=lambda w: w.since)
-            self._stop(victim, f"evicted: its GPU is needed by endpoint {spec.name}")
-
-    # --- actions ------------------------------------------------------------------------
-    def _park(self, worker: Worker) -> None:
-        plane = self._plane
-        plane.registry.move(worker, WorkerState.PARKED, "idle timeout: parked (FlashBoot)")
-        plane.signals.work_available(worker.endpoint)  # its pending take returns empty now
-        if not plane.provisioner.park(worker.id):
-            self._stop(worker, "could not be parked")
-
-    def _revive(self, worker: Worker, reason: str) -> None:
-        plane = self._plane
-        plane.registry.move(worker, WorkerState.IDLE, f"revived (FlashBoot): {reason}")
-        worker.last_seen = plane.clock()  # it could not ping while frozen
-        plane.provisioner.revive(worker.id)
-        plane.signals.work_available(worker.endpoint)
-
-    def _stop(self, worker: Worker, reason: str) -> None:
-        plane = self._plane
-        worker.draining = True
-        plane.signals.forget_worker(worker.id)
-        if plane.provisioner.pid(worker.id) is None:  # throttled: no process to stop
-            plane.registry.remove(worker.id, reason)
-            return
-        task = asyncio.create_task(plane.provisioner.stop(worker.id, reason))
-        self._stopping.add(task)
-        task.add_done_callback(self._stopping.discard)
+            self._fleet.stop(victim, f"evicted: its GPU is needed by endpoint {spec.name}")
 
     # --- crash loops --------------------------------------------------------------------
     def worker_exited(self, worker: Worker, expected: bool) -> None:
         """Backs off new starts of an endpoint whose workers keep dying young."""
-        now = self._plane.clock()
+        now = self._clock()
         name = worker.endpoint
         if expected or now - worker.started_at >= HEALTHY_RUN_S:
             self._failures.pop(name, None)

@@ -16,8 +16,8 @@ from runq.api.auth import ApiKeys, load_or_create_secret
 from runq.api.header_timeout import protocol_class
 from runq.core.config import ServerConfig
 from runq.core.spec import EndpointSpec
-from runq.fleet.controlplane import ControlPlane
 from runq.server.app import create_app
+from runq.server.services import Services
 from runq.store.factory import make_store
 
 KEEP_ALIVE_S = 75
@@ -45,7 +45,7 @@ class _Server(uvicorn.Server):
     rest requeued), then uvicorn closes (held long-polls released so it need not wait their
     hold), then the workers stop. A second signal skips the wait."""
 
-    plane: ControlPlane | None = None
+    plane: Services | None = None
     _draining: asyncio.Task[None] | None = None
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
@@ -69,9 +69,8 @@ class _Server(uvicorn.Server):
 
     def _exit_now(self, sig: int, frame: FrameType | None) -> None:
         if self.plane is not None:
-            self.plane.draining = True
             # Maybe in a signal handler: touch the loop's objects from the loop only.
-            asyncio.get_event_loop().call_soon_threadsafe(self.plane.signals.close)
+            asyncio.get_event_loop().call_soon_threadsafe(self.plane.close_now)
         super().handle_exit(sig, frame)
         # Uvicorn re-raises the signal after its shutdown, so the process would die by it; a
         # graceful stop on SIGTERM is a success, and exits 0.
@@ -93,13 +92,13 @@ def secure_data_dir(data_dir: Path) -> None:
                 entry.chmod(0o700 if entry.is_dir() else entry.stat().st_mode & 0o700 or 0o600)
 
 
-def build(config: ServerConfig) -> tuple[ControlPlane, ApiKeys, str]:
+def build(config: ServerConfig) -> tuple[Services, ApiKeys, str]:
     secure_data_dir(config.data_dir)
     store = make_store(config)
     api_key = load_or_create_secret(config.data_dir, "api_key", "RUNQ_API_KEY")
     secret = config.webhook_secret or load_or_create_secret(config.data_dir, "webhook_secret")
     keys = ApiKeys(api_key, store, config.rate_limit)
-    return ControlPlane(config, store, secret), keys, api_key
+    return Services(config, store, secret), keys, api_key
 
 
 def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "info") -> None:

@@ -12,70 +12,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from runq.core.idempotency import IdempotencyKey, Submission
 from runq.core.job import Job, JobRequest, JobStatus, WorkerResult
 from runq.core.keys import ApiKey
-from runq.core.stats import Percentiles
+
+# Re-exported: the store's answers are core values (runq.core.reads).
+from runq.core.reads import FinishOutcome as FinishOutcome
+from runq.core.reads import JobTiming as JobTiming
+from runq.core.reads import JobWindow as JobWindow
+from runq.core.reads import QueueStats as QueueStats
+from runq.core.reads import StreamRead as StreamRead
 
 if TYPE_CHECKING:
     from runq.store.leader import LeaderLock
-
-
-@dataclass(frozen=True)
-class FinishOutcome:
-    """What `finish` did. `applied` is False for a duplicate or late report (nothing changed)."""
-
-    job: Job | None
-    applied: bool
-    taken: list[Job] = field(default_factory=list)  # the next jobs, with `then_take`
-
-
-@dataclass(frozen=True)
-class QueueStats:
-    in_queue: int
-    in_progress: int
-    oldest_queued_at: float | None
-
-
-@dataclass(frozen=True)
-class JobWindow:
-    """An endpoint's jobs that ended in (`since`, `until`]: counts by final status, and the
-    delay (created to started) and execution (started to finished) times in seconds of those
-    that a worker took (a job cancelled or expired in the queue has neither)."""
-
-    since: float
-    until: float
-    completed: int
-    failed: int
-    cancelled: int
-    timed_out: int
-    delay: Percentiles
-    execution: Percentiles
-
-    @property
-    def ended(self) -> int:
-        return self.completed + self.failed + self.cancelled + self.timed_out
-
-
-@dataclass(frozen=True)
-class JobTiming:
-    """One job a worker ran to its end, its times in epoch seconds: what `runq advise` fits
-    execution and delay times to, and replays as a trace."""
-
-    id: str
-    status: JobStatus
-    created_at: float
-    started_at: float
-    finished_at: float
-
-
-@dataclass(frozen=True)
-class StreamRead:
-    job: Job
-    chunks: list[Any]
 
 
 @dataclass(frozen=True)

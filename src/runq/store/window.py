@@ -10,10 +10,9 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from runq.core.job import JobStatus
+from runq.core.reads import TIMES_KEEP_S as TIMES_KEEP_S  # re-exported
+from runq.core.reads import JobWindow
 from runq.core.stats import Percentiles
-from runq.store.base import JobWindow
-
-TIMES_KEEP_S = 86400.0  # an ended job's times are kept this long for windows, past the job
 
 ENDED = "ended:"  # counters named ended:COMPLETED ... count jobs by final status, for ever
 ENDED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT)

@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from runq.fleet.controlplane import ControlPlane
+from runq.fleet.endpoints import Endpoints
+from runq.fleet.fleet import Fleet
+from runq.fleet.jobs import Jobs
 
 log = logging.getLogger("runq.web")
 
@@ -44,22 +47,32 @@ class History:
             del self._samples[name]
 
 
-async def sample(plane: ControlPlane, history: History) -> None:
+@dataclass(frozen=True)
+class Sources:
+    """What the chart samples: the served endpoints, their queues and workers."""
+
+    endpoints: Endpoints
+    jobs: Jobs
+    fleet: Fleet
+    clock: Callable[[], float]
+
+
+async def sample(sources: Sources, history: History) -> None:
     """One sample of every deployed endpoint."""
-    now = plane.clock()
-    names = set(plane.specs)
-    read = await plane.store.queue_stats_many(sorted(names))
+    now = sources.clock()
+    names = sources.endpoints.names()
+    read = await sources.jobs.queue_stats_many(names)
     for name, stats in read.items():
-        workers = len(plane.registry.all(name))
+        workers = len(sources.fleet.workers(name))
         history.add(name, Sample(now, stats.in_queue, stats.in_progress, workers))
-    history.forget_missing(names)
+    history.forget_missing(set(names))
 
 
-async def run(plane: ControlPlane, history: History, every_s: float = SAMPLE_EVERY_S) -> None:
+async def run(sources: Sources, history: History, every_s: float = SAMPLE_EVERY_S) -> None:
     """Sample until cancelled; a failed sample (the store closing) is logged and skipped."""
     while True:
         try:
-            await sample(plane, history)
+            await sample(sources, history)
         except Exception:  # the chart may miss a point; the server must not stop
             log.debug("dashboard sample failed", exc_info=True)
         await asyncio.sleep(every_s)

@@ -1,7 +1,7 @@
 """Dashboard routes: pages, the fragments the page script refreshes, and the actions.
 
 Pages answer the login form (401) until the browser has a session; fragments and actions
-answer 401 without one. Actions call the control plane's own methods, as the API does.
+answer 401 without one. Actions call the same services as the API does.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import jinja2
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 
-from runq.api import logs
+from runq.api import logs, services
 from runq.api.auth import ApiKeys
 from runq.api.statuses import status_of
 from runq.core.keys import ApiKey
 from runq.errors import BadRequest, Forbidden, NotFound, RunqError, Unauthorized
-from runq.fleet.controlplane import ControlPlane
 from runq.web import format as fmt
 from runq.web import history, views
 from runq.web.session import Sessions, same_origin, set_cookie
@@ -45,8 +44,8 @@ SECURITY_HEADERS = {
 class Dashboard:
     """What the routes share: templates, sessions, the queue-length history."""
 
-    def __init__(self, plane: ControlPlane, keys: ApiKeys) -> None:
-        self.plane = plane
+    def __init__(self, sources: history.Sources, keys: ApiKeys) -> None:
+        self._sources = sources
         self.keys = keys
         self.sessions = Sessions(keys)
         self.history = history.History()
@@ -60,7 +59,7 @@ class Dashboard:
         )
 
     def sample_forever(self) -> asyncio.Task[None]:
-        return asyncio.create_task(history.run(self.plane, self.history), name="runq-dashboard")
+        return asyncio.create_task(history.run(self._sources, self.history), name="runq-dashboard")
 
     def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
         context.setdefault("signed_in", True)
@@ -71,10 +70,10 @@ class Dashboard:
         return self.render("login.html", status, error=error, next_path=next_path, signed_in=False)
 
 
-def install(app: FastAPI, plane: ControlPlane, keys: ApiKeys) -> Dashboard:
-    dashboard = Dashboard(plane, keys)
+def install(app: FastAPI, sources: history.Sources, keys: ApiKeys) -> Dashboard:
+    """The dashboard's state on `app`; its routes are in `router`, included with the API's."""
+    dashboard = Dashboard(sources, keys)
     app.state.dashboard = dashboard
-    app.include_router(router)
     return dashboard
 
 
@@ -118,7 +117,7 @@ async def index(request: Request) -> Response:
     gate = await _gate(request)
     if isinstance(gate, Response):
         return gate
-    rows = await views.endpoint_rows(_dash(request).plane)
+    rows = await views.endpoint_rows(request)
     return _dash(request).render("index.html", rows=rows)
 
 
@@ -127,7 +126,7 @@ async def endpoints_fragment(request: Request) -> Response:
     dash = _dash(request)
     if dash.sessions.key(request) is None:
         return _unauthorized()
-    return dash.render("_endpoints.html", rows=await views.endpoint_rows(dash.plane))
+    return dash.render("_endpoints.html", rows=await views.endpoint_rows(request))
 
 
 async def _endpoint_page(
@@ -135,7 +134,7 @@ async def _endpoint_page(
 ) -> Response:
     dash = _dash(request)
     try:
-        live = await views.endpoint_live(dash.plane, dash.history, name)
+        live = await views.endpoint_live(request, dash.history, name)
     except NotFound as exc:
         return dash.render("error.html", 404, message=str(exc))
     return dash.render(
@@ -143,7 +142,7 @@ async def _endpoint_page(
         status,
         name=name,
         live=live,
-        config=await views.endpoint_config(dash.plane, name),
+        config=await views.endpoint_config(request, name),
         error=error,
         notice=NOTICES.get(request.query_params.get("notice", ""), ""),
     )
@@ -163,7 +162,7 @@ async def endpoint_fragment(name: str, request: Request) -> Response:
     if dash.sessions.key(request) is None:
         return _unauthorized()
     try:
-        live = await views.endpoint_live(dash.plane, dash.history, name)
+        live = await views.endpoint_live(request, dash.history, name)
     except NotFound as exc:
         return PlainTextResponse(str(exc), 404)
     return dash.render("_endpoint_live.html", name=name, live=live)
@@ -175,7 +174,8 @@ async def worker_log_page(worker_id: str, request: Request) -> Response:
     if isinstance(gate, Response):
         return gate
     dash = _dash(request)
-    worker = next((w for w in dash.plane.registry.history() if w.id == worker_id), None)
+    known = services.fleet(request).history()
+    worker = next((w for w in known if w.id == worker_id), None)
     endpoint = worker.endpoint if worker is not None else ""
     return dash.render("worker_log.html", worker_id=worker_id, endpoint=endpoint)
 
@@ -186,7 +186,7 @@ async def worker_log_stream(worker_id: str, request: Request) -> Response:
     if dash.sessions.key(request) is None:
         return _unauthorized()
     try:
-        return await logs.follow_worker(request, dash.plane, worker_id)
+        return await logs.follow_worker(request, worker_id)
     except RunqError as exc:
         return PlainTextResponse(str(exc), status_of(exc))
 
@@ -242,7 +242,7 @@ async def _action(
     if dash.sessions.key(request) is None:
         return _unauthorized()
     try:
-        dash.plane.spec(name)
+        services.endpoints(request).spec(name)
         await act(await _form(request))
     except RunqError as exc:
         return await _endpoint_page(request, name, str(exc), status_of(exc))
@@ -251,23 +251,23 @@ async def _action(
 
 @router.post("/endpoints/{name}/jobs/{job_id}/cancel")
 async def cancel_job(name: str, job_id: str, request: Request) -> Response:
-    plane = _dash(request).plane
+    jobs = services.jobs(request)
 
     async def act(form: dict[str, str]) -> None:
-        job = await plane.store.get(job_id)
+        job = await jobs.get(job_id)
         if job is None or job.endpoint != name:
             raise NotFound(f"job '{job_id}' not found on endpoint '{name}'")
-        await plane.cancel(job_id)
+        await jobs.cancel(job_id)
 
     return await _action(request, name, "cancelled", act)
 
 
 @router.post("/endpoints/{name}/purge")
 async def purge(name: str, request: Request) -> Response:
-    plane = _dash(request).plane
+    jobs = services.jobs(request)
 
     async def act(form: dict[str, str]) -> None:
-        await plane.purge(name)
+        await jobs.purge(name)
 
     return await _action(request, name, "purged", act)
 
@@ -281,12 +281,12 @@ def _count(form: dict[str, str], field: str, label: str) -> int:
 
 @router.post("/endpoints/{name}/workers")
 async def set_workers(name: str, request: Request) -> Response:
-    plane = _dash(request).plane
+    deployments = services.deployments(request)
 
     async def act(form: dict[str, str]) -> None:
         active = _count(form, "active_workers", "active workers")
         maximum = _count(form, "max_workers", "max workers")
-        await plane.set_workers(name, active, maximum)
+        await deployments.set_workers(name, active, maximum)
 
     return await _action(request, name, "scaled", act)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.requests import HTTPConnection
+
+from runq.api import services
 from runq.api.admin import endpoint_row, worker_row
 from runq.core.job import Job
-from runq.fleet.controlplane import ControlPlane
 from runq.web import svg
 from runq.web.history import History
 
@@ -14,8 +16,8 @@ RECENT_JOBS = 30
 HISTOGRAM_JOBS = 500  # the latest jobs a worker ran to the end
 
 
-async def endpoint_rows(plane: ControlPlane) -> list[dict[str, Any]]:
-    return [await endpoint_row(plane, name) for name in sorted(plane.specs)]
+async def endpoint_rows(request: HTTPConnection) -> list[dict[str, Any]]:
+    return [await endpoint_row(request, name) for name in services.endpoints(request).names()]
 
 
 def _job_row(job: Job, now: float) -> dict[str, Any]:
@@ -39,16 +41,17 @@ def _job_row(job: Job, now: float) -> dict[str, Any]:
     }
 
 
-async def endpoint_live(plane: ControlPlane, history: History, name: str) -> dict[str, Any]:
+async def endpoint_live(request: HTTPConnection, history: History, name: str) -> dict[str, Any]:
     """The endpoint page's live part: counts, workers, charts, recent jobs.
 
     Raises:
         NotFound: the endpoint is not deployed.
     """
-    row = await endpoint_row(plane, name)
-    now = plane.clock()
-    jobs = await plane.store.recent_jobs(name, RECENT_JOBS)
-    timings = await plane.store.job_timings(name, HISTOGRAM_JOBS)
+    row = await endpoint_row(request, name)
+    now = services.clock(request)()
+    job_service = services.jobs(request)
+    jobs = await job_service.recent(name, RECENT_JOBS)
+    timings = await job_service.timings_of(name, HISTOGRAM_JOBS)
     samples = history.samples(name)
     over_time = svg.line_chart(
         {
@@ -63,7 +66,7 @@ async def endpoint_live(plane: ControlPlane, history: History, name: str) -> dic
     executions = [max(0.0, t.finished_at - t.started_at) for t in timings]
     return {
         "row": row,
-        "workers": [worker_row(plane, w) for w in plane.registry.all(name)],
+        "workers": [worker_row(request, w) for w in services.fleet(request).workers(name)],
         "jobs": [_job_row(job, now) for job in jobs],
         "chart": over_time,
         "delay_histogram": svg.histogram(delays, "delay time histogram"),
@@ -72,9 +75,6 @@ async def endpoint_live(plane: ControlPlane, history: History, name: str) -> dic
     }
 
 
-async def endpoint_config(plane: ControlPlane, name: str) -> str:
+async def endpoint_config(request: HTTPConnection, name: str) -> str:
     """The endpoint file as deployed (stored), for the configuration panel."""
-    for stored, _, toml in await plane.store.endpoints():
-        if stored == name:
-            return toml
-    return ""
+    return await services.endpoints(request).stored_text(name) or ""
