@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from runq import cli_tables
-from runq.cli_tables import Column, fitted
+from runq.cli import tables as cli_tables
+from runq.cli.tables import Column, fitted
 from tests.conftest import Server
 from tests.models.fileserver import FileServer
 from tests.test_cli import runq

@@ -57,7 +57,7 @@ class Import:
 def layer_of(module: str) -> str | None:
     """The package of the table that `module` belongs to; None outside runq.
 
-    >>> layer_of("runq.fleet.machine"), layer_of("runq.cli_bench"), layer_of("httpx")
+    >>> layer_of("runq.fleet.machine"), layer_of("runq.cli.bench"), layer_of("httpx")
     ('fleet', 'cli', None)
     """
     parts = module.split(".")
@@ -65,7 +65,7 @@ def layer_of(module: str) -> str | None:
         return None
     if len(parts) == 1 or parts[1] == "__version__":
         return ROOT
-    return "cli" if parts[1] == "cli" or parts[1].startswith("cli_") else parts[1]
+    return parts[1]
 
 
 def _under_type_checking(node: ast.If) -> bool:

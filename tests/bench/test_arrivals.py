@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from runq.bench import traces
-from runq.cli_bench import Arrivals, TraceFormat, arrivals_for, read_payload
+from runq.cli.bench import Arrivals, TraceFormat, arrivals_for, read_payload
 from runq.errors import BadRequest
 
 

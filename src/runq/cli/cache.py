@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from runq.cli_tables import Column, show
+from runq.cli.common import fail
+from runq.cli.tables import Column, show
 from runq.core.config import ServerConfig, load_config
 from runq.errors import SpecError
 from runq.models import ModelCache, ModelError
@@ -36,9 +37,7 @@ DataDirOpt = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
+_fail = fail
 
 
 def _config(config: Path | None, data_dir: Path | None) -> ServerConfig:

@@ -1,7 +1,7 @@
 """`runq bench ENDPOINT`: a live load generator with a report (issue 5).
 
 Kept apart from cli.py, which registers it with `register_bench(app)`; what it shares with
-the other commands (options, the key, the error idiom) comes from runq.cli_common.
+the other commands (options, the key, the error idiom) comes from runq.cli.common.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from runq.bench import traces
-from runq.cli_common import DEFAULT_URL, KeyOpt, UrlOpt, fail
-from runq.cli_common import key as api_key_of
+from runq.cli.common import DEFAULT_URL, KeyOpt, UrlOpt, fail
+from runq.cli.common import key as api_key_of
 from runq.errors import BadRequest, NotFound
 
 console = Console()

@@ -1,6 +1,6 @@
 """`runq bundle build ENDPOINT_FILE|DIR`: build a worker bundle's venv ahead of its first start.
 
-Registered by cli.py with `register_bundle(app)`. Like cli_bench, it must not import runq.cli.
+Registered by app.py with `register_bundle(app)`. Like bench.py, it must not import app.py.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from runq.bundles import BundleError, build, bundle_for
+from runq.cli.common import fail
 from runq.core.config import ServerConfig, load_config
 from runq.core.spec import EndpointSpec, load_spec
 from runq.errors import SpecError
@@ -75,17 +75,16 @@ def build_command(
         spec = load_spec(endpoint)
         bundle = bundle_for(spec, server_config.data_dir)
     except (SpecError, BundleError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     if spec.worker.container.build:  # an image built from the folder (fleet/image_build.py)
         _build_image(spec, server_config, force)
         return
     if bundle is None:
-        err.print(
-            f"[red]error:[/red] {spec.source_path}: endpoint '{spec.name}' has no "
-            "\\[worker] requirements: nothing to build"
+        fail(
+            f"{spec.source_path}: endpoint '{spec.name}' has no [worker] requirements: "
+            "nothing to build",
+            2,
         )
-        raise typer.Exit(2)
     pip_args = [arg for link in find_links or [] for arg in ("--find-links", link)]
     if no_index:
         pip_args.append("--no-index")
@@ -93,8 +92,7 @@ def build_command(
     try:
         made = build(bundle, pip_args, force=force)
     except BundleError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     if made:
         took = time.monotonic() - started
         console.print(f"built {bundle.venv} in {took:.1f}s", markup=False, soft_wrap=True)
@@ -112,8 +110,7 @@ def _build_image(spec: EndpointSpec, server_config: ServerConfig, force: bool) -
         engine = ContainerWorkers(server_config).engine()
         tag, made = build_image(engine, spec, force=force)
     except (ContainerError, ImageBuildError) as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     if made:
         console.print(f"built {tag} in {time.monotonic() - started:.1f}s", markup=False)
     else:

@@ -1,8 +1,8 @@
 """What every `runq` command that talks to a control plane shares: the --url and --api-key
 options, the key lookup, one API call with one error idiom (a message on stderr, an exit code).
 
-A module of its own so that cli.py and the command modules beside it (cli_logs, cli_secrets,
-cli_bench) all import it and none imports another: no cycle.
+A module of its own so that app.py and the command modules beside it (logs, secrets, bench...)
+all import it and none imports another: no cycle.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from runq.core.config import DEFAULT_DATA_DIR
 
@@ -44,7 +45,9 @@ RETRY_MAX_PAUSE_S = 2.0
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}")
+    """The one way a command ends on an error: `error: MESSAGE` on stderr, exit `code` (1: the
+    operation failed; 2: bad input, as typer's usage errors). The message is shown as written."""
+    err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from runq.cli_common import DEFAULT_URL, KeyOpt, UrlOpt, call, fail
+from runq.cli.common import DEFAULT_URL, KeyOpt, UrlOpt, call, fail
 
 secrets_app = typer.Typer(
     help='Secrets for workers\' env ("{{ RUNPOD_SECRET_NAME }}"): set, ls, rm.',

@@ -12,17 +12,17 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from runq.cli_advise import register_advise
-from runq.cli_bench import register_bench
-from runq.cli_bundle import register_bundle
-from runq.cli_cache import cache_app
-from runq.cli_common import DEFAULT_URL, JsonOpt, KeyOpt, UrlOpt, err
-from runq.cli_common import call as _call
-from runq.cli_common import fail as _fail
-from runq.cli_doctor import register_doctor
-from runq.cli_logs import register_logs
-from runq.cli_secrets import secrets_app
-from runq.cli_tables import Column, print_json, show
+from runq.cli.advise import register_advise
+from runq.cli.bench import register_bench
+from runq.cli.bundle import register_bundle
+from runq.cli.cache import cache_app
+from runq.cli.common import DEFAULT_URL, JsonOpt, KeyOpt, UrlOpt, err
+from runq.cli.common import call as _call
+from runq.cli.common import fail as _fail
+from runq.cli.doctor import register_doctor
+from runq.cli.logs import register_logs
+from runq.cli.secrets import secrets_app
+from runq.cli.tables import Column, print_json, show
 from runq.core.config import load_config
 from runq.core.idempotency import HEADER as IDEMPOTENCY_HEADER
 from runq.core.spec import EndpointSpec, load_spec, resolve_spec_path
@@ -468,6 +468,3 @@ register_bench(app)
 register_bundle(app)
 register_logs(app)
 register_doctor(app)
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

@@ -1,6 +1,6 @@
 """`runq advise`: which scaling configuration to run, by simulating a trace (issue 5).
 
-Kept apart from cli.py, which registers it with `register_advise(app)`. Like cli_bench, this
+Kept apart from app.py, which registers it with `register_advise(app)`. Like bench.py, this
 module does not import runq.cli (`python -m runq.cli` runs cli.py as __main__).
 """
 
@@ -19,6 +19,7 @@ from runq.bench import traces
 from runq.bench.advise import SCALER_KNOBS, Advice, Outcome, Workload, advise
 from runq.bench.dists import Constant, Dist, parse_dist
 from runq.bench.history import History, HistoryUnavailable, fetch_history
+from runq.cli.common import fail
 from runq.core.hosts import category_named, category_of
 from runq.core.spec import ScalingSection, load_spec
 from runq.errors import BadRequest, SpecError
@@ -209,8 +210,7 @@ def advise_command(
             plot, gpu, budget, processes, seed, url, api_key,
         )  # fmt: skip
     except _Fail as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(exc.code) from None
+        fail(str(exc), exc.code)
 
 
 def _advise(

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 
-from runq.cli_common import ConfigOpt, DataDirOpt
+from runq.cli.common import ConfigOpt, DataDirOpt, fail
 from runq.core.config import load_config
 from runq.errors import SpecError
 
@@ -26,8 +26,7 @@ def doctor(
     try:
         server_config = load_config(config, {"data_dir": str(data_dir) if data_dir else None})
     except SpecError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        fail(str(exc), 2)
     checks = run_checks(server_config)
     table = Table("check", "", Column("found", overflow="fold"))  # wrapped, never cut
     for check in checks:

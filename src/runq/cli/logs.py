@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from runq.cli_common import DEFAULT_URL, KeyOpt, UrlOpt, call, fail, key_and_source
+from runq.cli.common import DEFAULT_URL, KeyOpt, UrlOpt, call, fail, key_and_source
 
 out = Console(highlight=False, soft_wrap=True)
 
