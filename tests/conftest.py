@@ -222,6 +222,27 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[[], Server]]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_server_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[], Server]]:
+    """`server_factory` for a server that a test file's tests share: for tests that each use
+    jobs of their own and leave no job queued (a test file runs in one process: --dist
+    loadfile). Starting a server with workers costs seconds; most API tests need no more."""
+    root = tmp_path_factory.mktemp("shared")
+    made: list[Server] = []
+
+    def make() -> Server:
+        server = Server(root=root / f"s{len(made)}", port=free_port())
+        server.root.mkdir()
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A throwaway PostgreSQL cluster for the session (tests/postgres.py); a test takes a

@@ -13,9 +13,10 @@ from tests.conftest import Server, wait_until
 pytestmark = pytest.mark.timeout(90)
 
 
-@pytest.fixture
-def server(server_factory: Callable[[], Server]) -> Server:
-    s = server_factory()
+@pytest.fixture(scope="module")
+def server(module_server_factory: Callable[[], Server]) -> Server:
+    """One server for the file: each test uses jobs of its own and leaves none queued."""
+    s = module_server_factory()
     s.add_endpoint("echo", "native_echo.py")
     s.add_endpoint("sleepy", "native_sleep.py", extra='[jobs]\nexecution_timeout = "2s"\n')
     s.add_endpoint("streamer", "native_stream.py")

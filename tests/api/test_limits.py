@@ -93,9 +93,10 @@ def new_key(server: Server, *scopes: str, name: str = "") -> str:
     return str(reply.json()["key"])
 
 
-@pytest.fixture
-def server(server_factory: Callable[[], Server]) -> Server:
-    s = server_factory()
+@pytest.fixture(scope="module")
+def server(module_server_factory: Callable[[], Server]) -> Server:
+    """One server for the file: each test uses jobs of its own and leaves none queued."""
+    s = module_server_factory()
     s.add_endpoint("echo", "native_echo.py")
     s.add_endpoint("capped", "native_sleep.py", extra="[jobs]\nmax_queue = 2\n")
     return s.start()

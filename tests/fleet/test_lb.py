@@ -45,9 +45,10 @@ def ready(server: Server, name: str) -> list[dict[str, Any]]:
     return [w for w in server.workers(name) if w["state"] in ("idle", "running")]
 
 
-@pytest.fixture
-def lb_server(server_factory: Any) -> Server:
-    server: Server = server_factory()
+@pytest.fixture(scope="module")
+def lb_server(module_server_factory: Any) -> Server:
+    """One server for the file's request-level tests: none of them changes its workers."""
+    server: Server = module_server_factory()
     server.add_endpoint_text("web", lb_endpoint("web"))
     server.add_endpoint("queue", "native_echo.py")
     server.start(wait_workers=False)

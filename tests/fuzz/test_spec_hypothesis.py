@@ -41,11 +41,11 @@ pytestmark = pytest.mark.timeout(120)  # passes in seconds; a failure is shrunk 
 
 FILE = Path("/nonexistent/endpoints/endpoint.toml")  # never read: only named
 FUZZ = settings(
-    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 # The main property gets more: a table is about a millisecond, and each of its ~130 kinds of
 # mutation needs a few tries to be met.
-MORE = settings(FUZZ, max_examples=1000)
+MORE = settings(FUZZ, max_examples=400)
 
 # --- TOML values and their text --------------------------------------------------------------
 
