@@ -108,8 +108,7 @@ class LoopProvisioner:
         if worker is None:
             return False
         self._send({"stop": worker_id})
-        self._registry.remove(worker_id, reason)
-        task = asyncio.ensure_future(self._on_exit(worker, 0, expected))
+        task = asyncio.ensure_future(self._on_exit(worker, 0, expected, reason))
         self._exits.add(task)
         task.add_done_callback(self._exits.discard)
         return True

@@ -88,9 +88,9 @@ class FakeProvisioner:
         """The worker's process ends, as the real provisioner reports it."""
         if self.running.pop(worker_id, None) is None:
             return
-        worker = self.registry.remove(worker_id, f"exited with code {code}")
+        worker = self.registry.get(worker_id)
         if worker is not None:
-            await self.on_exit(worker, code, expected)
+            await self.on_exit(worker, code, expected, f"exited with code {code}")
 
     def actions(self, action: str) -> list[str]:
         return [worker_id for done, worker_id in self.log if done == action]

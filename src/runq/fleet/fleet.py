@@ -317,8 +317,10 @@ class Fleet:
                 self.provisioner.kill(worker.id)
                 await self._lose_jobs(worker, f"worker {worker.id} stopped sending heartbeats")
 
-    async def worker_exited(self, worker: Worker, code: int, expected: bool) -> None:
-        """The provisioner's exit handler: the worker's jobs move on."""
+    async def worker_exited(self, worker: Worker, code: int, expected: bool, why: str) -> None:
+        """The provisioner's exit handler: the worker leaves the registry (TERMINATED, `why`
+        in its timeline) and its jobs move on."""
+        self.registry.remove(worker.id, why)
         self._signals.forget_worker(worker.id)
         await self._lose_jobs(worker, f"worker {worker.id} exited with code {code}")
         self.on_worker_exit(worker, expected)

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from runq.bundles import BundleError, build, bundle_for
@@ -25,6 +24,7 @@ from runq.fleet.container_host import reap_containers
 from runq.fleet.containers import ContainerError, ContainerWorkers, Launch
 from runq.fleet.forkserver import ForkedProcess, ForkServers
 from runq.fleet.proctree import control_plane_pids, kill_worker_tree, signal_all, worker_pids
+from runq.fleet.provisioner import ExitHandler
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.secrets import SECRETS_FILE, Secrets
 from runq.fleet.worker_env import full_worker_env
@@ -34,7 +34,6 @@ from runq.models.env import acquire_for, model_env
 
 log = logging.getLogger("runq.fleet")
 
-ExitHandler = Callable[[Worker, int, bool], Awaitable[None]]  # worker, exit code, expected
 
 _PR_SET_PDEATHSIG = 1
 _STOP_GRACE_S = 5.0
@@ -276,10 +275,9 @@ class LocalProvisioner:
                 place.remove()
             self._procs.pop(worker.id, None)
             reason = proc.stop_reason if proc.stopping else failure or f"exited with code {code}"
-            self._registry.remove(worker.id, reason)
         if not proc.stopping:
             log.warning("worker %s of %s exited with code %s", worker.id, spec.name, code)
-        await self._on_exit(worker, code, proc.stopping)
+        await self._on_exit(worker, code, proc.stopping, reason)
 
     async def _spawn(
         self,

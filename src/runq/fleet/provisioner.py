@@ -21,7 +21,9 @@ from runq.fleet.registry import WorkerRegistry
 from runq.models import ModelCache
 from runq.store.base import JobStore
 
-ExitHandler = Callable[[Worker, int, bool], Awaitable[None]]  # worker, exit code, expected
+# The worker, its exit code, whether the exit was asked for, and why it ended (for its
+# timeline): the fleet (runq.fleet.fleet) takes it out of the registry.
+ExitHandler = Callable[[Worker, int, bool, str], Awaitable[None]]
 
 
 class Provisioner(Protocol):

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from runq.core.secret_refs import SecretMissing, resolve
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
 from runq.fleet.local import resolve_command
+from runq.fleet.provisioner import ExitHandler
 from runq.fleet.ray_actor import Isolation, ModelRequest, WorkerActor
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.secrets import SECRETS_FILE, Secrets
@@ -48,7 +49,6 @@ from runq.store.base import JobStore
 
 log = logging.getLogger("runq.fleet")
 
-ExitHandler = Callable[[Worker, int, bool], Awaitable[None]]  # worker, exit code, expected
 
 GPU_RESOURCE_PREFIX = "gpu:"
 ACCELERATOR_PREFIX = "accelerator_type:"
@@ -258,8 +258,7 @@ class RayProvisioner:
         except SecretMissing as exc:
             log.error("worker %s of %s: %s", worker.id, spec.name, exc)
             self._actors.pop(worker.id, None)
-            self._registry.remove(worker.id, str(exc))
-            await self._on_exit(worker, -1, False)
+            await self._on_exit(worker, -1, False, str(exc))
             return
         env = {**endpoint_env, **worker_env(self._config, spec, worker, gpu_type)}
         if gpu_type != "cpu" and placement is not None:
@@ -308,13 +307,12 @@ class RayProvisioner:
             copy.close()
             self._actors.pop(worker.id, None)
             reason = actor.stop_reason if actor.stopping else f"exited with code {code}"
-            self._registry.remove(worker.id, reason)
             if actor.handle is not None:
                 import ray
 
                 with contextlib.suppress(Exception):
                     ray.kill(actor.handle)
-        await self._on_exit(worker, code, actor.stopping)
+        await self._on_exit(worker, code, actor.stopping, reason)
 
     def _model_request(self, spec: EndpointSpec, host: Host | None) -> ModelRequest | None:
         model = spec.model

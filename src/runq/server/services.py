@@ -83,8 +83,8 @@ class Services:
             wait_slice_s=self._wait_slice_s,
         )
 
-        async def worker_exited(worker: Worker, code: int, expected: bool) -> None:
-            await self.fleet.worker_exited(worker, code, expected)  # the fleet is made below
+        async def worker_exited(worker: Worker, code: int, expected: bool, why: str) -> None:
+            await self.fleet.worker_exited(worker, code, expected, why)  # made below
 
         self.fleet = Fleet(
             config,
