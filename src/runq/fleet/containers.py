@@ -38,7 +38,14 @@ from runq.fleet.container_host import (
 )
 from runq.fleet.engine import Engine, EngineUnavailable, Mount, RunRequest, detect_engine, run_argv
 from runq.fleet.image_build import ImageBuildError, build_image
-from runq.fleet.images import Acquired, ImageError, ImageStore, run_engine
+from runq.fleet.images import (
+    Acquired,
+    ImageError,
+    ImageStore,
+    index_keys,
+    read_index,
+    run_engine,
+)
 from runq.fleet.worker_env import CONTROL_PLANE_MARKER, worker_env
 from runq.models.cache import Pinned
 from runq.models.env import model_env
@@ -198,6 +205,11 @@ class ContainerWorkers:
         if self._images is None:
             self._images = ImageStore(self.engine(), self._dir)
         return self._images
+
+    def held_keys(self) -> tuple[str, ...]:
+        """The images this host holds, under every name placement may look for (from the
+        store's index file: no engine call)."""
+        return index_keys(read_index(self._dir))
 
     async def prepare(
         self,

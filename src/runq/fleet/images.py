@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -14,10 +15,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from runq.core.containers_config import RegistryLogin
-from runq.core.image_ref import check_image_ref
+from runq.core.image_ref import check_image_ref, held_keys
 from runq.fleet.engine import Engine
 
 log = logging.getLogger("runq.fleet")
+
+
+INDEX_FILE = "images.json"  # in the host's containers state dir: what runq pulled or found
 
 
 class ImageError(Exception):
@@ -78,7 +82,7 @@ class ImageStore:
         self._engine = engine
         self._dir = state_dir
         self._flights: dict[str, asyncio.Task[Acquired]] = {}
-        self._index_path = state_dir / "images.json"
+        self._index_path = state_dir / INDEX_FILE
 
     async def inspect(self, ref: str) -> ImageInfo | None:
         code, out, _ = await run_engine(self._engine, "image", "inspect", ref, timeout=60)
@@ -185,11 +189,7 @@ class ImageStore:
 
     def held(self) -> dict[str, ImageInfo]:
         """Which images this host holds (by reference), as last recorded."""
-        try:
-            raw = json.loads(self._index_path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return {ref: ImageInfo(**row) for ref, row in raw.items() if isinstance(row, dict)}
+        return read_index(self._dir)
 
     def _record(self, info: ImageInfo) -> None:
         index = {ref: asdict(row) for ref, row in self.held().items()}
@@ -201,6 +201,28 @@ class ImageStore:
         tmp = self._index_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(index, indent=1))
         tmp.replace(self._index_path)
+
+
+def read_index(state_dir: Path) -> dict[str, ImageInfo]:
+    """The images a host's store recorded (by reference), read without asking the engine:
+    placement reads it every scheduler tick."""
+    try:
+        raw = json.loads((state_dir / INDEX_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    found: dict[str, ImageInfo] = {}
+    for ref, row in raw.items():
+        with contextlib.suppress(TypeError):
+            found[ref] = ImageInfo(**row)
+    return found
+
+
+def index_keys(held: Mapping[str, ImageInfo]) -> tuple[str, ...]:
+    """Every name placement may look for among `held` (`runq.core.image_ref.held_keys`)."""
+    keys = (key for ref, info in held.items() for key in held_keys(ref, info.digest))
+    return tuple(sorted(set(keys)))
 
 
 def choose_evictions(held: Mapping[str, ImageInfo], budget: int, in_use: set[str]) -> list[str]:

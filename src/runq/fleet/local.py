@@ -137,6 +137,10 @@ class LocalProvisioner:
         await self._forks.shutdown()
         kill_leftovers(self._config.data_dir)
 
+    def images_held(self) -> tuple[str, ...]:
+        """The container images this machine holds, as placement names them."""
+        return self.containers.held_keys()
+
     def park(self, worker_id: str) -> bool:
         """Freezes the worker's processes (FlashBoot)."""
         if self._image_worker(worker_id):

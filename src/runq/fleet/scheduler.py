@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from runq.core.hosts import Host
+from runq.core.image_ref import locality_key
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Placement, Worker, WorkerState
 from runq.fleet.machine import effective_hosts
@@ -46,24 +47,40 @@ def init_timeout_s(spec: EndpointSpec) -> float:
         return spec.scaling.init_timeout_s
 
 
-def with_cached_models(host: Host, hosts: tuple[Host, ...], cached: tuple[str, ...]) -> Host:
-    """`host` with this machine's model cache added to its models, when it is this machine: the
-    only host, or the one named "local" (as detected when runq.toml declares no hosts)."""
-    if not cached or (len(hosts) > 1 and host.name != "local"):
+def with_cached_models(
+    host: Host, hosts: tuple[Host, ...], cached: tuple[str, ...], images: tuple[str, ...] = ()
+) -> Host:
+    """`host` with this machine's model cache added to its models, and the container images
+    this machine holds to its images, when it is this machine: the only host, or the one named
+    "local" (as detected when runq.toml declares no hosts)."""
+    if not (cached or images) or (len(hosts) > 1 and host.name != "local"):
         return host
-    return dataclasses.replace(host, models=tuple(dict.fromkeys((*host.models, *cached))))
+    return dataclasses.replace(
+        host,
+        models=tuple(dict.fromkeys((*host.models, *cached))),
+        images=tuple(dict.fromkeys((*host.images, *images))),
+    )
+
+
+def image_key(spec: EndpointSpec) -> str:
+    """What placement looks for among a host's images: the endpoint's reference, "" for a
+    process worker or an image built from its folder (built on this machine only)."""
+    if not spec.worker.image or spec.worker.container.build:
+        return ""
+    return locality_key(spec.worker.image)
 
 
 @dataclass
 class _Usage:
     """What placed workers hold: GPU indices and CPU slots by host, placements by endpoint and
     GPU category (placement spreads an endpoint over categories), and this machine's cached
-    models."""
+    models and container images."""
 
     gpus: dict[str, set[int]]
     cpu: dict[str, int]
     by_category: dict[str, dict[str, int]] = field(default_factory=dict)
     cached: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
 
     def add(self, endpoint: str, where: Placement) -> None:
         if where.host not in self.gpus:
@@ -247,6 +264,9 @@ class Scheduler:
         # models in its hosts instead.
         clustered = hasattr(self._plane.provisioner, "hosts")
         usage.cached = () if clustered else self._plane.provisioner.models.sources()
+        images_held = getattr(self._plane.provisioner, "images_held", None)
+        if not clustered and images_held is not None:
+            usage.images = images_held()  # this machine's image index (a small file)
         self._tick_usage = usage
         return usage
 
@@ -254,7 +274,7 @@ class Scheduler:
         usage = self._usage()
         hosts = [
             placement_policy.HostUsage(
-                with_cached_models(host, self.hosts, usage.cached),
+                with_cached_models(host, self.hosts, usage.cached, usage.images),
                 frozenset(usage.gpus[host.name]),
                 usage.cpu[host.name],
             )
@@ -266,6 +286,7 @@ class Scheduler:
             hosts,
             usage.by_category.get(spec.name, {}),
             spread=spec.scaling.max_workers >= SPREAD_FROM,
+            image=image_key(spec),
         )
         if chosen is None:
             return None
