@@ -193,6 +193,7 @@ class ContainerWorkers:
         self._watchers: dict[str, asyncio.subprocess.Process] = {}
         self._builds: dict[str, asyncio.Lock] = {}  # endpoint -> its image build, one at a time
         self._pins: dict[str, tuple[EndpointSpec, Acquired]] = {}  # endpoint -> its deploy's image
+        self._prepulls: dict[str, asyncio.Task[None]] = {}  # endpoint -> its deploy's pre-pull
 
     def engine(self) -> Engine:
         try:
@@ -225,16 +226,8 @@ class ContainerWorkers:
         """
         engine = self.engine()
         section = spec.worker.container
-        login = (
-            self._config.containers.registries.get(section.registry) if section.registry else None
-        )
-        if section.registry and login is None:
-            raise ContainerError(
-                f"[worker.container] registry = {section.registry!r} is not in the server "
-                f"config's [containers.registries]"
-            )
         worker.image_pull_started_at = time.time()
-        pulled = await self._pinned_image(spec, login)
+        pulled = await self._pinned_image(spec, self._login(spec))
         worker.image_pulled_at = time.time()
         if not pulled.pulled:  # the host held it: the image_pull phase is 0
             worker.image_pull_started_at = worker.image_pulled_at
@@ -267,6 +260,41 @@ class ContainerWorkers:
         return Launch(
             tuple(engine.argv(*run_argv(engine.dialect, request))), cli_env, self._dir, pulled
         )
+
+    def _login(self, spec: EndpointSpec) -> RegistryLogin | None:
+        section = spec.worker.container
+        if not section.registry:
+            return None
+        login = self._config.containers.registries.get(section.registry)
+        if login is None:
+            raise ContainerError(
+                f"[worker.container] registry = {section.registry!r} is not in the server "
+                f"config's [containers.registries]"
+            )
+        return login
+
+    def prepull(self, spec: EndpointSpec) -> None:
+        """Get the image of this deploy of `spec` in the background and pin the deploy to it
+        (`_pinned_image`): its workers, started once it is here, pull nothing. A redeploy
+        starts its own; the one of the definition it replaces ends alone."""
+        task = asyncio.ensure_future(self._prepull(spec))
+        self._prepulls[spec.name] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def prepulling(self, endpoint: str) -> bool:
+        task = self._prepulls.get(endpoint)
+        return task is not None and not task.done()
+
+    async def _prepull(self, spec: EndpointSpec) -> None:
+        log.info("endpoint %s deployed: getting image %s", spec.name, spec.worker.image)
+        try:
+            got = await self._pinned_image(spec, self._login(spec))
+        except ContainerError as exc:  # its first worker tries again and fails with the reason
+            log.warning("endpoint %s: image not pre-pulled: %s", spec.name, exc)
+            return
+        how = f"pulled in {got.seconds:.1f}s" if got.pulled else "already on this host"
+        log.info("endpoint %s: image %s %s", spec.name, got.image.id[:12], how)
 
     async def _pinned_image(self, spec: EndpointSpec, login: RegistryLogin | None) -> Acquired:
         """The image of this deploy of `spec`. The first worker resolves the reference (pulling

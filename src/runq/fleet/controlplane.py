@@ -27,6 +27,7 @@ from runq.fleet import lifecycle
 from runq.fleet.containers import require_engine
 from runq.fleet.demand import DemandHistory
 from runq.fleet.diskguard import DiskGuard
+from runq.fleet.images import prepull_on_deploy
 from runq.fleet.job_timing import JobTimings
 from runq.fleet.lb import HOLD_LIMIT_S, LoadBalancer
 from runq.fleet.ledger import Ledger
@@ -197,6 +198,8 @@ class ControlPlane:
         require_engine(spec, self.config)  # an image endpoint needs a container engine here
         old = self.specs.get(spec.name)
         await self._remember(spec, text)
+        if self.leading:  # issue 17: its image, got before its workers start (fleet/images.py)
+            prepull_on_deploy(self.provisioner, spec)
         self.undeploys.deployed_again(spec.name)
         if old is not None and runs_differently(old, spec):
             await self.replace_workers(old, spec)

@@ -137,6 +137,13 @@ class LocalProvisioner:
         await self._forks.shutdown()
         kill_leftovers(self._config.data_dir)
 
+    def prepull(self, spec: EndpointSpec) -> None:
+        """A deploy's image, got before its workers start (runq.fleet.images.prepull_on_deploy)."""
+        self.containers.prepull(spec)
+
+    def prepulling(self, endpoint: str) -> bool:
+        return self.containers.prepulling(endpoint)
+
     def images_held(self) -> tuple[str, ...]:
         """The container images this machine holds, as placement names them."""
         return self.containers.held_keys()

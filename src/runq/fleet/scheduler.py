@@ -20,6 +20,7 @@ from runq.core.hosts import Host
 from runq.core.image_ref import locality_key
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Placement, Worker, WorkerState
+from runq.fleet.images import prepulling
 from runq.fleet.machine import effective_hosts
 from runq.fleet.reshape import Reshaper
 from runq.policy import placement as placement_policy
@@ -206,10 +207,18 @@ class Scheduler:
         for worker_id in decision.revive:
             if worker_id in by_id:
                 self._revive(by_id[worker_id], decision.reason)
-        if decision.start and now >= self._hold_until.get(spec.name, 0.0):
+        may_start = self._may_start(spec, now)
+        if decision.start and may_start:
             for _ in range(decision.start):
                 self._start_new(spec, decision.reason)
-        self.reshaper.step(spec, snapshot.in_queue, now >= self._hold_until.get(spec.name, 0.0))
+        self.reshaper.step(spec, snapshot.in_queue, may_start)
+
+    def _may_start(self, spec: EndpointSpec, now: float) -> bool:
+        """No new worker during the endpoint's crash-loop back-off, nor while its deploy gets
+        its image (runq.fleet.images: the workers then start with the image here)."""
+        if now < self._hold_until.get(spec.name, 0.0):
+            return False
+        return not prepulling(self._plane.provisioner, spec.name)
 
     def _start_new(self, spec: EndpointSpec, reason: str) -> None:
         plane = self._plane
