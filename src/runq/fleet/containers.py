@@ -286,6 +286,12 @@ class ContainerWorkers:
         task = self._prepulls.get(endpoint)
         return task is not None and not task.done()
 
+    def release(self, endpoint: str) -> None:
+        """The endpoint is undeployed: its image is no longer pinned (the image-store budget
+        may evict it once no container uses it)."""
+        self._pins.pop(endpoint, None)
+        self._prepulls.pop(endpoint, None)
+
     async def _prepull(self, spec: EndpointSpec) -> None:
         log.info("endpoint %s deployed: getting image %s", spec.name, spec.worker.image)
         try:
@@ -311,7 +317,10 @@ class ContainerWorkers:
                     ref, built = await asyncio.to_thread(build_image, self.engine(), spec)
                 if built:
                     log.info("built image %s for %s", ref, spec.name)
-            pulled = await self.images.acquire(ref, spec.worker.container.pull, login)
+            built_here = bool(spec.worker.container.build)
+            pulled = await self.images.acquire(
+                ref, spec.worker.container.pull, login, built=built_here
+            )
         except (ImageError, ImageBuildError) as exc:
             raise ContainerError(str(exc)) from None
         self._pins[spec.name] = (spec, pulled)

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from runq.core.containers_config import RegistryLogin
@@ -38,6 +38,9 @@ class ImageInfo:
     digest: str  # the registry's manifest digest ("" for a locally built image)
     size: int  # bytes, as the engine reports them
     last_used: float  # epoch seconds
+    # runq pulled or built it: only such images are evicted (one the user put on the host and
+    # runq merely found is never removed by runq).
+    owned: bool = False
 
 
 @dataclass(frozen=True)
@@ -100,26 +103,31 @@ class ImageStore:
             ref, str(data.get("Id", "")), digest, int(data.get("Size", 0)), time.time()
         )
 
-    async def acquire(self, ref: str, policy: str, login: RegistryLogin | None = None) -> Acquired:
+    async def acquire(
+        self, ref: str, policy: str, login: RegistryLogin | None = None, built: bool = False
+    ) -> Acquired:
         """The image, pulled if `policy` asks for it. Concurrent calls for one reference share
-        one pull (a fleet scaling out from zero pulls once, not once per worker).
+        one pull (a fleet scaling out from zero pulls once, not once per worker). `built`: runq
+        built `ref` (a worker folder's image), so it is runq's to evict like a pulled one.
 
         Raises:
             ImageError: pull = "never" and it is absent, or the pull failed.
         """
         flight = self._flights.get(ref)
         if flight is None:
-            flight = asyncio.create_task(self._acquire(ref, policy, login))
+            flight = asyncio.create_task(self._acquire(ref, policy, login, built))
             self._flights[ref] = flight
             flight.add_done_callback(lambda _: self._flights.pop(ref, None))
         return await asyncio.shield(flight)
 
-    async def _acquire(self, ref: str, policy: str, login: RegistryLogin | None) -> Acquired:
+    async def _acquire(
+        self, ref: str, policy: str, login: RegistryLogin | None, built: bool
+    ) -> Acquired:
         started = time.perf_counter()
         if policy != "always":
             found = await self.inspect(ref)
             if found is not None:
-                self._record(found)
+                found = self._record(replace(found, owned=built))
                 return Acquired(found, False, time.perf_counter() - started)
             if policy == "never":
                 raise ImageError(
@@ -145,7 +153,7 @@ class ImageStore:
         found = await self.inspect(ref)
         if found is None:
             raise ImageError(f"pull of {ref} succeeded but the engine cannot find it")
-        self._record(found)
+        found = self._record(replace(found, owned=True))
         return Acquired(found, True, time.perf_counter() - started)
 
     def _auth_file(self, login: RegistryLogin) -> Path:
@@ -192,10 +200,16 @@ class ImageStore:
         """Which images this host holds (by reference), as last recorded."""
         return read_index(self._dir)
 
-    def _record(self, info: ImageInfo) -> None:
-        index = {ref: asdict(row) for ref, row in self.held().items()}
+    def _record(self, info: ImageInfo) -> ImageInfo:
+        """Note that the host holds `info` now; what runq pulled or built stays runq's."""
+        held = self.held()
+        before = held.get(info.ref)
+        if before is not None and before.owned and before.id == info.id:
+            info = replace(info, owned=True)
+        index = {ref: asdict(row) for ref, row in held.items()}
         index[info.ref] = asdict(info)
         self._write(index)
+        return info
 
     def _write(self, index: dict[str, dict[str, object]]) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -228,7 +242,8 @@ def index_keys(held: Mapping[str, ImageInfo]) -> tuple[str, ...]:
 
 def choose_evictions(held: Mapping[str, ImageInfo], budget: int, in_use: set[str]) -> list[str]:
     """Which images to remove so the rest fit in `budget` bytes: least recently used first,
-    skipping those in use. A budget of 0 means no limit.
+    skipping those in use and those runq did not pull or build (they count, as they take the
+    room, but stay: the user put them there). A budget of 0 means no limit.
 
     Example: a (3 GB, used at 10), b (2 GB, at 20), c (4 GB, at 30), budget 5 GB: 9 GB held;
     remove a (6 GB left), then b (4 GB): ["a", "b"]. With a in use: b, then c: ["b", "c"].
@@ -240,7 +255,7 @@ def choose_evictions(held: Mapping[str, ImageInfo], budget: int, in_use: set[str
     for ref, info in sorted(held.items(), key=lambda item: item[1].last_used):
         if total <= budget:
             break
-        if info.id in in_use:
+        if info.id in in_use or not info.owned:
             continue
         chosen.append(ref)
         total -= info.size
@@ -270,3 +285,10 @@ def prepulling(provisioner: object, endpoint: str) -> bool:
     its workers until it is done (or failed: then the first worker tries, and says why)."""
     pulling = getattr(provisioner, "prepulling", None)
     return bool(pulling is not None and pulling(endpoint))
+
+
+def release_on_undeploy(provisioner: object, endpoint: str) -> None:
+    """An undeployed endpoint's image is no longer pinned: the budget may evict it."""
+    release = getattr(provisioner, "release_image", None)
+    if release is not None:
+        release(endpoint)

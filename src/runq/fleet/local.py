@@ -144,6 +144,10 @@ class LocalProvisioner:
     def prepulling(self, endpoint: str) -> bool:
         return self.containers.prepulling(endpoint)
 
+    def release_image(self, endpoint: str) -> None:
+        """The endpoint is undeployed: its image may be evicted (runq.fleet.images)."""
+        self.containers.release(endpoint)
+
     def images_held(self) -> tuple[str, ...]:
         """The container images this machine holds, as placement names them."""
         return self.containers.held_keys()

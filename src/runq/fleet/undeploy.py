@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runq.core.job import JobStatus
 from runq.errors import Gone, NotFound
+from runq.fleet.images import release_on_undeploy
 
 if TYPE_CHECKING:
     from runq.fleet.controlplane import ControlPlane
@@ -93,6 +94,7 @@ class Undeployer:
                 plane.registry.remove(worker.id, "endpoint undeployed")  # throttled: no process
         if plane.leading:
             await plane.provisioner.stop_endpoint(endpoint, "endpoint undeployed")
+            release_on_undeploy(plane.provisioner, endpoint)  # its image may be evicted now
 
     async def _cancel_jobs(self, endpoint: str) -> int:
         """Cancel every queued and running job of the endpoint (running ones are stopped on

@@ -1,6 +1,8 @@
-"""Deploying an image endpoint that keeps workers up gets its image before its first worker
-starts: that worker's cold start shows no pull. Against podman, a loopback registry and a real
-`runq serve`; skipped without them, except in CI, where they fail."""
+"""Images over an endpoint's life: deploying one that keeps workers up gets its image before
+its first worker starts (that worker's cold start shows no pull); once it is undeployed, the
+image-store budget may evict its image, never one the user put on the host. Against podman, a
+loopback registry and a real `runq serve`; skipped without them, except in CI, where they
+fail."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from runq.fleet.engine import Engine, EngineUnavailable
@@ -19,7 +22,7 @@ from tests.images import ensure_runpod_image, find_engine, loopback_registry
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
-BLOB_BYTES = 48 * 2**20  # a layer of its own, random: its pull takes a while (unpacked, hashed)
+BLOB_BYTES = 24 * 2**20  # a layer of its own, random: its pull takes a while (unpacked, hashed)
 
 
 def unavailable(reason: str) -> None:
@@ -45,8 +48,8 @@ def run(engine: Engine, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def pushed(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """Two tags in a loopback registry of the runpod test image plus a random layer, neither
-    on this host: the first pull of either downloads and unpacks that layer."""
+    """Two images in a loopback registry, neither on this host: the runpod test image, each
+    with a random layer of its own that its first pull downloads and unpacks."""
     base = ensure_runpod_image(engine)
     root = tmp_path_factory.mktemp("registry")
     try:
@@ -57,15 +60,15 @@ def pushed(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         raise
     folder = root / "context"
     folder.mkdir()
-    (folder / "blob").write_bytes(os.urandom(BLOB_BYTES))
     (folder / "Containerfile").write_text(f"FROM {base}\nCOPY blob /blob\n")
     built = f"localhost/runq-test-prepull:{secrets.token_hex(4)}"
     refs = [f"{registry}/runq-test/prepull:{secrets.token_hex(4)}" for _ in range(2)]
     try:
-        run(engine, "build", "-t", built, str(folder))
         for ref in refs:
+            (folder / "blob").write_bytes(os.urandom(BLOB_BYTES))
+            run(engine, "build", "-t", built, str(folder))
             run(engine, "push", "--tls-verify=false", built, ref)
-        run(engine, "rmi", built)
+            run(engine, "rmi", built)
         yield refs
     finally:
         subprocess.run(
@@ -123,3 +126,45 @@ def test_a_deploy_with_active_workers_pulls_before_its_first_worker_starts(
     paid = next(w for w in server.workers("late") if w["id"] == job["workerId"])
     assert paid["cold_start"]["image_pull_s"] > 0
     assert paid["image"]["pull_bytes"] > 0
+
+
+def undeploy(server: Server, name: str) -> None:
+    url = f"{server.url}/admin/endpoints/{name}"
+    response = httpx.delete(url, headers=server.headers, timeout=60)
+    assert response.status_code == 200, response.text
+
+
+def indexed(server: Server) -> dict[str, Any]:
+    """This host's image index, as runq keeps it."""
+    path = server.data_dir / "containers" / "images.json"
+    return json.loads(path.read_text()) if path.exists() else {}  # type: ignore[no-any-return]
+
+
+def test_past_its_budget_runq_evicts_an_undeployed_endpoints_image_never_the_users(
+    engine: Engine, pushed: list[str], server_factory: Callable[[], Server]
+) -> None:
+    first, second = pushed
+    users = ensure_runpod_image(engine)  # on the host before runq: runq only finds it
+    for ref in pushed:  # the other test may have pulled them
+        subprocess.run(engine.argv("rmi", "-f", ref), env=engine.environ(), capture_output=True)
+    server = server_factory()
+    server.config_extra = '[containers]\nimage_store_max = "1MB"\n'  # less than any image
+    server.start(wait_workers=False)
+    # No host has such a GPU: the workers wait, the deploys still get (and pin) their images.
+    waits = 'active_workers = 1\nmax_workers = 1\n[compute]\ngpu = ["80GB"]'
+
+    deploy(server, "mine", image_endpoint("mine", users, waits))
+    wait_until(lambda: users in indexed(server), timeout=60)
+    undeploy(server, "mine")
+    deploy(server, "first", image_endpoint("first", first, waits))
+    wait_until(lambda: first in indexed(server), timeout=60)
+    assert held(engine, first)  # pinned to a deployed endpoint: over the budget, it stays
+    undeploy(server, "first")
+    deploy(server, "second", image_endpoint("second", second, waits))
+
+    # The pull of the second took runq's images past the budget: the first, runq's own and
+    # no longer deployed, goes; the second is deployed; the user's was never runq's to remove.
+    wait_until(lambda: not held(engine, first), timeout=60)
+    assert held(engine, second)
+    assert held(engine, users)
+    assert set(indexed(server)) == {users, second}
