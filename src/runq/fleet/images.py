@@ -17,7 +17,7 @@ from pathlib import Path
 from runq.core.containers_config import RegistryLogin
 from runq.core.image_ref import check_image_ref, held_keys
 from runq.core.spec import EndpointSpec
-from runq.fleet.engine import Engine
+from runq.fleet.engine import Dialect, Engine
 
 log = logging.getLogger("runq.fleet")
 
@@ -79,6 +79,32 @@ def loopback_registry(ref: str) -> bool:
     return host.split(":", 1)[0] in ("localhost", "127.0.0.1") and ":" in host
 
 
+def pull_argv(dialect: Dialect, ref: str, auth: Path | None) -> tuple[list[str], dict[str, str]]:
+    """The engine's `pull` of `ref` (the arguments after its binary) and the variables it
+    needs, with the login in `auth` (a containers-auth.json, docker's config.json layout).
+
+    podman takes the file (`--authfile`) and must be told that a loopback registry speaks no
+    TLS; docker reads DIR/config.json from DOCKER_CONFIG and trusts 127.0.0.0/8 already (it
+    has no --tls-verify flag).
+
+    >>> from runq.fleet.engine import DIALECTS
+    >>> pull_argv(DIALECTS["podman"], "localhost:5000/w:1", None)
+    (['pull', '--quiet', '--tls-verify=false', 'localhost:5000/w:1'], {})
+    >>> pull_argv(DIALECTS["docker"], "reg.example/w:1", Path("/d/auth/reg/config.json"))
+    (['pull', '--quiet', 'reg.example/w:1'], {'DOCKER_CONFIG': '/d/auth/reg'})
+    """
+    args = ["pull", "--quiet"]
+    env: dict[str, str] = {}
+    podman = dialect.name == "podman"
+    if podman and loopback_registry(ref):
+        args.append("--tls-verify=false")
+    if auth is not None and podman:
+        args += ["--authfile", str(auth)]
+    elif auth is not None:
+        env["DOCKER_CONFIG"] = str(auth.parent)
+    return [*args, ref], env
+
+
 class ImageStore:
     """This host's images, as seen through one engine."""
 
@@ -134,19 +160,10 @@ class ImageStore:
                     f'image {ref} is not on this host and [worker.container] pull = "never": '
                     "pull or build it first (runq bundle build), or allow pulls"
                 )
-        args = ["pull", "--quiet"]
-        podman = self._engine.dialect.name == "podman"
-        if loopback_registry(ref) and podman:  # docker trusts 127.0.0.0/8 without TLS already
-            args.append("--tls-verify=false")
-        env: dict[str, str] = {}
-        if login is not None:
-            auth = self._auth_file(login)
-            if podman:
-                args += ["--authfile", str(auth)]
-            else:
-                env["DOCKER_CONFIG"] = str(auth.parent)  # docker reads DIR/config.json
+        auth = self._auth_file(login) if login is not None else None
+        args, env = pull_argv(self._engine.dialect, ref, auth)
         log.info("pulling image %s", ref)
-        code, _, err = await run_engine(self._engine, *args, ref, env=env)
+        code, _, err = await run_engine(self._engine, *args, env=env)
         if code != 0:
             lines = err.strip().splitlines()
             raise ImageError(f"pull of {ref} failed: {lines[-1] if lines else f'exit {code}'}")
