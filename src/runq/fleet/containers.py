@@ -86,13 +86,13 @@ def require_engine(spec: EndpointSpec, config: ServerConfig) -> None:
     if not spec.worker.image:
         return
     where = spec.source_path or spec.name
-    if config.ray_address:
-        raise SpecError(f"{where}: field 'worker.image': image workers do not run on Ray yet")
     if spec.type == "load_balancer" and config.containers.network != "host":
         raise SpecError(
             f"{where}: field 'worker.image': a load_balancer image worker needs "
             '[containers] network = "host" (its port is not published on a bridge)'
         )
+    if config.ray_address:
+        return  # the engine runs on the Ray nodes: a node without one fails its worker, saying so
     try:
         engine_for(config)
     except EngineUnavailable as exc:
@@ -124,6 +124,20 @@ def container_env(
     """The worker contract as a process worker gets it, adjusted for a container: GPUs are
     renumbered from 0 (only the granted ones exist inside), and on a bridge the control plane
     is reached by the engine's host alias instead of loopback."""
+    env = contract_env(config, spec, worker, endpoint_env)
+    if held is not None:
+        env.update(model_env(held))
+    return bridge_env(env, alias) if config.containers.network == "bridge" else env
+
+
+def contract_env(
+    config: ServerConfig,
+    spec: EndpointSpec,
+    worker: Worker,
+    endpoint_env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """`container_env` before what only the worker's host knows (its model's path, its
+    engine's host alias): what a Ray node is sent."""
     gpus = worker.placement.gpu_indices if worker.placement else ()
     gpu_type = worker.placement.gpu_type if worker.placement else "cpu"
     # The endpoint's env with its secrets put in (`endpoint_env`), then the contract.
@@ -131,15 +145,22 @@ def container_env(
     env = {**endpoint, **worker_env(config, spec, worker, gpu_type)}
     env.pop(CONTROL_PLANE_MARKER, None)  # the label marks the container; this marks processes
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(gpus)))
-    if held is not None:
-        env.update(model_env(held))
     if worker.port is not None:
         env["PORT"] = str(worker.port)
         env["PORT_HEALTH"] = str(worker.health_port or worker.port)
-    if config.containers.network == "bridge":
-        for loopback in ("://127.0.0.1:", "://localhost:"):
-            env = {k: v.replace(loopback, f"://{alias}:") for k, v in env.items()}
     return env
+
+
+def bridge_env(env: Mapping[str, str], alias: str) -> dict[str, str]:
+    """`env` for a container on a bridge: loopback URLs point at the host's alias instead.
+
+    >>> bridge_env({"U": "http://127.0.0.1:8000/v2"}, "host.containers.internal")
+    {'U': 'http://host.containers.internal:8000/v2'}
+    """
+    found = dict(env)
+    for loopback in ("://127.0.0.1:", "://localhost:"):
+        found = {k: v.replace(loopback, f"://{alias}:") for k, v in found.items()}
+    return found
 
 
 def mounts(
@@ -147,12 +168,21 @@ def mounts(
 ) -> tuple[Mount, ...]:
     """The host model cache at its own path (so RUNQ_MODEL_PATH and HF_HOME stay valid) and
     at RunPod's cache path, read-only; the endpoint's network volume at /runpod-volume."""
-    cache = config.model_cache_dir
+    return container_mounts(
+        config.model_cache_dir,
+        Path(held.path) if held is not None else None,
+        _volume_path(config, spec, worker),
+    )
+
+
+def container_mounts(cache: Path, model_path: Path | None, volume: str | None) -> tuple[Mount, ...]:
+    """`mounts` on the worker's host: its model `cache` folder (made if missing), the model's
+    own path when outside it (a file:// or volume:// model), and the network `volume` at
+    /runpod-volume, else the cache's hub at RunPod's cache path when there is one."""
     cache.mkdir(parents=True, exist_ok=True)
     found: list[Mount] = [Mount(str(cache), str(cache))]
-    if held is not None and not Path(held.path).is_relative_to(cache):
-        found.append(Mount(str(held.path), str(held.path)))  # file:// or volume:// model
-    volume = _volume_path(config, spec, worker)
+    if model_path is not None and not model_path.is_relative_to(cache):
+        found.append(Mount(str(model_path), str(model_path)))
     if volume is not None:
         # The hub cache is not mounted inside the volume: that would create its mount point
         # on the user's volume.
