@@ -321,6 +321,10 @@ class RayProvisioner:
     async def shutdown(self) -> None:
         await asyncio.gather(*(self.stop(wid, "runq stopped") for wid in list(self._actors)))
 
+    def release_image(self, endpoint: str) -> None:
+        """The endpoint is undeployed: its image is no longer pinned (runq.fleet.images)."""
+        self.images.release(endpoint)
+
     def park(self, worker_id: str) -> bool:
         return self._freeze(worker_id, True) or self._signal(worker_id, signal.SIGSTOP)
 
