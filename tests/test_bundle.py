@@ -225,3 +225,26 @@ def test_a_build_step_needs_requirements(bundle_dir: Path) -> None:
     done = runq("bundle", "build", str(bundle_dir), "--data-dir", str(bundle_dir / "data"))
     assert done.returncode == 2
     assert "build" in done.stderr and "declare requirements" in done.stderr, done.stderr
+
+
+IMAGE_BUILD = 'name = "baked"\n[worker]\n[worker.container]\nbuild = "Containerfile"\n'
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "args", "needle"),
+    [
+        pytest.param(
+            ENDPOINT, ("--build-arg", "BASE=x"), "builds no image", id="a venv bundle: no ARGs"
+        ),
+        pytest.param(
+            IMAGE_BUILD, ("--build-arg", "BASE"), "'BASE': expected KEY=VALUE", id="no '='"
+        ),
+    ],
+)
+def test_build_args_are_for_image_builds_and_read_as_key_value(
+    bundle_dir: Path, endpoint: str, args: tuple[str, ...], needle: str
+) -> None:
+    (bundle_dir / "endpoint.toml").write_text(endpoint)
+    done = runq("bundle", "build", str(bundle_dir), *args, "--data-dir", str(bundle_dir / "data"))
+    assert done.returncode == 2
+    assert needle in done.stderr and "--build-arg" in done.stderr, done.stderr

@@ -116,7 +116,6 @@ def test_the_env_file_is_0600_and_refuses_what_it_cannot_hold(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("overrides", "endpoint_type", "says"),
     [
-        pytest.param({"ray_address": "10.0.0.1:6379"}, "queue", "not run on Ray", id="on Ray"),
         pytest.param(
             {"containers": ContainersConfig(network="bridge")},
             "load_balancer",
@@ -134,3 +133,15 @@ def test_an_image_endpoint_runq_cannot_serve_is_refused_naming_the_field(
         require_engine(spec, make_config(tmp_path, **overrides))
 
     assert "field 'worker.image'" in str(raised.value)
+
+
+def test_on_ray_an_image_endpoint_needs_no_engine_on_the_control_planes_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no engine on this machine
+    here = make_config(tmp_path)
+    on_ray = make_config(tmp_path, ray_address="10.0.0.1:6379")
+
+    with pytest.raises(SpecError, match="no usable container engine"):
+        require_engine(make_spec(), here)
+    require_engine(make_spec(), on_ray)  # the nodes run the containers: accepted here

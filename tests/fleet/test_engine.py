@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from runq.fleet.engine import DIALECTS, Mount, RunRequest, podman_conf, run_argv
+from runq.fleet.images import pull_argv
 
 ENV = Path("/data/containers/env/w1.env")
 
@@ -167,3 +168,115 @@ Max open files            1024                 20000                files
 )
 def test_podman_conf(limits: str, pid_max: int, runtime: str, expected: str) -> None:
     assert podman_conf(limits, pid_max, runtime) == expected
+
+
+# --- the docker dialect, whole command lines --------------------------------------------------
+
+
+def test_a_docker_worker_command_line_in_full() -> None:
+    request = make_request(
+        labels={"io.runq.worker": "w1"},
+        network="bridge",
+        shm_size=2**30,
+        gpus=("1", "3"),
+        mounts=(Mount("/data/models", "/data/models"),),
+        entrypoint=("/bin/sh", "-c"),
+        command=("python -u /handler.py",),
+        extra_args=("--cap-drop", "ALL"),
+    )
+
+    assert run_argv(DIALECTS["docker"], request) == [
+        "run",
+        "--rm",
+        "--init",  # docker's own tini
+        "--name",
+        "runq-w1",
+        "--env-file",
+        str(ENV),
+        "--label",
+        "io.runq.worker=w1",
+        "--network=bridge",
+        "--shm-size=1073741824",
+        "--stop-timeout=5",
+        "--log-driver=none",
+        "--add-host=host.docker.internal:host-gateway",
+        "--mount",
+        "type=bind,source=/data/models,destination=/data/models,readonly",
+        "--gpus",
+        '"device=1,3"',  # one argument, quoted: docker splits --gpus on commas otherwise
+        "--cap-drop",
+        "ALL",
+        "--entrypoint",
+        "/bin/sh",
+        "--pull=never",
+        "localhost/echo:v1",
+        "-c",
+        "python -u /handler.py",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("engine", "network", "absent"),
+    [
+        pytest.param("docker", "host", "--add-host", id="docker on the host network: no alias"),
+        pytest.param("podman", "bridge", "--add-host", id="podman resolves its alias itself"),
+        pytest.param("docker", "host", "--device", id="docker never gets CDI device flags"),
+    ],
+)
+def test_what_a_dialect_leaves_out(engine: str, network: str, absent: str) -> None:
+    argv = run_argv(DIALECTS[engine], make_request(network=network, gpus=("0",)))
+
+    assert not any(arg.startswith(absent) for arg in argv)
+
+
+AUTH = Path("/data/containers/auth/reg.example/config.json")
+
+
+@pytest.mark.parametrize(
+    ("engine", "ref", "auth", "args", "env"),
+    [
+        pytest.param(
+            "podman",
+            "reg.example/w:1",
+            None,
+            ["pull", "--quiet", "reg.example/w:1"],
+            {},
+            id="podman, a registry with TLS, no login",
+        ),
+        pytest.param(
+            "podman",
+            "127.0.0.1:5000/w:1",
+            AUTH,
+            [
+                "pull",
+                "--quiet",
+                "--tls-verify=false",
+                "--authfile",
+                str(AUTH),
+                "127.0.0.1:5000/w:1",
+            ],
+            {},
+            id="podman, a loopback registry without TLS, the login as --authfile",
+        ),
+        pytest.param(
+            "docker",
+            "127.0.0.1:5000/w:1",
+            AUTH,
+            ["pull", "--quiet", "127.0.0.1:5000/w:1"],
+            {"DOCKER_CONFIG": str(AUTH.parent)},
+            id="docker: no --tls-verify flag (it trusts loopback), the login's folder by env",
+        ),
+        pytest.param(
+            "docker",
+            "reg.example/w@sha256:" + "a" * 64,
+            None,
+            ["pull", "--quiet", "reg.example/w@sha256:" + "a" * 64],
+            {},
+            id="docker, a pinned digest as it is",
+        ),
+    ],
+)
+def test_pull_argv(
+    engine: str, ref: str, auth: Path | None, args: list[str], env: dict[str, str]
+) -> None:
+    assert pull_argv(DIALECTS[engine], ref, auth) == (args, env)

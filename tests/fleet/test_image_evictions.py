@@ -10,12 +10,17 @@ from runq.fleet.images import ImageInfo, choose_evictions
 GB = 10**9
 
 
-def held(*rows: tuple[str, int, float]) -> dict[str, ImageInfo]:
-    """(name, GB, last used) -> the index; the image id is the name's."""
-    return {name: ImageInfo(name, f"id-{name}", "", size * GB, used) for name, size, used in rows}
+def held(*rows: tuple[str, int, float], found: tuple[str, ...] = ()) -> dict[str, ImageInfo]:
+    """(name, GB, last used) -> the index; the image id is the name's. runq pulled or built
+    each, except those named in `found` (on the host before runq looked)."""
+    return {
+        name: ImageInfo(name, f"id-{name}", "", size * GB, used, owned=name not in found)
+        for name, size, used in rows
+    }
 
 
 THREE = held(("a", 3, 10.0), ("b", 2, 20.0), ("c", 4, 30.0))  # 9 GB
+A_FOUND = held(("a", 3, 10.0), ("b", 2, 20.0), ("c", 4, 30.0), found=("a",))
 
 
 @pytest.mark.parametrize(
@@ -30,6 +35,11 @@ THREE = held(("a", 3, 10.0), ("b", 2, 20.0), ("c", 4, 30.0))  # 9 GB
         pytest.param(
             THREE, 1 * GB, {"id-a", "id-b", "id-c"}, [], id="all in use: over budget, none go"
         ),
+        # a is the user's (runq found it): it counts, 9 GB, but stays; - b = 7, - c = 3
+        pytest.param(
+            A_FOUND, 5 * GB, set(), ["b", "c"], id="an image runq did not pull or build stays"
+        ),
+        pytest.param(A_FOUND, 1 * GB, {"id-b", "id-c"}, [], id="only the user's left: none go"),
     ],
 )
 def test_choose_evictions(

@@ -113,9 +113,15 @@ def test_a_login_goes_to_a_0600_auth_file(
 def test_over_its_budget_the_store_evicts_what_no_worker_uses(
     engine: Engine, pushed: str, tmp_path: Path
 ) -> None:
-    store = ImageStore(engine, tmp_path)
-    acquired = asyncio.run(store.acquire(pushed, "missing"))
+    # The user pulled it; runq's store only finds it.
+    pull = engine.argv("pull", "--quiet", "--tls-verify=false", pushed)
+    subprocess.run(pull, env=engine.environ(), check=True, capture_output=True)
+    found = ImageStore(engine, tmp_path / "found")
+    assert not asyncio.run(found.acquire(pushed, "missing")).pulled
+    store = ImageStore(engine, tmp_path / "pulled")
+    acquired = asyncio.run(store.acquire(pushed, "always"))
 
+    assert asyncio.run(found.evict(1, in_use=set())) == []  # this store did not pull it
     assert asyncio.run(store.evict(1, in_use={acquired.image.id})) == []  # in use: it stays
     assert asyncio.run(store.evict(1, in_use=set())) == [pushed]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runq.core.hosts import Gpu
-from runq.fleet.ray import RayNode, actor_resources, node_to_host
+from runq.fleet.ray_nodes import RayNode, actor_resources, node_to_host
 
 
 @pytest.mark.parametrize(

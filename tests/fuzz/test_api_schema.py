@@ -244,7 +244,7 @@ def test_a_405_names_the_allowed_methods(live: Server) -> None:
 
 # Found while sending a fuzzed endpoint file through POST /admin/endpoints: with inline TOML,
 # the control plane still reads `path` from its own disk to remember the file
-# (ControlPlane._remember), so a path the server lacks (a deploy from another machine) is a 500
+# (Endpoints.remember), so a path the server lacks (a deploy from another machine) is a 500
 # after the spec was accepted.
 def test_deploying_inline_toml_for_a_path_the_server_lacks_is_not_a_500(live: Server) -> None:
     toml = 'name = "fuzz-remote"\n[worker]\ncommand = ["true"]\n'  # no active workers: none start

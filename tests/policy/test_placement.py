@@ -38,13 +38,15 @@ def case(
     *,
     id: str,
     model: str = "",
+    image: str = "",
     counts: Mapping[str, int] | None = None,
     spread: bool = False,
     **compute: Any,
 ) -> Any:
-    """One row: the endpoint's [compute] (gpu defaults to ["24GB"]), the hosts, the answer."""
+    """One row: the endpoint's [compute] (gpu defaults to ["24GB"]), its model and image, the
+    hosts, the answer."""
     section = ComputeSection(**{"gpu": ("24GB",), **compute})
-    return pytest.param(section, model, hosts, counts, spread, expected, id=id)
+    return pytest.param(section, model, image, hosts, counts, spread, expected, id=id)
 
 
 def gpu_at(name: str, indices: tuple[int, ...], gpu_type: str, category: str) -> Placement:
@@ -336,6 +338,76 @@ CPU = [
     ),
 ]
 
+IMAGE = "reg.example/team/worker@sha256:1111"
+TAGGED = "reg.example/team/worker:v2"
+IMAGE_LOCALITY = [
+    # a: 3 free, b: 1 free. Packing alone picks b; a holds the image.
+    case(
+        gpu_at("a", (1,), "L4", "24GB"),
+        [host("a", l4(4), used=[0], images=(IMAGE,)), host("b", l4(4), used=[0, 1, 2])],
+        image=IMAGE,
+        id="the docstring's example: a host holding the image wins over packing",
+    ),
+    case(
+        gpu_at("b", (3,), "L4", "24GB"),
+        [host("a", l4(4), used=[0], images=(TAGGED,)), host("b", l4(4), used=[0, 1, 2])],
+        image=IMAGE,
+        id="another image on a host does not count (a tag is not the pinned digest)",
+    ),
+    case(
+        gpu_at("b", (3,), "L4", "24GB"),
+        [host("a", l4(4), used=[0], images=(IMAGE,)), host("b", l4(4), used=[0, 1, 2])],
+        id="an endpoint with no image (a process worker): packing as before",
+    ),
+    case(
+        gpu_at("b", (0,), "L4", "24GB"),
+        [host("a", l4(1), used=[0], images=(IMAGE,)), host("b", l4(1))],
+        image=IMAGE,
+        id="a host that holds the image but has no free GPU is not chosen",
+    ),
+    # b has the model and not the image, a the image and not the model; c both.
+    case(
+        gpu_at("b", (0,), "L4", "24GB"),
+        [host("a", l4(1), images=(IMAGE,)), host("b", l4(1), models=("hf://m",))],
+        model="hf://m",
+        image=IMAGE,
+        id="the cached model comes before the held image",
+    ),
+    case(
+        gpu_at("c", (0,), "L4", "24GB"),
+        [
+            host("a", l4(1), images=(IMAGE,)),
+            host("b", l4(1), models=("hf://m",)),
+            host("c", l4(4), models=("hf://m",), images=(IMAGE,)),
+        ],
+        model="hf://m",
+        image=IMAGE,
+        id="a host with both the model and the image wins even with more free GPUs",
+    ),
+    case(
+        gpu_at("a", (0,), "L4", "24GB"),
+        [host("a", l4(1), images=(IMAGE,)), host("b", l4(1))],
+        gpu=("48GB", "24GB"),
+        image=IMAGE,
+        id="priority first: no 48GB host, so the 24GB host holding the image",
+    ),
+    case(
+        gpu_at("x", (0,), "A6000", "48GB"),
+        [host("a", l4(1), images=(IMAGE,)), host("x", a6000(1))],
+        gpu=("48GB", "24GB"),
+        image=IMAGE,
+        id="the image never overrides the GPU priority",
+    ),
+    # p: 4 free, q: 1 free; p holds the image.
+    case(
+        cpu_at("p"),
+        [host("p", cpu_slots=4, images=(IMAGE,)), host("q", cpu_slots=4, cpu_workers=3)],
+        gpu=("cpu",),
+        image=IMAGE,
+        id="cpu workers too go where the image is",
+    ),
+]
+
 # The docstring's worked example.
 EXAMPLE_HOSTS = [
     host("a", l4(4), used=[0, 1, 2]),
@@ -365,18 +437,27 @@ EXAMPLE = [
 
 
 @pytest.mark.parametrize(
-    ("compute", "model", "hosts", "counts", "spread", "expected"),
-    PRIORITY + GPU_TYPES + FILTERS + LOCALITY_AND_PACKING + MULTI_GPU + SPREAD + CPU + EXAMPLE,
+    ("compute", "model", "image", "hosts", "counts", "spread", "expected"),
+    PRIORITY
+    + GPU_TYPES
+    + FILTERS
+    + LOCALITY_AND_PACKING
+    + IMAGE_LOCALITY
+    + MULTI_GPU
+    + SPREAD
+    + CPU
+    + EXAMPLE,
 )
 def test_place(
     compute: ComputeSection,
     model: str,
+    image: str,
     hosts: list[HostUsage],
     counts: Mapping[str, int] | None,
     spread: bool,
     expected: Placement | None,
 ) -> None:
-    assert place(compute, model, hosts, counts, spread=spread) == expected
+    assert place(compute, model, hosts, counts, spread=spread, image=image) == expected
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,15 @@ def build_command(
             help="Install only from --find-links, never from an index (env RUNQ_BUNDLE_NO_INDEX).",
         ),
     ] = False,
+    build_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--build-arg",
+            envvar="RUNQ_BUNDLE_BUILD_ARGS",
+            help="KEY=VALUE for an ARG of the Containerfile, e.g. BASE=IMAGE; repeatable "
+            "(env RUNQ_BUNDLE_BUILD_ARGS, space-separated). Not part of the image's tag.",
+        ),
+    ] = None,
 ) -> None:
     """Make the venv of the endpoint's [worker] requirements, or the image of its
     [worker.container] build (a no-op while they are unchanged)."""
@@ -77,8 +86,14 @@ def build_command(
     except (SpecError, BundleError) as exc:
         fail(str(exc), 2)
     if spec.worker.container.build:  # an image built from the folder (fleet/image_build.py)
-        _build_image(spec, server_config, force)
+        _build_image(spec, server_config, force, _build_args(build_arg or []))
         return
+    if build_arg:
+        err.print(
+            f"[red]error:[/red] --build-arg: endpoint '{spec.name}' builds no image "
+            "(no \\[worker.container] build)"
+        )
+        raise typer.Exit(2)
     if bundle is None:
         fail(
             f"{spec.source_path}: endpoint '{spec.name}' has no [worker] requirements: "
@@ -101,14 +116,26 @@ def build_command(
         console.print(message, markup=False, soft_wrap=True)
 
 
-def _build_image(spec: EndpointSpec, server_config: ServerConfig, force: bool) -> None:
+def _build_args(given: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for item in given:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            fail(f"--build-arg {item!r}: expected KEY=VALUE", 2)
+        found[key] = value
+    return found
+
+
+def _build_image(
+    spec: EndpointSpec, server_config: ServerConfig, force: bool, build_args: dict[str, str]
+) -> None:
     from runq.fleet.containers import ContainerError, ContainerWorkers
     from runq.fleet.image_build import ImageBuildError, build_image
 
     started = time.monotonic()
     try:
         engine = ContainerWorkers(server_config).engine()
-        tag, made = build_image(engine, spec, force=force)
+        tag, made = build_image(engine, spec, force=force, build_args=build_args)
     except (ContainerError, ImageBuildError) as exc:
         fail(str(exc))
     if made:

@@ -183,6 +183,8 @@ class Host:
     cuda_version: str = ""  # "" matches no endpoint that names CUDA versions
     volumes: Mapping[str, str] = field(default_factory=dict)  # volume name -> mount path
     models: tuple[str, ...] = ()  # model sources already cached here
+    # Container images already here: references as endpoints name them, and REPO@DIGEST forms.
+    images: tuple[str, ...] = ()
     gpus: tuple[Gpu, ...] = ()
     cpu_slots: int = 0
 

@@ -49,3 +49,39 @@ def check_image_ref(text: str) -> ImageRef:
             f"'name@sha256:<64 hex>' (lower-case path, no spaces), got {text!r}"
         )
     return ImageRef(match["name"], match["tag"] or "", match["digest"] or "")
+
+
+def locality_key(text: str) -> str:
+    """The name placement looks for among the images a host holds: a pinned reference as
+    NAME@DIGEST (its tag is only for people to read), any other as written.
+
+    >>> locality_key("reg.example/w:v1@sha256:" + "a" * 64) == "reg.example/w@sha256:" + "a" * 64
+    True
+    >>> locality_key("reg.example/w:v1")
+    'reg.example/w:v1'
+    """
+    try:
+        ref = check_image_ref(text)
+    except ValueError:
+        return text
+    return f"{ref.name}@{ref.digest}" if ref.digest else text
+
+
+def held_keys(text: str, digest: str) -> tuple[str, ...]:
+    """The names under which a host holds an image it got as `text` with the registry's
+    manifest `digest` ("" for an image built here): what an endpoint naming it by that
+    reference or by its digest looks for (`locality_key`).
+
+    >>> held_keys("reg.example/w:v1", "sha256:" + "b" * 64)[1] == "reg.example/w@sha256:" + "b" * 64
+    True
+    >>> held_keys("localhost/runq-x:1234", "")
+    ('localhost/runq-x:1234',)
+    """
+    keys = [text, locality_key(text)]
+    try:
+        name = check_image_ref(text).name
+    except ValueError:
+        name = ""
+    if name and digest:
+        keys.append(f"{name}@{digest}")
+    return tuple(dict.fromkeys(keys))

@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
 
@@ -86,9 +87,11 @@ def freeze_value(path: Path, frozen: bool) -> str:
     return "FROZEN" if frozen else "THAWED"
 
 
-def reap_containers(data_dir: Path) -> int:
+def reap_containers(data_dir: Path, keep: Collection[str] = ()) -> int:
     """Remove containers a previous control plane on `data_dir` left (kill -9 of runq leaves
-    them running under conmon). A no-op on a host where runq never ran a container."""
+    them running under conmon), but those of the workers in `keep` (the running control
+    plane's own, on a Ray node it shares with others). A no-op on a host where runq never ran
+    a container."""
     conf = state_dir(data_dir)
     if not conf.exists():
         return 0
@@ -101,15 +104,26 @@ def reap_containers(data_dir: Path) -> int:
         if name == "podman" and (conf / "containers.conf").exists():
             env.setdefault("CONTAINERS_CONF", str(conf / "containers.conf"))
         label = f"label={LABEL_PLANE}={plane_id(data_dir)}"
+        pid = "{{.Pid}}" if name == "podman" else "0"  # docker ps has no pid (nor needs a thaw)
+        kept = {container_name(worker_id) for worker_id in keep}
         try:
             listed = subprocess.run(
-                [binary, "ps", "-a", "--filter", label, "--format", "{{.ID}} {{.Pid}}"],
+                [
+                    binary,
+                    "ps",
+                    "-a",
+                    "--filter",
+                    label,
+                    "--format",
+                    f"{{{{.ID}}}} {pid} {{{{.Names}}}}",
+                ],
                 env=env,
                 capture_output=True,
                 text=True,
                 timeout=30,
             )
             rows = [line.split() for line in listed.stdout.splitlines() if line.strip()]
+            rows = [row for row in rows if not (len(row) > 2 and row[2] in kept)]
             ids = [row[0] for row in rows]
             for row in rows:  # a parked container must thaw, or SIGKILL cannot end it
                 freezer = freezer_of(int(row[1])) if len(row) > 1 and row[1].isdigit() else None

@@ -38,7 +38,14 @@ from runq.fleet.container_host import (
 )
 from runq.fleet.engine import Engine, EngineUnavailable, Mount, RunRequest, detect_engine, run_argv
 from runq.fleet.image_build import ImageBuildError, build_image
-from runq.fleet.images import Acquired, ImageError, ImageStore, run_engine
+from runq.fleet.images import (
+    Acquired,
+    ImageError,
+    ImageStore,
+    index_keys,
+    read_index,
+    run_engine,
+)
 from runq.fleet.worker_env import CONTROL_PLANE_MARKER, worker_env
 from runq.models.cache import Pinned
 from runq.models.env import model_env
@@ -79,13 +86,13 @@ def require_engine(spec: EndpointSpec, config: ServerConfig) -> None:
     if not spec.worker.image:
         return
     where = spec.source_path or spec.name
-    if config.ray_address:
-        raise SpecError(f"{where}: field 'worker.image': image workers do not run on Ray yet")
     if spec.type == "load_balancer" and config.containers.network != "host":
         raise SpecError(
             f"{where}: field 'worker.image': a load_balancer image worker needs "
             '[containers] network = "host" (its port is not published on a bridge)'
         )
+    if config.ray_address:
+        return  # the engine runs on the Ray nodes: a node without one fails its worker, saying so
     try:
         engine_for(config)
     except EngineUnavailable as exc:
@@ -117,6 +124,20 @@ def container_env(
     """The worker contract as a process worker gets it, adjusted for a container: GPUs are
     renumbered from 0 (only the granted ones exist inside), and on a bridge the control plane
     is reached by the engine's host alias instead of loopback."""
+    env = contract_env(config, spec, worker, endpoint_env)
+    if held is not None:
+        env.update(model_env(held))
+    return bridge_env(env, alias) if config.containers.network == "bridge" else env
+
+
+def contract_env(
+    config: ServerConfig,
+    spec: EndpointSpec,
+    worker: Worker,
+    endpoint_env: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """`container_env` before what only the worker's host knows (its model's path, its
+    engine's host alias): what a Ray node is sent."""
     gpus = worker.placement.gpu_indices if worker.placement else ()
     gpu_type = worker.placement.gpu_type if worker.placement else "cpu"
     # The endpoint's env with its secrets put in (`endpoint_env`), then the contract.
@@ -124,15 +145,22 @@ def container_env(
     env = {**endpoint, **worker_env(config, spec, worker, gpu_type)}
     env.pop(CONTROL_PLANE_MARKER, None)  # the label marks the container; this marks processes
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(gpus)))
-    if held is not None:
-        env.update(model_env(held))
     if worker.port is not None:
         env["PORT"] = str(worker.port)
         env["PORT_HEALTH"] = str(worker.health_port or worker.port)
-    if config.containers.network == "bridge":
-        for loopback in ("://127.0.0.1:", "://localhost:"):
-            env = {k: v.replace(loopback, f"://{alias}:") for k, v in env.items()}
     return env
+
+
+def bridge_env(env: Mapping[str, str], alias: str) -> dict[str, str]:
+    """`env` for a container on a bridge: loopback URLs point at the host's alias instead.
+
+    >>> bridge_env({"U": "http://127.0.0.1:8000/v2"}, "host.containers.internal")
+    {'U': 'http://host.containers.internal:8000/v2'}
+    """
+    found = dict(env)
+    for loopback in ("://127.0.0.1:", "://localhost:"):
+        found = {k: v.replace(loopback, f"://{alias}:") for k, v in found.items()}
+    return found
 
 
 def mounts(
@@ -140,12 +168,21 @@ def mounts(
 ) -> tuple[Mount, ...]:
     """The host model cache at its own path (so RUNQ_MODEL_PATH and HF_HOME stay valid) and
     at RunPod's cache path, read-only; the endpoint's network volume at /runpod-volume."""
-    cache = config.model_cache_dir
+    return container_mounts(
+        config.model_cache_dir,
+        Path(held.path) if held is not None else None,
+        _volume_path(config, spec, worker),
+    )
+
+
+def container_mounts(cache: Path, model_path: Path | None, volume: str | None) -> tuple[Mount, ...]:
+    """`mounts` on the worker's host: its model `cache` folder (made if missing), the model's
+    own path when outside it (a file:// or volume:// model), and the network `volume` at
+    /runpod-volume, else the cache's hub at RunPod's cache path when there is one."""
     cache.mkdir(parents=True, exist_ok=True)
     found: list[Mount] = [Mount(str(cache), str(cache))]
-    if held is not None and not Path(held.path).is_relative_to(cache):
-        found.append(Mount(str(held.path), str(held.path)))  # file:// or volume:// model
-    volume = _volume_path(config, spec, worker)
+    if model_path is not None and not model_path.is_relative_to(cache):
+        found.append(Mount(str(model_path), str(model_path)))
     if volume is not None:
         # The hub cache is not mounted inside the volume: that would create its mount point
         # on the user's volume.
@@ -186,6 +223,7 @@ class ContainerWorkers:
         self._watchers: dict[str, asyncio.subprocess.Process] = {}
         self._builds: dict[str, asyncio.Lock] = {}  # endpoint -> its image build, one at a time
         self._pins: dict[str, tuple[EndpointSpec, Acquired]] = {}  # endpoint -> its deploy's image
+        self._prepulls: dict[str, asyncio.Task[None]] = {}  # endpoint -> its deploy's pre-pull
 
     def engine(self) -> Engine:
         try:
@@ -198,6 +236,11 @@ class ContainerWorkers:
         if self._images is None:
             self._images = ImageStore(self.engine(), self._dir)
         return self._images
+
+    def held_keys(self) -> tuple[str, ...]:
+        """The images this host holds, under every name placement may look for (from the
+        store's index file: no engine call)."""
+        return index_keys(read_index(self._dir))
 
     async def prepare(
         self,
@@ -213,16 +256,8 @@ class ContainerWorkers:
         """
         engine = self.engine()
         section = spec.worker.container
-        login = (
-            self._config.containers.registries.get(section.registry) if section.registry else None
-        )
-        if section.registry and login is None:
-            raise ContainerError(
-                f"[worker.container] registry = {section.registry!r} is not in the server "
-                f"config's [containers.registries]"
-            )
         worker.image_pull_started_at = time.time()
-        pulled = await self._pinned_image(spec, login)
+        pulled = await self._pinned_image(spec, self._login(spec))
         worker.image_pulled_at = time.time()
         if not pulled.pulled:  # the host held it: the image_pull phase is 0
             worker.image_pull_started_at = worker.image_pulled_at
@@ -256,6 +291,47 @@ class ContainerWorkers:
             tuple(engine.argv(*run_argv(engine.dialect, request))), cli_env, self._dir, pulled
         )
 
+    def _login(self, spec: EndpointSpec) -> RegistryLogin | None:
+        section = spec.worker.container
+        if not section.registry:
+            return None
+        login = self._config.containers.registries.get(section.registry)
+        if login is None:
+            raise ContainerError(
+                f"[worker.container] registry = {section.registry!r} is not in the server "
+                f"config's [containers.registries]"
+            )
+        return login
+
+    def prepull(self, spec: EndpointSpec) -> None:
+        """Get the image of this deploy of `spec` in the background and pin the deploy to it
+        (`_pinned_image`): its workers, started once it is here, pull nothing. A redeploy
+        starts its own; the one of the definition it replaces ends alone."""
+        task = asyncio.ensure_future(self._prepull(spec))
+        self._prepulls[spec.name] = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def prepulling(self, endpoint: str) -> bool:
+        task = self._prepulls.get(endpoint)
+        return task is not None and not task.done()
+
+    def release(self, endpoint: str) -> None:
+        """The endpoint is undeployed: its image is no longer pinned (the image-store budget
+        may evict it once no container uses it)."""
+        self._pins.pop(endpoint, None)
+        self._prepulls.pop(endpoint, None)
+
+    async def _prepull(self, spec: EndpointSpec) -> None:
+        log.info("endpoint %s deployed: getting image %s", spec.name, spec.worker.image)
+        try:
+            got = await self._pinned_image(spec, self._login(spec))
+        except ContainerError as exc:  # its first worker tries again and fails with the reason
+            log.warning("endpoint %s: image not pre-pulled: %s", spec.name, exc)
+            return
+        how = f"pulled in {got.seconds:.1f}s" if got.pulled else "already on this host"
+        log.info("endpoint %s: image %s %s", spec.name, got.image.id[:12], how)
+
     async def _pinned_image(self, spec: EndpointSpec, login: RegistryLogin | None) -> Acquired:
         """The image of this deploy of `spec`. The first worker resolves the reference (pulling
         as `pull` says) and pins the deploy to the image id it got: every later worker of that
@@ -271,7 +347,10 @@ class ContainerWorkers:
                     ref, built = await asyncio.to_thread(build_image, self.engine(), spec)
                 if built:
                     log.info("built image %s for %s", ref, spec.name)
-            pulled = await self.images.acquire(ref, spec.worker.container.pull, login)
+            built_here = bool(spec.worker.container.build)
+            pulled = await self.images.acquire(
+                ref, spec.worker.container.pull, login, built=built_here
+            )
         except (ImageError, ImageBuildError) as exc:
             raise ContainerError(str(exc)) from None
         self._pins[spec.name] = (spec, pulled)

@@ -56,6 +56,8 @@ class Deployments:
         are replaced by a rolling redeploy; scaling changes apply at once."""
         require_engine(spec, self._config)  # an image endpoint needs a container engine here
         old = await self._endpoints.remember(spec, text)
+        if self._leading():  # its image, got before its workers start (runq.fleet.images)
+            self._fleet.prepull(spec)
         if old is not None and runs_differently(old, spec):
             await self._replace_workers(old, spec)
         self._poke()

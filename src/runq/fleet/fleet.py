@@ -19,6 +19,7 @@ from runq.core.job import Job, parse_worker_result
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Placement, Worker, WorkerState
 from runq.fleet import lifecycle
+from runq.fleet.images import prepull_on_deploy, release_on_undeploy
 from runq.fleet.jobs import Jobs
 from runq.fleet.provisioner import Provisioner
 from runq.fleet.registry import WorkerRegistry
@@ -401,6 +402,11 @@ class Fleet:
                 self.registry.remove(worker.id, "endpoint undeployed")  # throttled: no process
         if leading:
             await self.provisioner.stop_endpoint(endpoint, "endpoint undeployed")
+            release_on_undeploy(self.provisioner, endpoint)  # its image may be evicted now
+
+    def prepull(self, spec: EndpointSpec) -> None:
+        """A deploy: get its image before its first workers start (runq.fleet.images)."""
+        prepull_on_deploy(self.provisioner, spec)
 
     async def restart_endpoint(self, endpoint: str, reason: str) -> None:
         await self.provisioner.stop_endpoint(endpoint, reason)

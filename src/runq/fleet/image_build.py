@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from runq.core.spec import EndpointSpec
@@ -44,9 +45,17 @@ def built_tag(spec: EndpointSpec) -> str:
     return f"{spec.worker.image}:{context_hash(spec.worker.dir)[:16]}"
 
 
-def build_image(engine: Engine, spec: EndpointSpec, force: bool = False) -> tuple[str, bool]:
+def build_image(
+    engine: Engine,
+    spec: EndpointSpec,
+    force: bool = False,
+    build_args: Mapping[str, str] | None = None,
+) -> tuple[str, bool]:
     """(tag, built now): the folder's image, built unless the engine holds that tag already.
     Blocking (a build takes seconds to minutes): the provisioner runs it in a thread.
+
+    `build_args` set the Containerfile's ARGs (say, BASE: a base image from a local mirror).
+    They are not part of the tag: the tag names the folder, however its image was built.
 
     Raises:
         ImageBuildError: the Containerfile is missing or the build failed.
@@ -59,7 +68,9 @@ def build_image(engine: Engine, spec: EndpointSpec, force: bool = False) -> tupl
     held = subprocess.run(engine.argv("image", "inspect", tag), env=env, capture_output=True)
     if held.returncode == 0 and not force:
         return tag, False
-    args = ["build", "-f", str(containerfile), "-t", tag, str(spec.worker.dir)]
+    args = ["build", "-f", str(containerfile), "-t", tag]
+    args += [f"--build-arg={key}={value}" for key, value in (build_args or {}).items()]
+    args.append(str(spec.worker.dir))
     done = subprocess.run(engine.argv(*args), env=env, capture_output=True, text=True)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])

@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from runq.core.containers_config import RegistryLogin
-from runq.core.image_ref import check_image_ref
-from runq.fleet.engine import Engine
+from runq.core.image_ref import check_image_ref, held_keys
+from runq.core.spec import EndpointSpec
+from runq.fleet.engine import Dialect, Engine
 
 log = logging.getLogger("runq.fleet")
+
+
+INDEX_FILE = "images.json"  # in the host's containers state dir: what runq pulled or found
 
 
 class ImageError(Exception):
@@ -33,6 +38,9 @@ class ImageInfo:
     digest: str  # the registry's manifest digest ("" for a locally built image)
     size: int  # bytes, as the engine reports them
     last_used: float  # epoch seconds
+    # runq pulled or built it: only such images are evicted (one the user put on the host and
+    # runq merely found is never removed by runq).
+    owned: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,32 @@ def loopback_registry(ref: str) -> bool:
     return host.split(":", 1)[0] in ("localhost", "127.0.0.1") and ":" in host
 
 
+def pull_argv(dialect: Dialect, ref: str, auth: Path | None) -> tuple[list[str], dict[str, str]]:
+    """The engine's `pull` of `ref` (the arguments after its binary) and the variables it
+    needs, with the login in `auth` (a containers-auth.json, docker's config.json layout).
+
+    podman takes the file (`--authfile`) and must be told that a loopback registry speaks no
+    TLS; docker reads DIR/config.json from DOCKER_CONFIG and trusts 127.0.0.0/8 already (it
+    has no --tls-verify flag).
+
+    >>> from runq.fleet.engine import DIALECTS
+    >>> pull_argv(DIALECTS["podman"], "localhost:5000/w:1", None)
+    (['pull', '--quiet', '--tls-verify=false', 'localhost:5000/w:1'], {})
+    >>> pull_argv(DIALECTS["docker"], "reg.example/w:1", Path("/d/auth/reg/config.json"))
+    (['pull', '--quiet', 'reg.example/w:1'], {'DOCKER_CONFIG': '/d/auth/reg'})
+    """
+    args = ["pull", "--quiet"]
+    env: dict[str, str] = {}
+    podman = dialect.name == "podman"
+    if podman and loopback_registry(ref):
+        args.append("--tls-verify=false")
+    if auth is not None and podman:
+        args += ["--authfile", str(auth)]
+    elif auth is not None:
+        env["DOCKER_CONFIG"] = str(auth.parent)
+    return [*args, ref], env
+
+
 class ImageStore:
     """This host's images, as seen through one engine."""
 
@@ -78,7 +112,7 @@ class ImageStore:
         self._engine = engine
         self._dir = state_dir
         self._flights: dict[str, asyncio.Task[Acquired]] = {}
-        self._index_path = state_dir / "images.json"
+        self._index_path = state_dir / INDEX_FILE
 
     async def inspect(self, ref: str) -> ImageInfo | None:
         code, out, _ = await run_engine(self._engine, "image", "inspect", ref, timeout=60)
@@ -95,52 +129,48 @@ class ImageStore:
             ref, str(data.get("Id", "")), digest, int(data.get("Size", 0)), time.time()
         )
 
-    async def acquire(self, ref: str, policy: str, login: RegistryLogin | None = None) -> Acquired:
+    async def acquire(
+        self, ref: str, policy: str, login: RegistryLogin | None = None, built: bool = False
+    ) -> Acquired:
         """The image, pulled if `policy` asks for it. Concurrent calls for one reference share
-        one pull (a fleet scaling out from zero pulls once, not once per worker).
+        one pull (a fleet scaling out from zero pulls once, not once per worker). `built`: runq
+        built `ref` (a worker folder's image), so it is runq's to evict like a pulled one.
 
         Raises:
             ImageError: pull = "never" and it is absent, or the pull failed.
         """
         flight = self._flights.get(ref)
         if flight is None:
-            flight = asyncio.create_task(self._acquire(ref, policy, login))
+            flight = asyncio.create_task(self._acquire(ref, policy, login, built))
             self._flights[ref] = flight
             flight.add_done_callback(lambda _: self._flights.pop(ref, None))
         return await asyncio.shield(flight)
 
-    async def _acquire(self, ref: str, policy: str, login: RegistryLogin | None) -> Acquired:
+    async def _acquire(
+        self, ref: str, policy: str, login: RegistryLogin | None, built: bool
+    ) -> Acquired:
         started = time.perf_counter()
         if policy != "always":
             found = await self.inspect(ref)
             if found is not None:
-                self._record(found)
+                found = self._record(replace(found, owned=built))
                 return Acquired(found, False, time.perf_counter() - started)
             if policy == "never":
                 raise ImageError(
                     f'image {ref} is not on this host and [worker.container] pull = "never": '
                     "pull or build it first (runq bundle build), or allow pulls"
                 )
-        args = ["pull", "--quiet"]
-        podman = self._engine.dialect.name == "podman"
-        if loopback_registry(ref) and podman:  # docker trusts 127.0.0.0/8 without TLS already
-            args.append("--tls-verify=false")
-        env: dict[str, str] = {}
-        if login is not None:
-            auth = self._auth_file(login)
-            if podman:
-                args += ["--authfile", str(auth)]
-            else:
-                env["DOCKER_CONFIG"] = str(auth.parent)  # docker reads DIR/config.json
+        auth = self._auth_file(login) if login is not None else None
+        args, env = pull_argv(self._engine.dialect, ref, auth)
         log.info("pulling image %s", ref)
-        code, _, err = await run_engine(self._engine, *args, ref, env=env)
+        code, _, err = await run_engine(self._engine, *args, env=env)
         if code != 0:
             lines = err.strip().splitlines()
             raise ImageError(f"pull of {ref} failed: {lines[-1] if lines else f'exit {code}'}")
         found = await self.inspect(ref)
         if found is None:
             raise ImageError(f"pull of {ref} succeeded but the engine cannot find it")
-        self._record(found)
+        found = self._record(replace(found, owned=True))
         return Acquired(found, True, time.perf_counter() - started)
 
     def _auth_file(self, login: RegistryLogin) -> Path:
@@ -185,16 +215,18 @@ class ImageStore:
 
     def held(self) -> dict[str, ImageInfo]:
         """Which images this host holds (by reference), as last recorded."""
-        try:
-            raw = json.loads(self._index_path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return {ref: ImageInfo(**row) for ref, row in raw.items() if isinstance(row, dict)}
+        return read_index(self._dir)
 
-    def _record(self, info: ImageInfo) -> None:
-        index = {ref: asdict(row) for ref, row in self.held().items()}
+    def _record(self, info: ImageInfo) -> ImageInfo:
+        """Note that the host holds `info` now; what runq pulled or built stays runq's."""
+        held = self.held()
+        before = held.get(info.ref)
+        if before is not None and before.owned and before.id == info.id:
+            info = replace(info, owned=True)
+        index = {ref: asdict(row) for ref, row in held.items()}
         index[info.ref] = asdict(info)
         self._write(index)
+        return info
 
     def _write(self, index: dict[str, dict[str, object]]) -> None:
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -203,9 +235,32 @@ class ImageStore:
         tmp.replace(self._index_path)
 
 
+def read_index(state_dir: Path) -> dict[str, ImageInfo]:
+    """The images a host's store recorded (by reference), read without asking the engine:
+    placement reads it every scheduler tick."""
+    try:
+        raw = json.loads((state_dir / INDEX_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(raw, dict):
+        return {}
+    found: dict[str, ImageInfo] = {}
+    for ref, row in raw.items():
+        with contextlib.suppress(TypeError):
+            found[ref] = ImageInfo(**row)
+    return found
+
+
+def index_keys(held: Mapping[str, ImageInfo]) -> tuple[str, ...]:
+    """Every name placement may look for among `held` (`runq.core.image_ref.held_keys`)."""
+    keys = (key for ref, info in held.items() for key in held_keys(ref, info.digest))
+    return tuple(sorted(set(keys)))
+
+
 def choose_evictions(held: Mapping[str, ImageInfo], budget: int, in_use: set[str]) -> list[str]:
     """Which images to remove so the rest fit in `budget` bytes: least recently used first,
-    skipping those in use. A budget of 0 means no limit.
+    skipping those in use and those runq did not pull or build (they count, as they take the
+    room, but stay: the user put them there). A budget of 0 means no limit.
 
     Example: a (3 GB, used at 10), b (2 GB, at 20), c (4 GB, at 30), budget 5 GB: 9 GB held;
     remove a (6 GB left), then b (4 GB): ["a", "b"]. With a in use: b, then c: ["b", "c"].
@@ -217,8 +272,41 @@ def choose_evictions(held: Mapping[str, ImageInfo], budget: int, in_use: set[str
     for ref, info in sorted(held.items(), key=lambda item: item[1].last_used):
         if total <= budget:
             break
-        if info.id in in_use:
+        if info.id in in_use or not info.owned:
             continue
         chosen.append(ref)
         total -= info.size
     return chosen
+
+
+# --- deploy hook: pre-pull ------------------------------------------------------------------
+# Called by Deployments.deploy (through Fleet.prepull) and read by the scheduler; the
+# provisioner does the pulling
+# (`prepull(spec)`, `prepulling(name)`: LocalProvisioner through ContainerWorkers). One that
+# has neither (Ray: which node a worker lands on is decided when it starts) pulls at the start.
+
+
+def prepull_on_deploy(provisioner: object, spec: EndpointSpec) -> bool:
+    """Deploying an image endpoint that keeps workers up (`active_workers` > 0) starts getting
+    its image now, so that its first workers start with the image on the host (their
+    `image_pull` phase is 0) instead of each waiting in its cold start. Returns at once; True
+    when a pre-pull started."""
+    start = getattr(provisioner, "prepull", None)
+    if start is None or not spec.worker.image or spec.scaling.active_workers < 1:
+        return False
+    start(spec)
+    return True
+
+
+def prepulling(provisioner: object, endpoint: str) -> bool:
+    """Whether the endpoint's deploy is still getting its image: the scheduler starts none of
+    its workers until it is done (or failed: then the first worker tries, and says why)."""
+    pulling = getattr(provisioner, "prepulling", None)
+    return bool(pulling is not None and pulling(endpoint))
+
+
+def release_on_undeploy(provisioner: object, endpoint: str) -> None:
+    """An undeployed endpoint's image is no longer pinned: the budget may evict it."""
+    release = getattr(provisioner, "release_image", None)
+    if release is not None:
+        release(endpoint)

@@ -136,6 +136,21 @@ class LocalProvisioner:
         await self._forks.shutdown()
         kill_leftovers(self._config.data_dir)
 
+    def prepull(self, spec: EndpointSpec) -> None:
+        """A deploy's image, got before its workers start (runq.fleet.images.prepull_on_deploy)."""
+        self.containers.prepull(spec)
+
+    def prepulling(self, endpoint: str) -> bool:
+        return self.containers.prepulling(endpoint)
+
+    def release_image(self, endpoint: str) -> None:
+        """The endpoint is undeployed: its image may be evicted (runq.fleet.images)."""
+        self.containers.release(endpoint)
+
+    def images_held(self) -> tuple[str, ...]:
+        """The container images this machine holds, as placement names them."""
+        return self.containers.held_keys()
+
     def park(self, worker_id: str) -> bool:
         """Freezes the worker's processes (FlashBoot)."""
         if self._image_worker(worker_id):

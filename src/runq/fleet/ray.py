@@ -17,7 +17,11 @@ and placement prefers that node next time, also after a restart or a change of l
 
 Each actor (`runq.fleet.ray_actor`) runs the worker command as a child process in its own
 process group (so park and revive are SIGSTOP / SIGCONT of the group, as on one machine) that
-dies with the actor. A node
+dies with the actor. An image worker's actor runs the engine's CLI instead and drives its
+container by name (`runq.fleet.ray_containers`): frozen through its cgroup, stopped and removed
+through the engine. Each node has its own image store (one pull per node and image, its own
+index and budget); which node holds which image is recorded in the store beside the models
+(`runq.fleet.ray_images`), so placement prefers those nodes. A node
 that disappears takes its actors with it: the wait on the actor fails, the worker counts as
 exited unexpectedly, and its jobs are requeued like any lost worker's.
 """
@@ -29,17 +33,21 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from runq.core.config import ServerConfig
-from runq.core.hosts import Gpu, Host, category_of
+from runq.core.hosts import Host
 from runq.core.secret_refs import SecretMissing, resolve
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
+from runq.fleet.containers import ContainerError
 from runq.fleet.local import resolve_command
 from runq.fleet.provisioner import ExitHandler
 from runq.fleet.ray_actor import Isolation, ModelRequest, WorkerActor
+from runq.fleet.ray_containers import NodeImages
+from runq.fleet.ray_images import RayImages, split_index, watch_start
+from runq.fleet.ray_nodes import RayNode, actor_resources, node_to_host
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.secrets import SECRETS_FILE, Secrets
 from runq.fleet.worker_env import worker_env
@@ -50,91 +58,9 @@ from runq.store.base import JobStore
 log = logging.getLogger("runq.fleet")
 
 
-GPU_RESOURCE_PREFIX = "gpu:"
-ACCELERATOR_PREFIX = "accelerator_type:"
-LABEL_DATA_CENTER = "runq.io/data-center"
-LABEL_CUDA = "runq.io/cuda-version"
-LABEL_VOLUME_PREFIX = "runq.io/volume."
-CPU_SLOTS_PER_CORE = 4  # as on one machine: CPU workers are mostly waiting, not computing
 _STOP_GRACE_S = 5.0
 LOG_SHIP_EVERY_S = 0.5  # a Ray worker's lines reach the control plane this often
 _NAMESPACE = "runq"
-
-
-@dataclass(frozen=True)
-class RayNode:
-    """What runq reads from one entry of `ray.nodes()`."""
-
-    node_id: str
-    alive: bool
-    resources: Mapping[str, float]
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-def node_to_host(
-    node: RayNode, models: tuple[str, ...] = (), volume_paths: Mapping[str, str] | None = None
-) -> Host:
-    """A Ray node as a runq host, named by its node id (the placement key).
-
-    >>> node = RayNode("ab12", True, {"CPU": 2, "gpu:L4": 2}, {LABEL_DATA_CENTER: "eu"})
-    >>> host = node_to_host(node)
-    >>> host.name, host.data_center, host.gpus, host.cpu_slots
-    ('ab12', 'eu', (Gpu(type='L4', memory_gb=24, count=2),), 8)
-    """
-    gpus: list[Gpu] = []
-    for key, amount in sorted(node.resources.items()):
-        if key.startswith(GPU_RESOURCE_PREFIX) and amount >= 1:
-            gpus.append(_gpu(key[len(GPU_RESOURCE_PREFIX) :], int(amount)))
-    if not gpus and node.resources.get("GPU", 0) >= 1:
-        accelerators = [
-            key[len(ACCELERATOR_PREFIX) :]
-            for key in node.resources
-            if key.startswith(ACCELERATOR_PREFIX)
-        ]
-        if accelerators:
-            gpus.append(_gpu(accelerators[0], int(node.resources["GPU"])))
-    paths = volume_paths or {}
-    prefix = len(LABEL_VOLUME_PREFIX)
-    names = [key[prefix:] for key in node.labels if key.startswith(LABEL_VOLUME_PREFIX)]
-    volumes = {name: paths.get(name, f"/mnt/{name}") for name in names}
-    return Host(
-        name=node.node_id,
-        data_center=node.labels.get(LABEL_DATA_CENTER, ""),
-        cuda_version=node.labels.get(LABEL_CUDA, ""),
-        volumes=volumes,
-        models=models,
-        gpus=tuple(gpus),
-        cpu_slots=int(node.resources.get("CPU", 0)) * CPU_SLOTS_PER_CORE,
-    )
-
-
-def actor_resources(
-    node_resources: Mapping[str, float], gpu_type: str, count: int
-) -> tuple[dict[str, float], float]:
-    """The Ray resources that hold `count` GPUs of `gpu_type` on a node: (custom, num_gpus).
-
-    The node's custom `gpu:<TYPE>` resource when it declares one; else Ray's own GPUs (Ray then
-    sets the actor's CUDA_VISIBLE_DEVICES). CPU workers hold nothing: runq counts their slots.
-
-    >>> actor_resources({"gpu:L4": 2}, "L4", 1)
-    ({'gpu:L4': 1.0}, 0.0)
-    >>> actor_resources({"GPU": 4, "accelerator_type:H100": 1}, "H100", 2)
-    ({}, 2.0)
-    >>> actor_resources({"CPU": 8}, "cpu", 0)
-    ({}, 0.0)
-    """
-    if count == 0 or gpu_type == "cpu":
-        return {}, 0.0
-    custom = f"{GPU_RESOURCE_PREFIX}{gpu_type}"
-    if custom in node_resources:
-        return {custom: float(count)}, 0.0
-    return {}, float(count)
-
-
-def _gpu(gpu_type: str, count: int) -> Gpu:
-    """A GPU type as placement knows it: memory from its category in the price table."""
-    category = category_of(gpu_type)
-    return Gpu(gpu_type, category.memory_gb if category else 0, count)
 
 
 async def _ship_logs(handle: Any, copy: CappedLog) -> None:
@@ -158,6 +84,11 @@ class _Actor:
     task: asyncio.Task[None] | None = None
     stopping: bool = False
     stop_reason: str = "stopped"
+    freezes: int = 0  # an image worker's freeze/thaw orders, numbered: the node keeps the last
+
+    @property
+    def image(self) -> bool:
+        return bool(self.spec.worker.image)
 
 
 class RayProvisioner:
@@ -178,6 +109,7 @@ class RayProvisioner:
         self._store = store
         self._actors: dict[str, _Actor] = {}
         self._cached: dict[str, set[str]] = {}  # node id -> model sources pulled there
+        self.images = RayImages(config, store)  # which node holds which image; pulls there
         self._nodes: dict[str, Mapping[str, float]] = {}  # node id -> resources, as last read
         self._hosts: tuple[Host, ...] = ()
         # The control plane's own machine's cache (`runq cache`, /admin/cache). Each node's
@@ -199,7 +131,8 @@ class RayProvisioner:
                 configure_logging=False,
             )
         remote: Any = ray.remote  # its typed overloads do not cover actor options
-        self._actor_class = remote(max_concurrency=4, num_cpus=0, max_restarts=0)(WorkerActor)
+        self._actor_class = remote(max_concurrency=8, num_cpus=0, max_restarts=0)(WorkerActor)
+        self.images.actor_class = remote(num_cpus=0, max_restarts=0)(NodeImages)
 
     def nodes(self) -> list[RayNode]:
         import ray
@@ -220,15 +153,18 @@ class RayProvisioner:
         self._nodes = {node.node_id: node.resources for node in nodes}
         self._hosts = tuple(
             node_to_host(
-                node, tuple(sorted(self._cached.get(node.node_id, ()))), self._config.ray_volumes
+                node,
+                tuple(sorted(self._cached.get(node.node_id, ()))),
+                self._config.ray_volumes,
+                self.images.on(node.node_id),
             )
             for node in nodes
         )
         return self._hosts
 
     async def load_index(self) -> None:
-        """Which node caches which model, as recorded in the store."""
-        self._cached = {h: set(s) for h, s in (await self._store.host_models()).items()}
+        """Which node caches which model and holds which image, as recorded in the store."""
+        self._cached, self.images.held = split_index(await self._store.host_models())
 
     async def record_cached(self, node_id: str, source: str) -> None:
         if source not in self._cached.get(node_id, set()):
@@ -272,7 +208,15 @@ class RayProvisioner:
             self._config.log_backups,
         )
         shipping: asyncio.Task[None] | None = None
+        watching: asyncio.Task[None] | None = None
         code = -1
+        failure = ""
+        isolation = Isolation(
+            data_dir=str(self._config.data_dir),
+            env_pass=self._config.worker_env_pass,
+            log_max_bytes=self._config.log_max_bytes,
+            log_backups=self._config.log_backups,
+        )
         try:
             options: dict[str, Any] = {"resources": resources, "num_gpus": num_gpus}
             if placement is not None:
@@ -280,33 +224,47 @@ class RayProvisioner:
                     placement.host, soft=False
                 )
             actor.handle = self._actor_class.options(**options).remote()
-            actor.pid = await actor.handle.start.remote(
-                list(resolve_command(spec.worker.command)),
-                str(spec.worker.dir),
-                env,
-                log_path,
-                self._model_request(spec, host),
-                Isolation(
-                    data_dir=str(self._config.data_dir),
-                    env_pass=self._config.worker_env_pass,
-                    log_max_bytes=self._config.log_max_bytes,
-                    log_backups=self._config.log_backups,
-                ),
-            )
+            if actor.image:  # its image on its node, then its container (fleet/ray_images.py)
+                model = self._model_request(spec, host)
+                actor.pid = await self.images.start(
+                    actor.handle,
+                    spec,
+                    worker,
+                    host,
+                    endpoint_env,
+                    (log_path, model, isolation),
+                    list(self._actors),
+                    lambda: actor.stopping,
+                )
+                watching = asyncio.create_task(watch_start(actor.handle, worker))
+            else:
+                actor.pid = await actor.handle.start.remote(
+                    list(resolve_command(spec.worker.command)),
+                    str(spec.worker.dir),
+                    env,
+                    log_path,
+                    self._model_request(spec, host),
+                    isolation,
+                )
             shipping = asyncio.create_task(_ship_logs(actor.handle, copy))
             if spec.model is not None and spec.model.source and placement is not None:
                 await self.record_cached(placement.host, spec.model.source)
             code = await actor.handle.wait.remote()
         except RayError as exc:
             log.warning("worker %s of %s lost with its Ray actor: %s", worker.id, spec.name, exc)
+        except ContainerError as exc:
+            failure = f"container failed: {exc}"
+            log.error("worker %s of %s: %s", worker.id, spec.name, failure)
         finally:
+            if watching is not None:
+                watching.cancel()
             if shipping is not None:
                 shipping.cancel()
                 with contextlib.suppress(Exception):
                     copy.write(await actor.handle.take_log.remote())  # the last lines
             copy.close()
             self._actors.pop(worker.id, None)
-            reason = actor.stop_reason if actor.stopping else f"exited with code {code}"
+            reason = actor.stop_reason if actor.stopping else failure or f"exited with code {code}"
             if actor.handle is not None:
                 import ray
 
@@ -333,7 +291,13 @@ class RayProvisioner:
             return
         actor.stopping = True
         actor.stop_reason = reason
-        if actor.handle is not None:
+        if actor.handle is not None and actor.image:
+            # By name, through the engine (thawed first): the CLI's signals do not reach it.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    actor.handle.stop_container.remote(_STOP_GRACE_S), _STOP_GRACE_S + 30
+                )
+        elif actor.handle is not None:
             with contextlib.suppress(Exception):
                 await actor.handle.signal.remote(int(signal.SIGCONT))
                 await actor.handle.signal.remote(int(signal.SIGTERM))
@@ -341,6 +305,9 @@ class RayProvisioner:
             try:
                 await asyncio.wait_for(asyncio.shield(actor.task), _STOP_GRACE_S)
             except TimeoutError:
+                if actor.image and actor.handle is not None:  # killing the actor leaves it
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(actor.handle.remove_container.remote(), 30)
                 self._kill_actor(actor)
                 with contextlib.suppress(asyncio.CancelledError):
                     await actor.task
@@ -352,11 +319,25 @@ class RayProvisioner:
     async def shutdown(self) -> None:
         await asyncio.gather(*(self.stop(wid, "runq stopped") for wid in list(self._actors)))
 
+    def release_image(self, endpoint: str) -> None:
+        """The endpoint is undeployed: its image is no longer pinned (runq.fleet.images)."""
+        self.images.release(endpoint)
+
     def park(self, worker_id: str) -> bool:
-        return self._signal(worker_id, signal.SIGSTOP)
+        return self._freeze(worker_id, True) or self._signal(worker_id, signal.SIGSTOP)
 
     def revive(self, worker_id: str) -> bool:
-        return self._signal(worker_id, signal.SIGCONT)
+        return self._freeze(worker_id, False) or self._signal(worker_id, signal.SIGCONT)
+
+    def _freeze(self, worker_id: str, frozen: bool) -> bool:
+        """An image worker's container is frozen through its cgroup on its node (fire and
+        forget; orders are numbered so that a late one cannot undo a newer one)."""
+        actor = self._actors.get(worker_id)
+        if actor is None or actor.handle is None or not actor.image:
+            return False
+        actor.freezes += 1
+        actor.handle.freeze.remote(frozen, actor.freezes)
+        return True
 
     def kill(self, worker_id: str, reason: str | None = None) -> bool:
         actor = self._actors.get(worker_id)
@@ -365,6 +346,9 @@ class RayProvisioner:
         if reason is not None:
             actor.stopping = True
             actor.stop_reason = reason
+        if actor.image and actor.handle is not None:
+            actor.handle.remove_container.remote()  # by name: killing the CLI leaves it running
+            return True
         return self._signal(worker_id, signal.SIGKILL)
 
     def pid(self, worker_id: str) -> int | None:

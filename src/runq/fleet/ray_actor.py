@@ -15,9 +15,12 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runq.models import ModelCache
+
+if TYPE_CHECKING:
+    from runq.fleet.ray_containers import ContainerRequest
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class WorkerActor:
         self.isolation: Isolation | None = None
         self.worker_id = ""
         self.shipping: Any = None  # runq.fleet.worker_logs.ShipBuffer: lines for the control plane
+        self.container: Any = None  # runq.fleet.ray_containers.NodeContainer: an image worker's
 
     def start(
         self,
@@ -59,24 +63,13 @@ class WorkerActor:
 
         from runq.fleet import workdir
         from runq.fleet.worker_env import WORKER_MARKER, inherited_env
-        from runq.fleet.worker_logs import CappedLog, ShipBuffer, pump_blocking
 
         isolation = isolation or Isolation(data_dir=str(Path(log_path).parents[2]))
         self.isolation = isolation
         env = {**inherited_env(os.environ, isolation.env_pass), **env}
         self.worker_id = env.get(WORKER_MARKER, "")
         if model is not None:  # initialization's first phase, on the node: its own host cache
-            from runq.models.env import model_env
-
-            cache = ModelCache(Path(model.cache_dir), model.cache_max_bytes)
-            self.held = cache.acquire(
-                model.source,
-                model.revision,
-                model.sha256,
-                volumes=model.volumes,
-                base_dir=Path(cwd),
-            )
-            env.update(model_env(self.held))
+            env.update(self._hold_model(model, Path(cwd)))
         gpu_ids = ray.get_gpu_ids()
         if gpu_ids:  # Ray's own GPUs: the ones Ray gave this actor
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in gpu_ids)
@@ -114,6 +107,69 @@ class WorkerActor:
                 os.close(write_end)
             break
         self.place = place
+        self._copy_output(read_end, log_path, isolation)
+        return self.process.pid
+
+    def start_container(
+        self,
+        request: ContainerRequest,
+        env: dict[str, str],
+        log_path: str,
+        model: ModelRequest | None = None,
+        isolation: Isolation | None = None,
+    ) -> int:
+        """Run an image worker: the engine's CLI, attached, is this actor's process (its
+        output is the container's); `env` goes to the container through a 0600 env file."""
+        import time
+
+        import ray
+
+        from runq.fleet.ray_containers import NodeContainer
+        from runq.fleet.worker_env import WORKER_MARKER
+
+        isolation = isolation or Isolation(data_dir=request.data_dir)
+        self.isolation = isolation
+        self.worker_id = env.get(WORKER_MARKER, "")
+        model_path: Path | None = None
+        if model is not None:
+            env = {**env, **self._hold_model(model, Path(isolation.data_dir))}
+            model_path = Path(self.held.path)
+        container = NodeContainer(request)
+        self.container = container
+        ray_gpus = [str(i) for i in ray.get_gpu_ids()]
+        argv, cli_env = container.prepare(env, model_path, ray_gpus)
+        read_end, write_end = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                argv,
+                cwd=container.state,
+                env=cli_env,
+                stdin=subprocess.DEVNULL,
+                stdout=write_end,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            os.close(write_end)
+        container.watch_start(time.time())
+        self._copy_output(read_end, log_path, isolation)
+        return self.process.pid
+
+    def _hold_model(self, model: ModelRequest, base_dir: Path) -> dict[str, str]:
+        """Pull the endpoint's model into this node's cache and pin it while the worker runs;
+        the variables that tell the worker where it is."""
+        from runq.models.env import model_env
+
+        cache = ModelCache(Path(model.cache_dir), model.cache_max_bytes)
+        self.held = cache.acquire(
+            model.source, model.revision, model.sha256, volumes=model.volumes, base_dir=base_dir
+        )
+        return model_env(self.held)
+
+    def _copy_output(self, read_end: int, log_path: str, isolation: Isolation) -> None:
+        from runq.fleet.worker_logs import CappedLog, ShipBuffer, pump_blocking
+
         self.shipping = ShipBuffer()
         sink = CappedLog(
             Path(log_path),
@@ -123,7 +179,6 @@ class WorkerActor:
         )
         self.copier = threading.Thread(target=pump_blocking, args=(read_end, sink), daemon=True)
         self.copier.start()
-        return self.process.pid
 
     def wait(self) -> int:
         from runq.fleet.proctree import kill_worker_tree
@@ -141,7 +196,25 @@ class WorkerActor:
             self.copier.join(timeout=5.0)
         if self.place is not None:
             self.place.remove()
+        if self.container is not None:
+            self.container.finished()
         return code
+
+    # An image worker's container, by name (signals to the engine's CLI do not reach it).
+    def freeze(self, frozen: bool, order: int = 0) -> bool:
+        return self.container is not None and bool(self.container.freeze(frozen, order))
+
+    def stop_container(self, grace_s: float) -> None:
+        if self.container is not None:
+            self.container.stop(grace_s)
+
+    def remove_container(self) -> None:
+        if self.container is not None:
+            self.container.remove()
+
+    def container_started(self, timeout: float) -> float | None:
+        """When the engine started the container (epoch s); None if unknown by `timeout`."""
+        return None if self.container is None else self.container.started(timeout)
 
     def signal(self, signum: int) -> bool:
         if self.process is None or self.process.poll() is not None:

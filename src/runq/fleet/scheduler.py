@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 
 from runq.core.config import ServerConfig
 from runq.core.hosts import Host
+from runq.core.image_ref import locality_key
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Placement, Worker, WorkerState
 from runq.fleet.endpoints import Endpoints
 from runq.fleet.fleet import Fleet
+from runq.fleet.images import prepulling
 from runq.fleet.jobs import Jobs
 from runq.fleet.lb import LoadBalancer
 from runq.fleet.machine import effective_hosts
@@ -49,24 +51,40 @@ def init_timeout_s(spec: EndpointSpec) -> float:
         return spec.scaling.init_timeout_s
 
 
-def with_cached_models(host: Host, hosts: tuple[Host, ...], cached: tuple[str, ...]) -> Host:
-    """`host` with this machine's model cache added to its models, when it is this machine: the
-    only host, or the one named "local" (as detected when runq.toml declares no hosts)."""
-    if not cached or (len(hosts) > 1 and host.name != "local"):
+def with_cached_models(
+    host: Host, hosts: tuple[Host, ...], cached: tuple[str, ...], images: tuple[str, ...] = ()
+) -> Host:
+    """`host` with this machine's model cache added to its models, and the container images
+    this machine holds to its images, when it is this machine: the only host, or the one named
+    "local" (as detected when runq.toml declares no hosts)."""
+    if not (cached or images) or (len(hosts) > 1 and host.name != "local"):
         return host
-    return dataclasses.replace(host, models=tuple(dict.fromkeys((*host.models, *cached))))
+    return dataclasses.replace(
+        host,
+        models=tuple(dict.fromkeys((*host.models, *cached))),
+        images=tuple(dict.fromkeys((*host.images, *images))),
+    )
+
+
+def image_key(spec: EndpointSpec) -> str:
+    """What placement looks for among a host's images: the endpoint's reference, "" for a
+    process worker or an image built from its folder (built on this machine only)."""
+    if not spec.worker.image or spec.worker.container.build:
+        return ""
+    return locality_key(spec.worker.image)
 
 
 @dataclass
 class _Usage:
     """What placed workers hold: GPU indices and CPU slots by host, placements by endpoint and
     GPU category (placement spreads an endpoint over categories), and this machine's cached
-    models."""
+    models and container images."""
 
     gpus: dict[str, set[int]]
     cpu: dict[str, int]
     by_category: dict[str, dict[str, int]] = field(default_factory=dict)
     cached: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
 
     def add(self, endpoint: str, where: Placement) -> None:
         if where.host not in self.gpus:
@@ -199,10 +217,18 @@ class Scheduler:
         for worker_id in decision.revive:
             if worker_id in by_id:
                 fleet.revive(by_id[worker_id], decision.reason)
-        if decision.start and now >= self._hold_until.get(spec.name, 0.0):
+        may_start = self._may_start(spec, now)
+        if decision.start and may_start:
             for _ in range(decision.start):
                 self._start_new(spec, decision.reason)
-        self.reshaper.step(spec, snapshot.in_queue, now >= self._hold_until.get(spec.name, 0.0))
+        self.reshaper.step(spec, snapshot.in_queue, may_start)
+
+    def _may_start(self, spec: EndpointSpec, now: float) -> bool:
+        """No new worker during the endpoint's crash-loop back-off, nor while its deploy gets
+        its image (runq.fleet.images: the workers then start with the image here)."""
+        if now < self._hold_until.get(spec.name, 0.0):
+            return False
+        return not prepulling(self._fleet.provisioner, spec.name)
 
     def _start_new(self, spec: EndpointSpec, reason: str) -> None:
         live_active = sum(
@@ -240,7 +266,11 @@ class Scheduler:
                 usage.add(worker.endpoint, worker.placement)
         # This machine's cache (a few small files); a cluster provisioner puts each node's
         # models in its hosts instead.
-        usage.cached = () if self._clustered else self._fleet.provisioner.models.sources()
+        provisioner = self._fleet.provisioner
+        usage.cached = () if self._clustered else provisioner.models.sources()
+        images_held = getattr(provisioner, "images_held", None)
+        if not self._clustered and images_held is not None:
+            usage.images = images_held()  # this machine's image index (a small file)
         self._tick_usage = usage
         return usage
 
@@ -248,7 +278,7 @@ class Scheduler:
         usage = self._usage()
         hosts = [
             placement_policy.HostUsage(
-                with_cached_models(host, self.hosts, usage.cached),
+                with_cached_models(host, self.hosts, usage.cached, usage.images),
                 frozenset(usage.gpus[host.name]),
                 usage.cpu[host.name],
             )
@@ -260,6 +290,7 @@ class Scheduler:
             hosts,
             usage.by_category.get(spec.name, {}),
             spread=spec.scaling.max_workers >= SPREAD_FROM,
+            image=image_key(spec),
         )
         if chosen is None:
             return None

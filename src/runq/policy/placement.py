@@ -1,4 +1,5 @@
-"""Where a new worker runs: GPU category priority, filters, model locality, packing, spread."""
+"""Where a new worker runs: GPU category priority, filters, model and image locality, packing,
+spread."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def place(
     hosts: Sequence[HostUsage],
     endpoint_workers_by_category: Mapping[str, int] | None = None,
     spread: bool = False,
+    image: str = "",
 ) -> Placement | None:
     """Choose a host and GPUs for one new worker of an endpoint, or None (the worker is THROTTLED).
 
@@ -55,10 +57,13 @@ def place(
 
     Among the hosts with room in a category, the choice is, in order:
       1. a host that has `model_source` cached (no download, a short cold start);
-      2. for "cpu", a CPU pool before a GPU host (leave GPU hosts' cores to their GPU workers);
-      3. packing: the fewest free GPUs of the type (free CPU slots for "cpu") that still fit.
+      2. a host that holds the container `image` of an image worker (no pull: a pull is seconds
+         to minutes of unpacking). After the model: weights are usually the larger download,
+         and runq advises keeping them out of images;
+      3. for "cpu", a CPU pool before a GPU host (leave GPU hosts' cores to their GPU workers);
+      4. packing: the fewest free GPUs of the type (free CPU slots for "cpu") that still fit.
          Best fit keeps whole hosts free for multi-GPU workers and lets idle machines stay idle;
-      4. the order of `hosts`, then of the types in the category table.
+      5. the order of `hosts`, then of the types in the category table.
     The worker gets the lowest free indices of the type on that host.
 
     Worked example: gpu = ["24GB", "48GB"], gpus_per_worker = 2, model "hf://m".
@@ -67,6 +72,10 @@ def place(
     free L4s -> Placement("b", (1, 2), "L4", "24GB"); c's cache does not matter, 24GB comes
     first. With spread and 3 workers in 24GB, 0 in 48GB: 48GB fits with fewer (0 < 3) ->
     Placement("c", (0, 1), "A6000", "48GB").
+
+    Image locality: gpu = ["24GB"], one GPU per worker, image "reg/w@sha256:1". Host a: 4 x L4,
+    1 used, holds the image ("reg/w@sha256:1" in a.images); host b: 4 x L4, 3 used. Packing
+    alone would pick b (1 free < 3 free); the image wins: Placement("a", (1,), "L4", "24GB").
     """
     fits: list[Placement] = []
     seen: set[str] = set()
@@ -75,7 +84,7 @@ def place(
         if category is None or category.name in seen:
             continue
         seen.add(category.name)
-        found = _place_in(category, compute, model_source, hosts)
+        found = _place_in(category, compute, model_source, image, hosts)
         if found is None:
             continue
         if not spread:
@@ -89,21 +98,26 @@ def place(
 
 
 def _place_in(
-    category: GpuCategory, compute: ComputeSection, model_source: str, hosts: Sequence[HostUsage]
+    category: GpuCategory,
+    compute: ComputeSection,
+    model_source: str,
+    image: str,
+    hosts: Sequence[HostUsage],
 ) -> Placement | None:
     is_cpu = category.name == CPU
     allowed = {t.casefold() for t in compute.gpu_types}
-    best: tuple[tuple[bool, bool, int, int, int], Placement] | None = None
+    best: tuple[tuple[bool, bool, bool, int, int, int], Placement] | None = None
     for order, usage in enumerate(hosts):
         host = usage.host
         if not _qualifies(host, compute, check_cuda=not is_cpu):
             continue
         not_cached = not (model_source and model_source in host.models)
+        not_held = not (image and image in host.images)
         if is_cpu:
             free_slots = host.cpu_slots - usage.cpu_workers
             if free_slots < 1:
                 continue
-            key = (not_cached, not host.is_cpu_pool, free_slots, order, 0)
+            key = (not_cached, not_held, not host.is_cpu_pool, free_slots, order, 0)
             candidate = Placement(host.name, (), CPU, CPU)
             if best is None or key < best[0]:
                 best = (key, candidate)
@@ -114,7 +128,7 @@ def _place_in(
             free = _free_gpus(usage, gpu_type)
             if len(free) < compute.gpus_per_worker:
                 continue
-            key = (not_cached, False, len(free), order, rank)
+            key = (not_cached, not_held, False, len(free), order, rank)
             candidate = Placement(
                 host.name, free[: compute.gpus_per_worker], gpu_type, category.name
             )
