@@ -42,15 +42,22 @@ class FakeProvisioner:
     hosts_: tuple[Host, ...]
     models: ModelCache
     running: dict[str, int] = field(default_factory=dict)
+    preparing: set[str] = field(default_factory=set)  # started, no process yet (a pull)
+    prepare_first: bool = False  # start() prepares instead of spawning at once
     log: list[tuple[str, str]] = field(default_factory=list)  # (action, worker id)
     _pids: itertools.count[int] = field(default_factory=lambda: itertools.count(1000))
 
     def start(self, spec: EndpointSpec, worker: Worker) -> None:
-        self.running[worker.id] = next(self._pids)
         self.log.append(("start", worker.id))
+        if self.prepare_first:
+            self.preparing.add(worker.id)
+        else:
+            self.running[worker.id] = next(self._pids)
 
     async def stop(self, worker_id: str, reason: str = "stopped") -> None:
+        """As the real one: a worker still being prepared is cut short, and never ran."""
         self.log.append(("stop", worker_id))
+        self.preparing.discard(worker_id)
         await self.exit(worker_id, 0, expected=True)
 
     async def stop_endpoint(self, name: str, reason: str = "endpoint stopped") -> None:

@@ -158,3 +158,21 @@ async def test_a_silent_worker_is_lost_and_its_job_runs_again(tmp_path: Path) ->
         assert worker.id in fleet.provisioner.actions("kill")
         again = await fleet.services.jobs.get(job.id)
         assert again is not None and again.status == JobStatus.IN_QUEUE and again.retries == 1
+
+
+async def test_a_worker_stopped_while_it_is_prepared_is_cut_short_and_forgotten(
+    tmp_path: Path,
+) -> None:
+    async with fake_fleet(tmp_path) as fleet:
+        fleet.provisioner.prepare_first = True  # say, its image is being pulled: no process
+        fleet.deploy(toml("pulling", active=1, extra='init_timeout = "10s"\n'))
+        await fleet.tick()
+        [first] = fleet.workers()
+        assert fleet.provisioner.pid(first.id) is None
+
+        await fleet.tick(11)  # past its init timeout: unhealthy, stopped, replaced
+        assert first.id in fleet.provisioner.actions("stop")
+        assert first.id not in fleet.provisioner.preparing  # the preparation was cut short
+        assert first not in fleet.workers()
+        [second] = fleet.workers()
+        assert second.id in fleet.provisioner.preparing

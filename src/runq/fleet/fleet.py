@@ -383,12 +383,22 @@ class Fleet:
         """Stop a worker (it finishes nothing more); returns at once, the stop runs on."""
         worker.draining = True
         self._signals.forget_worker(worker.id)
-        if self.provisioner.pid(worker.id) is None:  # throttled: no process to stop
+        if worker.state == WorkerState.THROTTLED:  # waiting for a GPU: nothing started yet
             self.registry.remove(worker.id, reason)
             return
-        task = asyncio.create_task(self.provisioner.stop(worker.id, reason))
+        task = asyncio.create_task(self._stop(worker, reason))
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
+
+    async def _stop(self, worker: Worker, reason: str) -> None:
+        """A started process reports its exit (worker_exited); one stopped while it was still
+        being prepared (an image pull, a bundle) never ran, so it is taken out here."""
+        await self.provisioner.stop(worker.id, reason)
+        self._never_ran(worker, reason)
+
+    def _never_ran(self, worker: Worker, reason: str) -> None:
+        if self.registry.get(worker.id) is worker and self.provisioner.pid(worker.id) is None:
+            self.registry.remove(worker.id, reason)
 
     def retire_takes(self, endpoint: str) -> None:
         """Held takes of `endpoint` answer now (a worker was told to take no more)."""
@@ -398,10 +408,13 @@ class Fleet:
         """Stop every worker of an undeployed endpoint (on the leader: the fleet is its)."""
         self._signals.work_available(endpoint)  # held takes answer empty
         for worker in self.registry.all(endpoint):
-            if self.provisioner.pid(worker.id) is None and worker.managed:
-                self.registry.remove(worker.id, "endpoint undeployed")  # throttled: no process
+            if worker.state == WorkerState.THROTTLED and worker.managed:
+                self.registry.remove(worker.id, "endpoint undeployed")  # nothing started yet
         if leading:
             await self.provisioner.stop_endpoint(endpoint, "endpoint undeployed")
+            for worker in self.registry.all(endpoint):
+                if worker.managed:
+                    self._never_ran(worker, "endpoint undeployed")
             release_on_undeploy(self.provisioner, endpoint)  # its image may be evicted now
 
     def prepull(self, spec: EndpointSpec) -> None:
