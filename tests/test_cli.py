@@ -57,10 +57,16 @@ def test_run_with_invalid_json_exits_2_with_a_message() -> None:
     assert "not valid JSON" in result.stderr
 
 
-def test_run_sync_and_status_against_a_live_server(server_factory: Callable[[], Server]) -> None:
-    server: Server = server_factory()
+@pytest.fixture(scope="module")
+def live(module_server_factory: Callable[[], Server]) -> Server:
+    """One server for the file's commands (the first test finds its worker fresh)."""
+    server = module_server_factory()
     server.add_endpoint("echo", "native_echo.py")
-    server.start()
+    return server.start()
+
+
+def test_run_sync_and_status_against_a_live_server(live: Server) -> None:
+    server = live
     env = {"RUNQ_URL": server.url, "RUNQ_API_KEY": server.key}
     result = runq("run", "echo", '{"text": "hi"}', "--sync", env=env)
     assert result.returncode == 0, result.stderr
@@ -81,10 +87,8 @@ def test_run_sync_and_status_against_a_live_server(server_factory: Callable[[], 
     assert "echo" in endpoints.stdout and "0/0/0/0" not in endpoints.stdout
 
 
-def test_keys_create_ls_revoke_against_a_live_server(server_factory: Callable[[], Server]) -> None:
-    server: Server = server_factory()
-    server.add_endpoint("echo", "native_echo.py")
-    server.start()
+def test_keys_create_ls_revoke_against_a_live_server(live: Server) -> None:
+    server = live
     env = {"RUNQ_URL": server.url, "RUNQ_API_KEY": server.key, "COLUMNS": "250"}
 
     made = runq("keys", "create", "--name", "ci", "--scope", "invoke:echo", env=env)
@@ -99,7 +103,7 @@ def test_keys_create_ls_revoke_against_a_live_server(server_factory: Callable[[]
 
     listed = runq("keys", "ls", env=env)
     assert listed.returncode == 0, listed.stderr
-    key_id = server.get("/admin/keys").json()[0]["id"]
+    key_id = next(k["id"] for k in server.get("/admin/keys").json() if k["name"] == "ci")
     assert key_id in listed.stdout and "ci" in listed.stdout and "invoke:echo" in listed.stdout
     assert key not in listed.stdout and key[:12] not in listed.stdout
 
@@ -122,13 +126,10 @@ def test_keys_create_ls_revoke_against_a_live_server(server_factory: Callable[[]
     ids=["no-scope", "bad-scope"],
 )
 def test_keys_create_refuses_a_key_without_a_valid_scope(
-    server_factory: Callable[[], Server],
-    args: list[str],
-    says: str,
+    live: Server, args: list[str], says: str
 ) -> None:
-    server: Server = server_factory()
-    server.start()
-    result = runq(*args, env={"RUNQ_URL": server.url, "RUNQ_API_KEY": server.key})
+    before = live.get("/admin/keys").json()
+    result = runq(*args, env={"RUNQ_URL": live.url, "RUNQ_API_KEY": live.key})
     assert result.returncode in (1, 2)
     assert says in " ".join(result.stderr.split())
-    assert server.get("/admin/keys").json() == []
+    assert live.get("/admin/keys").json() == before
