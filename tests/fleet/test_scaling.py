@@ -114,23 +114,6 @@ def test_a_parked_worker_is_revived_by_the_next_job(server_factory: Any) -> None
     assert "running" in steps[parked + 1 :]
 
 
-def test_a_cold_start_past_init_timeout_is_unhealthy_and_replaced(server_factory: Any) -> None:
-    server: Server = server_factory()
-    text = endpoint("stuck", handler="native_slow_init.py", active=1, max=1, init_timeout="1s")
-    server.add_endpoint_text("stuck", text)
-    server.start(wait_workers=False)
-
-    def replaced() -> bool:
-        rows = server.get("/admin/workers?endpoint=stuck&all=1").json()
-        return any("unhealthy" in states_of(r) for r in rows) and len(rows) >= 2
-
-    wait_until(replaced, timeout=30)
-    rows = server.get("/admin/workers?endpoint=stuck&all=1").json()
-    first = rows[0]
-    assert states_of(first)[:2] == ["initializing", "unhealthy"]
-    assert "init_timeout" in first["transitions"][1]["reason"]
-
-
 HOSTS = """
 [[hosts]]
 name = "box"
