@@ -150,6 +150,18 @@ class LoopProvisioner:
     def hosts(self) -> None:
         return None
 
+    def prepull(self, spec: EndpointSpec) -> None:
+        """No images here."""
+
+    def prepulling(self, endpoint: str) -> bool:
+        return False
+
+    def images_held(self) -> tuple[str, ...]:
+        return ()
+
+    def release_image(self, endpoint: str) -> None:
+        """No images here."""
+
     def pid(self, worker_id: str) -> int | None:
         if worker_id not in self._workers:
             return None

@@ -91,6 +91,18 @@ class FakeProvisioner:
     def hosts(self) -> tuple[Host, ...]:
         return self.hosts_
 
+    def prepull(self, spec: EndpointSpec) -> None:
+        """No images here."""
+
+    def prepulling(self, endpoint: str) -> bool:
+        return False
+
+    def images_held(self) -> tuple[str, ...]:
+        return ()
+
+    def release_image(self, endpoint: str) -> None:
+        """No images here."""
+
     async def exit(self, worker_id: str, code: int, expected: bool = False) -> None:
         """The worker's process ends, as the real provisioner reports it."""
         if self.running.pop(worker_id, None) is None:

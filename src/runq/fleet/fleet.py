@@ -19,7 +19,6 @@ from runq.core.job import Job, parse_worker_result
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Placement, Worker, WorkerState
 from runq.fleet import lifecycle
-from runq.fleet.images import prepull_on_deploy, release_on_undeploy
 from runq.fleet.jobs import Jobs
 from runq.fleet.provisioner import Provisioner
 from runq.fleet.registry import WorkerRegistry
@@ -415,11 +414,16 @@ class Fleet:
             for worker in self.registry.all(endpoint):
                 if worker.managed:
                     self._never_ran(worker, "endpoint undeployed")
-            release_on_undeploy(self.provisioner, endpoint)  # its image may be evicted now
+            self.provisioner.release_image(endpoint)  # its image may be evicted now
 
     def prepull(self, spec: EndpointSpec) -> None:
-        """A deploy: get its image before its first workers start (runq.fleet.images)."""
-        prepull_on_deploy(self.provisioner, spec)
+        """Deploying an image endpoint that keeps workers up (`active_workers` > 0) starts
+        getting its image now, so that its first workers start with the image on the host
+        (their `image_pull` phase is 0) instead of each waiting in its cold start. Returns at
+        once; the scheduler starts none of its workers until the pull ends (or fails: then
+        the first worker tries, and says why)."""
+        if spec.worker.image and spec.scaling.active_workers >= 1:
+            self.provisioner.prepull(spec)
 
     async def restart_endpoint(self, endpoint: str, reason: str) -> None:
         await self.provisioner.stop_endpoint(endpoint, reason)

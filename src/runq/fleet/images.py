@@ -16,7 +16,6 @@ from pathlib import Path
 
 from runq.core.containers_config import RegistryLogin
 from runq.core.image_ref import check_image_ref, held_keys
-from runq.core.spec import EndpointSpec
 from runq.fleet.engine import Dialect, Engine
 
 log = logging.getLogger("runq.fleet")
@@ -277,36 +276,3 @@ def choose_evictions(held: Mapping[str, ImageInfo], budget: int, in_use: set[str
         chosen.append(ref)
         total -= info.size
     return chosen
-
-
-# --- deploy hook: pre-pull ------------------------------------------------------------------
-# Called by Deployments.deploy (through Fleet.prepull) and read by the scheduler; the
-# provisioner does the pulling
-# (`prepull(spec)`, `prepulling(name)`: LocalProvisioner through ContainerWorkers). One that
-# has neither (Ray: which node a worker lands on is decided when it starts) pulls at the start.
-
-
-def prepull_on_deploy(provisioner: object, spec: EndpointSpec) -> bool:
-    """Deploying an image endpoint that keeps workers up (`active_workers` > 0) starts getting
-    its image now, so that its first workers start with the image on the host (their
-    `image_pull` phase is 0) instead of each waiting in its cold start. Returns at once; True
-    when a pre-pull started."""
-    start = getattr(provisioner, "prepull", None)
-    if start is None or not spec.worker.image or spec.scaling.active_workers < 1:
-        return False
-    start(spec)
-    return True
-
-
-def prepulling(provisioner: object, endpoint: str) -> bool:
-    """Whether the endpoint's deploy is still getting its image: the scheduler starts none of
-    its workers until it is done (or failed: then the first worker tries, and says why)."""
-    pulling = getattr(provisioner, "prepulling", None)
-    return bool(pulling is not None and pulling(endpoint))
-
-
-def release_on_undeploy(provisioner: object, endpoint: str) -> None:
-    """An undeployed endpoint's image is no longer pinned: the budget may evict it."""
-    release = getattr(provisioner, "release_image", None)
-    if release is not None:
-        release(endpoint)

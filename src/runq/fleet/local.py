@@ -137,7 +137,7 @@ class LocalProvisioner:
         kill_leftovers(self._config.data_dir)
 
     def prepull(self, spec: EndpointSpec) -> None:
-        """A deploy's image, got before its workers start (runq.fleet.images.prepull_on_deploy)."""
+        """A deploy's image, got before its workers start (Fleet.prepull)."""
         self.containers.prepull(spec)
 
     def prepulling(self, endpoint: str) -> bool:

@@ -54,6 +54,18 @@ class Provisioner(Protocol):
 
     def hosts(self) -> tuple[Host, ...] | None: ...
 
+    # Image workers (runq.fleet.images): a deploy's pre-pull, the images this machine holds
+    # (placement prefers them), and an undeployed endpoint's image let go (the budget may
+    # evict it). A provisioner that cannot pre-pull (Ray: a worker's node is known only when
+    # it starts) pulls at each start instead.
+    def prepull(self, spec: EndpointSpec) -> None: ...
+
+    def prepulling(self, endpoint: str) -> bool: ...
+
+    def images_held(self) -> tuple[str, ...]: ...
+
+    def release_image(self, endpoint: str) -> None: ...
+
 
 def make_provisioner(
     config: ServerConfig, registry: WorkerRegistry, on_exit: ExitHandler, store: JobStore

@@ -323,6 +323,17 @@ class RayProvisioner:
         """The endpoint is undeployed: its image is no longer pinned (runq.fleet.images)."""
         self.images.release(endpoint)
 
+    def prepull(self, spec: EndpointSpec) -> None:
+        """Nothing ahead of time: which node a worker lands on is decided when it starts, and
+        that node pulls then (once per image; runq.fleet.ray_images)."""
+
+    def prepulling(self, endpoint: str) -> bool:
+        return False
+
+    def images_held(self) -> tuple[str, ...]:
+        """Per node, in the hosts this provisioner lists: none for the cluster as a whole."""
+        return ()
+
     def park(self, worker_id: str) -> bool:
         return self._freeze(worker_id, True) or self._signal(worker_id, signal.SIGSTOP)
 

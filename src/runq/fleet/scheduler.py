@@ -23,7 +23,6 @@ from runq.core.spec import EndpointSpec
 from runq.core.worker import Placement, Worker, WorkerState
 from runq.fleet.endpoints import Endpoints
 from runq.fleet.fleet import Fleet
-from runq.fleet.images import prepulling
 from runq.fleet.jobs import Jobs
 from runq.fleet.lb import LoadBalancer
 from runq.fleet.machine import effective_hosts
@@ -228,7 +227,7 @@ class Scheduler:
         its image (runq.fleet.images: the workers then start with the image here)."""
         if now < self._hold_until.get(spec.name, 0.0):
             return False
-        return not prepulling(self._fleet.provisioner, spec.name)
+        return not self._fleet.provisioner.prepulling(spec.name)
 
     def _start_new(self, spec: EndpointSpec, reason: str) -> None:
         live_active = sum(
@@ -268,9 +267,8 @@ class Scheduler:
         # models in its hosts instead.
         provisioner = self._fleet.provisioner
         usage.cached = () if self._clustered else provisioner.models.sources()
-        images_held = getattr(provisioner, "images_held", None)
-        if not self._clustered and images_held is not None:
-            usage.images = images_held()  # this machine's image index (a small file)
+        if not self._clustered:
+            usage.images = provisioner.images_held()  # this machine's image index, a small file
         self._tick_usage = usage
         return usage
 
