@@ -230,13 +230,15 @@ class PostgresJobStore:
     async def counts(self, endpoint: str) -> dict[str, int]:
         result = {status.value: 0 for status in JobStatus}
         for row in await self._all(
-            "SELECT status, n FROM job_counts WHERE endpoint = %s", (endpoint,)
+            "SELECT status, sum(n) AS n FROM job_counts WHERE endpoint = %s GROUP BY status",
+            (endpoint,),
         ):
             result[row["status"]] = int(row["n"])
         retried = await self._one(
-            "SELECT value FROM counters WHERE endpoint = %s AND name = 'retried'", (endpoint,)
+            "SELECT sum(value) AS value FROM counters WHERE endpoint = %s AND name = 'retried'",
+            (endpoint,),
         )
-        result["retried"] = retried["value"] if retried else 0
+        result["retried"] = int(retried["value"]) if retried and retried["value"] is not None else 0
         return result
 
     async def queue_depth(self, endpoint: str) -> int:
@@ -267,7 +269,8 @@ class PostgresJobStore:
     async def ended_totals(self, endpoint: str) -> dict[JobStatus, int]:
         result = dict.fromkeys(window.ENDED_STATUSES, 0)
         for row in await self._all(
-            "SELECT name, value FROM counters WHERE endpoint = %s AND name LIKE 'ended:%%'",
+            "SELECT name, sum(value) AS value FROM counters "
+            "WHERE endpoint = %s AND name LIKE 'ended:%%' GROUP BY name",
             (endpoint,),
         ):
             result[JobStatus(row["name"].removeprefix(ENDED))] = int(row["value"])
@@ -277,8 +280,8 @@ class PostgresJobStore:
         result = {name: dict.fromkeys(window.ENDED_STATUSES, 0) for name in endpoints}
         if endpoints:
             for row in await self._all(
-                "SELECT endpoint, name, value FROM counters "
-                "WHERE endpoint = ANY(%s) AND name LIKE 'ended:%%'",
+                "SELECT endpoint, name, sum(value) AS value FROM counters "
+                "WHERE endpoint = ANY(%s) AND name LIKE 'ended:%%' GROUP BY endpoint, name",
                 (list(endpoints),),
             ):
                 status = JobStatus(row["name"].removeprefix(ENDED))
@@ -289,7 +292,7 @@ class PostgresJobStore:
         rows = await self._all(
             "SELECT id, status, created_at, started_at, finished_at FROM jobs "
             "WHERE endpoint = %s AND status IN ('COMPLETED', 'FAILED') AND started_at IS NOT NULL "
-            "ORDER BY finished_at DESC LIMIT %s",
+            "AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT %s",
             (endpoint, max(0, limit)),
         )
         return [job_timing(row) for row in rows]

@@ -79,14 +79,14 @@ UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, finished_at = NULL, work
 WHERE id = %(id)s AND status IN ('FAILED', 'TIMED_OUT')
 RETURNING *
 """
-# Counts kept by triggers (postgres_schema.py, migration 3); the oldest queued job is the
-# older of the heads of the two priority lanes (FIFO order by seq is creation order: a retry
-# takes a new seq).
+# Counts kept by triggers (postgres_schema.py, migrations 4 and 5: summed over their slots);
+# the oldest queued job is the older of the heads of the two priority lanes (FIFO order by seq
+# is creation order: a retry takes a new seq).
 QUEUE_STATS = """
 SELECT
-    coalesce((SELECT n FROM job_counts
+    coalesce((SELECT sum(n) FROM job_counts
               WHERE endpoint = %(endpoint)s AND status = 'IN_QUEUE'), 0) AS queued,
-    coalesce((SELECT n FROM job_counts
+    coalesce((SELECT sum(n) FROM job_counts
               WHERE endpoint = %(endpoint)s AND status = 'IN_PROGRESS'), 0) AS running,
     least(
         (SELECT created_at FROM jobs
@@ -99,9 +99,9 @@ SELECT
 # QUEUE_STATS for many endpoints in one statement.
 QUEUE_STATS_MANY = """
 SELECT e.endpoint,
-    coalesce((SELECT n FROM job_counts
+    coalesce((SELECT sum(n) FROM job_counts
               WHERE endpoint = e.endpoint AND status = 'IN_QUEUE'), 0) AS queued,
-    coalesce((SELECT n FROM job_counts
+    coalesce((SELECT sum(n) FROM job_counts
               WHERE endpoint = e.endpoint AND status = 'IN_PROGRESS'), 0) AS running,
     least(
         (SELECT created_at FROM jobs
@@ -207,8 +207,8 @@ async def end(
 
 async def bump(conn: Conn, endpoint: str, name: str, by: int = 1) -> None:
     await conn.execute(
-        "INSERT INTO counters (endpoint, name, value) VALUES (%s, %s, %s) "
-        "ON CONFLICT (endpoint, name) DO UPDATE SET value = counters.value + excluded.value",
+        "INSERT INTO counters (endpoint, name, slot, value) VALUES (%s, %s, runq_slot(), %s) "
+        "ON CONFLICT (endpoint, name, slot) DO UPDATE SET value = counters.value + excluded.value",
         (endpoint, name, by),
     )
 
