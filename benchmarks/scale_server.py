@@ -192,6 +192,7 @@ def main() -> None:
             log_level="warning",
             access_log=False,
             timeout_keep_alive=KEEP_ALIVE_S,
+            timeout_graceful_shutdown=5,  # as runq serve: held long-polls end with the server
             backlog=4096,
         )
     )

@@ -4,7 +4,8 @@ Every replica answers the client API from the store. Only the holder of the sche
 (runq.store.leader) runs the fleet; the others stand by, forward worker calls to it, and take
 over when it dies. What one replica does reaches the others through the store's NOTIFY hints:
 work queued (wake long-polling workers), a running job cancelled (stop it on its worker) and
-an endpoint saved (serve it as stored).
+an endpoint saved (serve it as stored); the clients waiting on a job changed through another
+replica are woken by a sweep over the store (runq.fleet.job_watch).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from runq.core.spec import EndpointSpec
+from runq.fleet import job_watch
 from runq.store.base import SharedStore
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("runq")
 
 LEADER_URL_TTL_S = 1.0  # a standby re-reads the leader's URL at most this often
+SHARED_STORE_POLL_S = 0.2  # waited jobs changed through another replica wake within this
 
 
 class Replication:
@@ -46,9 +49,11 @@ class Replication:
             self._stop_if_mine,
             self._endpoint_saved,
         )
+        waits = job_watch.watch(self._store, plane.signals, SHARED_STORE_POLL_S)
         return [
             asyncio.create_task(self._stand_by(), name="runq-leader"),
             asyncio.create_task(hints, name="runq-listen"),
+            asyncio.create_task(waits, name="runq-waits"),
         ]
 
     async def close(self) -> None:

@@ -51,6 +51,10 @@ class Signals:
         if gate.waiters <= 0 and self._jobs.get(job_id) is gate:
             del self._jobs[job_id]
 
+    def waited_jobs(self) -> list[str]:
+        """The jobs that clients wait on now."""
+        return list(self._jobs)
+
     def job_changed(self, job_id: str) -> None:
         gate = self._jobs.pop(job_id, None)
         if gate is not None:

@@ -167,11 +167,12 @@ MIGRATIONS: tuple[str, ...] = (
     # locked until its transaction commits, so with one row per (endpoint, status) every
     # worker's finish waited for the one before it (8 workers: 20 ms a finish, waiting). A
     # backend runs one transaction at a time, so transactions on different backends no longer
-    # share a row; readers sum the slots. `counters` likewise. And the indexes that grew with
-    # the queue and served nothing: jobs by (endpoint, status) is replaced by jobs by
-    # (endpoint, created_at, seq), which the dashboard's recent jobs read (a sequential scan
-    # of a million-job table before), and ended jobs by finish time no longer index the NULL
-    # finish time of every queued job.
+    # share a row; readers sum the slots. `counters` likewise, and the trigger now also counts
+    # the jobs that end and keeps their times (the store did, a round trip each per finish).
+    # And the indexes that grew with the queue and served nothing: jobs by (endpoint, status)
+    # is replaced by jobs by (endpoint, created_at, seq), which the dashboard's recent jobs
+    # read (a sequential scan of a million-job table before), and ended jobs by finish time no
+    # longer index the NULL finish time of every queued job.
     """
     LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE;
     CREATE FUNCTION runq_slot() RETURNS SMALLINT LANGUAGE sql STABLE PARALLEL RESTRICTED
@@ -208,6 +209,23 @@ MIGRATIONS: tuple[str, ...] = (
                 GROUP BY endpoint, status HAVING sum(delta) <> 0
                 ORDER BY endpoint, status
                 ON CONFLICT (endpoint, status, slot) DO UPDATE SET n = job_counts.n + excluded.n;
+            -- Jobs that just ended: counted by final status for ever (retention deletes jobs,
+            -- not these counts), and their times kept for metrics windows.
+            INSERT INTO counters (endpoint, name, slot, value)
+                SELECT c.endpoint, 'ended:' || c.status, mine, count(*)
+                FROM old_rows o JOIN new_rows c ON c.id = o.id
+                WHERE o.status <> c.status
+                    AND c.status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')
+                GROUP BY c.endpoint, c.status
+                ORDER BY c.endpoint, c.status
+                ON CONFLICT (endpoint, name, slot) DO UPDATE
+                    SET value = counters.value + excluded.value;
+            INSERT INTO job_times (endpoint, finished_at, job_id, status, created_at, started_at)
+                SELECT c.endpoint, c.finished_at, c.id, c.status, c.created_at, c.started_at
+                FROM old_rows o JOIN new_rows c ON c.id = o.id
+                WHERE o.status <> c.status
+                    AND c.status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')
+                ON CONFLICT DO NOTHING;
         END IF;
         RETURN NULL;
     END $$;
