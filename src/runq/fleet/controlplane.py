@@ -315,7 +315,7 @@ class ControlPlane:
 
     def _arrived(self, job: Job) -> None:
         self.demand.arrived(job)
-        self.signals.work_available(job.endpoint)
+        self.signals.job_queued(job.endpoint)
         if not any(w.state in _SERVING for w in self.registry.all(job.endpoint)):
             # Nobody will take it: start or revive a worker now, not at the next tick. (Not
             # on every submit: a tick per job would cost more than the job.)
@@ -369,7 +369,7 @@ class ControlPlane:
     async def retry(self, job_id: str) -> Job | None:
         job = await self.store.retry(job_id)
         if job is not None:
-            self.signals.work_available(job.endpoint)
+            self.signals.job_queued(job.endpoint)
             self.signals.job_changed(job_id)
         return job
 
@@ -415,14 +415,19 @@ class ControlPlane:
         while True:
             if self._closed_to(worker):
                 return []
-            event = self.signals.queue_event(worker.endpoint)
-            jobs = await self._take_now(worker, limit)
-            if jobs:
-                return jobs
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return []
-            await wait_any(remaining, event, self.signals.closed)
+            ticket = self.signals.ticket(worker.endpoint)
+            acted = False  # woken, and about to read the queue again
+            try:
+                jobs = await self._take_now(worker, limit)
+                if jobs:
+                    return jobs
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return []
+                await wait_any(remaining, ticket, self.signals.closed)
+                acted = ticket.is_set() and not self._closed_to(worker)
+            finally:
+                self.signals.leave(worker.endpoint, ticket, acted)
 
     def _closed_to(self, worker: Worker) -> bool:
         """No more jobs for this worker: runq or the worker is shutting down, or it is parked
@@ -580,7 +585,7 @@ class ControlPlane:
         if decision.action is LostJobAction.REQUEUE:
             if await self.store.requeue(job.id, job.worker_id) is not None:
                 log.info("job %s requeued: %s", job.id, cause)
-                self.signals.work_available(job.endpoint)
+                self.signals.job_queued(job.endpoint)
         elif (failed := await self.store.fail(job.id, job.worker_id, decision.reason)) is not None:
             log.warning("job %s failed: %s", job.id, decision.reason)
             self.job_ended(failed)

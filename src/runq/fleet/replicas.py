@@ -44,7 +44,7 @@ class Replication:
         """Stand by for the lock, and listen to the other replicas."""
         plane = self._plane
         hints = self._store.listen(
-            plane.signals.work_available,
+            plane.signals.job_queued,
             plane.signals.closed,
             self._stop_if_mine,
             self._endpoint_saved,
