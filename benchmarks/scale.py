@@ -14,7 +14,8 @@ run: every target is a ratio to it, or an absolute bound.
   Queues are filled with SQL while no server runs (a million /run calls would take the whole
   budget): the deepest database is a copy of the next one, topped up.
 - fleet size: the scheduler tick's p50/p99 (every tick is timed in the server; `decide` is
-  its part after the store answered, on the loop, without the wait for the store), /health,
+  its part after the store answered, on the loop, without the wait for the store; and the
+  longest pause of Python's full garbage collections meanwhile), /health,
   /metrics and the dashboard's endpoint page with 1, 10 and 100 endpoints and 10, 100 and
   1,000 workers (spread over the endpoints), all workers long-polling and pinging.
 - waiting clients: 10, 100 and 1,000 concurrent /runsync and /stream?wait= waiters on jobs
@@ -462,11 +463,13 @@ async def _fleet_case(plane: Plane, first: str, n_workers: int, sizes: Sizes) ->
     async with plane.client() as client, httpx.AsyncClient(base_url=plane.url) as browser:
         await workers_ready(client, n_workers)
         await client.get("/bench/ticks")  # ticks of the ramp-up are not the steady state
+        await client.get("/bench/gc")
         until = time.monotonic() + sizes.tick_s
         while time.monotonic() < until:  # a light stream of jobs, so ticks see work
             await client.post(f"/v2/{first}/run", json={"input": {"n": 1}})
             await asyncio.sleep(0.02)
         ticks = (await client.get("/bench/ticks")).json()
+        full_gcs = (await client.get("/bench/gc")).json()
         health = await probe(lambda: client.get(f"/v2/{first}/health"), sizes.probes)
         metrics = await probe(lambda: client.get("/metrics"), max(5, sizes.probes // 3))
         await browser.get(f"/endpoints/{first}?token={plane.key}")  # a session cookie
@@ -476,6 +479,7 @@ async def _fleet_case(plane: Plane, first: str, n_workers: int, sizes: Sizes) ->
         "tick_p99_ms": round(pct(ticks["wall"], 99), 2),
         "decide_p99_ms": round(pct(ticks["decide"], 99), 2),
         "ticks": len(ticks["wall"]),
+        "gc_max_ms": round(max(full_gcs, default=0.0), 1),
         "health_p99_ms": health["p99_ms"],
         "metrics_p99_ms": metrics["p99_ms"],
         "dashboard_p99_ms": page["p99_ms"],

@@ -10,8 +10,9 @@ control plane cannot tell them from the runpod SDK: 1,000 workers cost one proce
 
 Two more things for the benchmark: every scheduler tick is timed (GET /bench/ticks returns the
 durations since the last call, in ms: `wall`, and `decide`, its part after the store
-answered), and endpoints named `$SCALE_IDLE_PREFIX*` get no loop (their worker stays
-INITIALIZING: a queue nobody takes from).
+answered; GET /bench/gc the pauses of Python's full garbage collections), and endpoints named
+`$SCALE_IDLE_PREFIX*` get no loop (their worker stays INITIALIZING: a queue nobody takes
+from).
 
     python benchmarks/scale_server.py DATA_DIR PORT STORE SPEC_DIR
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -194,6 +196,23 @@ def main() -> None:
         decides.clear()
         return JSONResponse(taken)
 
+    # Python's collections of its oldest generation, in ms: they stop the loop (ticks too).
+    full_gcs: list[float] = []
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        elif info["generation"] == 2:
+            full_gcs.append((time.perf_counter() - gc_started[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
+
+    async def bench_gc(request: Request) -> JSONResponse:
+        taken = list(full_gcs)
+        full_gcs.clear()
+        return JSONResponse(taken)
+
     async def bench_waiters(request: Request) -> JSONResponse:
         """Clients waiting on a job now (/runsync, /status-sync, /stream)."""
         return JSONResponse(sum(gate.waiters for gate in plane.signals._jobs.values()))
@@ -201,6 +220,7 @@ def main() -> None:
     app = create_app(plane, keys, specs)
     app.add_route("/bench/ticks", bench_ticks, methods=["GET"])
     app.add_route("/bench/waiters", bench_waiters, methods=["GET"])
+    app.add_route("/bench/gc", bench_gc, methods=["GET"])
     server = uvicorn.Server(
         uvicorn.Config(
             app,
