@@ -6,16 +6,22 @@ scheduler and uvicorn, its workers being protocol-exact loops in one worker-host
 side by side. The anchor of each series is the same server at its smallest size, in the same
 run: every target is a ratio to it, or an absolute bound.
 
-- queue depth: /run p50/p99 and completed jobs/s, with 0, 100k and 1M jobs queued on another
-  endpoint (nobody takes them), then with 1M queued on the measured endpoint itself (its
-  workers take from the front while /run appends at the back). The queue is filled with SQL
-  while the server is down (a million /run calls would take the whole budget).
-- fleet size: the scheduler tick's p50/p99 (every tick is timed in the server), /health,
+- queue depth: /run p50/p99 and completed jobs/s with 0, 100k and 1M jobs queued on another
+  endpoint (nobody takes them): three servers, one per depth, up at once, measured in turns
+  (short bursts of 4 clients posting /run back to back, the order rotating each round), so a
+  shared machine's changing load falls on every depth alike. Then the 1M queued on the
+  measured endpoint itself (its workers take from the front while /run appends at the back).
+  Queues are filled with SQL while no server runs (a million /run calls would take the whole
+  budget): the deepest database is a copy of the next one, topped up.
+- fleet size: the scheduler tick's p50/p99 (every tick is timed in the server; `decide` is
+  its part after the store answered, on the loop, without the wait for the store; and the
+  longest pause of Python's full garbage collections meanwhile), /health,
   /metrics and the dashboard's endpoint page with 1, 10 and 100 endpoints and 10, 100 and
   1,000 workers (spread over the endpoints), all workers long-polling and pinging.
 - waiting clients: 10, 100 and 1,000 concurrent /runsync and /stream?wait= waiters on jobs
   nobody runs: the server's memory per waiter (RSS) and /run p50 on another endpoint, as a
-  ratio to /run p50 without waiters; then a purge wakes them all.
+  ratio to /run p50 without waiters (the mean of the batches just before and just after);
+  then a purge wakes them all.
 - memory: the server's RSS per queued job (SQLite's page cache is in the process;
   PostgreSQL's memory is its own processes') and per worker.
 
@@ -31,13 +37,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import secrets
 import shutil
 import signal
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,33 +62,40 @@ sys.path.insert(0, str(REPO))  # tests/postgres.py: the throwaway PostgreSQL clu
 
 LOAD_SUBMITTERS = 4
 WAIT_MS = 120_000
+WORKERS = 8  # on the measured endpoint of the queue series
 
 
 @dataclass(frozen=True)
 class Sizes:
     depths: tuple[int, ...]
+    rounds: int  # queue series: turns per server
+    burst_s: float  # ... each this long
     fleet: tuple[tuple[int, int], ...]  # (endpoints, workers)
-    waiters: tuple[int, ...]
-    load_s: float
     tick_s: float
     probes: int
+    waiters: tuple[int, ...]
+    runs: int  # sequential /run calls per waiter batch
 
 
 FULL = Sizes(
     depths=(0, 100_000, 1_000_000),
+    rounds=12,
+    burst_s=0.75,
     fleet=tuple((e, w) for w in (10, 100, 1000) for e in (1, 10, 100)),
-    waiters=(10, 100, 1000),
-    load_s=6.0,
     tick_s=4.0,
     probes=30,
+    waiters=(10, 100, 1000),
+    runs=100,
 )
 QUICK = Sizes(
     depths=(0, 10_000, 100_000),
+    rounds=8,
+    burst_s=0.5,
     fleet=((1, 10), (10, 100), (100, 1000)),
-    waiters=(10, 100, 1000),
-    load_s=3.0,
     tick_s=3.0,
     probes=15,
+    waiters=(10, 100, 1000),
+    runs=60,
 )
 
 
@@ -107,7 +120,7 @@ def free_port() -> int:
 
 @dataclass
 class Plane:
-    """One scale_server.py process on `data`, serving `endpoints`: name -> (active, max)."""
+    """One scale_server.py process on `tmp/data`, serving `endpoints`: name -> (active, max)."""
 
     tmp: Path
     store: str
@@ -121,7 +134,11 @@ class Plane:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def launch(self) -> None:
         specs = self.tmp / "specs"
         shutil.rmtree(specs, ignore_errors=True)
         specs.mkdir(parents=True)
@@ -154,6 +171,9 @@ class Plane:
             start_new_session=True,
         )
         log.close()
+
+    def wait_ready(self) -> None:
+        assert self.process is not None
         first = next(iter(self.endpoints))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -166,9 +186,9 @@ class Plane:
             time.sleep(0.1)
         raise RuntimeError("the server did not answer within 60 s")
 
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.key}"}
+    def start(self) -> None:
+        self.launch()
+        self.wait_ready()
 
     def rss_kib(self) -> int:
         assert self.process is not None
@@ -178,20 +198,26 @@ class Plane:
         return 0
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """Killed, server and worker host: the benchmark is done with it, and a graceful stop
+        (up to 5 s of held long-polls) would measure nothing. Both stores keep what they
+        committed through a kill."""
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)  # the worker host ends with its stdin
-        try:
-            self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)  # the worker host, if it lingers
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
 
     def client(self, connections: int = 100) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
         return httpx.AsyncClient(base_url=self.url, headers=self.auth, limits=limits, timeout=300)
+
+
+def start_all(planes: list[Plane]) -> None:
+    """Started side by side: a server's start is mostly imports, on the other core."""
+    for plane in planes:
+        plane.launch()
+    for plane in planes:
+        plane.wait_ready()
 
 
 async def workers_ready(client: httpx.AsyncClient, want: int, timeout: float = 180) -> None:
@@ -203,7 +229,7 @@ async def workers_ready(client: httpx.AsyncClient, want: int, timeout: float = 1
         ready = sum(row["workers"]["idle"] + row["workers"]["running"] for row in rows)
         if ready >= want:
             return
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
     raise RuntimeError(f"only {ready} of {want} workers became ready")
 
 
@@ -224,29 +250,37 @@ async def completed(client: httpx.AsyncClient, endpoint: str) -> int:
     return int(body["jobs"]["completed"])
 
 
-async def run_load(client: httpx.AsyncClient, endpoint: str, seconds: float) -> dict[str, float]:
-    """LOAD_SUBMITTERS clients post /run back to back for `seconds` (after 1 s of warm-up):
-    /run latency, and jobs the endpoint's workers completed per second meanwhile."""
-    latencies: list[float] = []
+@dataclass
+class Load:
+    """/run latencies and completed jobs, summed over bursts."""
 
-    async def submit(until: float, keep: bool) -> None:
+    latencies: list[float] = field(default_factory=list)
+    jobs: int = 0
+    seconds: float = 0.0
+
+    def row(self) -> dict[str, float]:
+        return {
+            "run_p50_ms": round(pct(self.latencies, 50), 2),
+            "run_p99_ms": round(pct(self.latencies, 99), 2),
+            "runs": len(self.latencies),
+            "jobs_per_s": round(self.jobs / self.seconds, 1) if self.seconds else 0.0,
+        }
+
+
+async def burst(client: httpx.AsyncClient, endpoint: str, seconds: float, into: Load) -> None:
+    """LOAD_SUBMITTERS clients post /run back to back for `seconds`; the jobs the endpoint's
+    workers completed meanwhile."""
+
+    async def submit(until: float) -> None:
         while time.monotonic() < until:
             ms = await timed(lambda: client.post(f"/v2/{endpoint}/run", json={"input": {"n": 1}}))
-            if keep:
-                latencies.append(ms)
+            into.latencies.append(ms)
 
-    warm = time.monotonic() + 1.0
-    await asyncio.gather(*(submit(warm, False) for _ in range(LOAD_SUBMITTERS)))
     before, started = await completed(client, endpoint), time.monotonic()
-    until = started + seconds
-    await asyncio.gather(*(submit(until, True) for _ in range(LOAD_SUBMITTERS)))
+    await asyncio.gather(*(submit(started + seconds) for _ in range(LOAD_SUBMITTERS)))
     after, ended = await completed(client, endpoint), time.monotonic()
-    return {
-        "run_p50_ms": round(pct(latencies, 50), 2),
-        "run_p99_ms": round(pct(latencies, 99), 2),
-        "runs": len(latencies),
-        "jobs_per_s": round((after - before) / (ended - started), 1),
-    }
+    into.jobs += after - before
+    into.seconds += ended - started
 
 
 async def sequential_runs(client: httpx.AsyncClient, endpoint: str, n: int) -> float:
@@ -257,27 +291,28 @@ async def sequential_runs(client: httpx.AsyncClient, endpoint: str, n: int) -> f
     return pct(times, 50)
 
 
-# --- filling a queue with SQL, the server down --------------------------------------------
+# --- filling a queue with SQL, no server running ------------------------------------------
 
 
 def fill(store: str, data: Path, endpoint: str, start: int, count: int) -> float:
-    """`count` queued jobs on `endpoint`, through the store's schema (its triggers count them).
-    Returns the seconds it took."""
+    """`count` queued jobs on `endpoint`, through the store's schema (its triggers count them),
+    in a store made (migrated) first. Returns the seconds it took."""
     started = time.monotonic()
-    if count <= 0:
-        return 0.0
     now = time.time()
     if store == "sqlite":
         from runq.store.sqlite import SqliteJobStore
 
         path = data / "runq.db"
-        opened = SqliteJobStore(path)
-        asyncio.run(_open_close(opened))
+        asyncio.run(_open_close(SqliteJobStore(path)))
+        if count <= 0:
+            return 0.0
         conn = sqlite3.connect(path)
-        conn.executemany(
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute(
+            "WITH RECURSIVE g(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM g WHERE i < ?) "
             "INSERT INTO jobs (id, endpoint, status, input, ttl_s, created_at) "
-            "VALUES (?, ?, 'IN_QUEUE', '{\"n\": 1}', 86400, ?)",
-            ((f"bulk-{i}", endpoint, now) for i in range(start, start + count)),
+            "SELECT 'bulk-' || i, ?, 'IN_QUEUE', '{\"n\": 1}', 86400, ? FROM g",
+            (start, start + count - 1, endpoint, now),
         )
         conn.commit()
         conn.close()
@@ -287,6 +322,8 @@ def fill(store: str, data: Path, endpoint: str, start: int, count: int) -> float
         from runq.store.postgres import PostgresJobStore
 
         asyncio.run(_open_close(PostgresJobStore(store)))
+        if count <= 0:
+            return 0.0
         with psycopg.connect(store, autocommit=True) as pg:
             pg.execute(
                 "INSERT INTO jobs (id, endpoint, status, input, ttl_s, created_at) "
@@ -298,6 +335,15 @@ def fill(store: str, data: Path, endpoint: str, start: int, count: int) -> float
     return time.monotonic() - started
 
 
+def copy_store(store: str, data: Path, new_store: Callable[[str | None], str], to: Path) -> str:
+    """A copy of a filled store (its data dir, or its database as a template)."""
+    to.mkdir(parents=True)
+    if store == "sqlite":
+        shutil.copy2(data / "runq.db", to / "runq.db")
+        return store
+    return new_store(store)
+
+
 async def _open_close(store: Any) -> None:
     await store.open()
     await store.close()
@@ -306,75 +352,92 @@ async def _open_close(store: Any) -> None:
 # --- the series ---------------------------------------------------------------------------
 
 
-def queue_series(store: str, store_again: str, tmp: Path, sizes: Sizes) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    filled = 0
-    endpoints = {"work": (8, 8), "backlog": (0, 1)}
-    warm_up(Plane(tmp, store, endpoints))
+def queue_series(
+    new_store: Callable[[str | None], str], tmp: Path, sizes: Sizes
+) -> list[dict[str, Any]]:
+    endpoints = {"work": (WORKERS, WORKERS), "backlog": (0, 1)}
+    planes: list[Plane] = []
+    fills: list[float] = []
+    below: tuple[str, Path, int] | None = None  # the last store filled, its data dir, depth
     for depth in sizes.depths:
-        fill_s = fill(store, tmp / "data", "backlog", filled, depth - filled)
-        filled = depth
-        plane = Plane(tmp, store, endpoints)
-        plane.start()
-        try:
-            row = asyncio.run(_queue_case(plane, "work", 8, sizes))
-        finally:
+        case = tmp / f"depth-{depth}"
+        if below is None:
+            store, filled = new_store(None), 0
+            (case / "data").mkdir(parents=True)
+        else:
+            store = copy_store(below[0], below[1], new_store, case / "data")
+            filled = below[2]
+        fills.append(fill(store, case / "data", "backlog", filled, depth - filled))
+        below = (store, case / "data", depth)
+        planes.append(Plane(case, store, endpoints))
+    start_all(planes)
+    try:
+        loads, extra = asyncio.run(_queue_turns(planes, sizes))
+    finally:
+        for plane in planes:
             plane.stop()
-        rows.append({"queued": depth, "where": "other endpoint", "fill_s": round(fill_s, 1), **row})
-    # The same million, now on the measured endpoint: its workers take from the front.
-    plane = Plane(tmp, store, {"backlog": (8, 8)}, idle="none")
+    rows = [
+        {"queued": depth, "where": "other endpoint", "fill_s": round(fill_s, 1), **load, **more}
+        for depth, fill_s, load, more in zip(sizes.depths, fills, loads, extra, strict=True)
+    ]
+    # The deepest queue, now on the measured endpoint: its workers take from the front.
+    assert below is not None
+    plane = Plane(tmp / f"depth-{sizes.depths[-1]}", below[0], {"backlog": (WORKERS, WORKERS)})
+    plane.idle = "none"
     plane.start()
     try:
-        row = asyncio.run(_queue_case(plane, "backlog", 8, sizes))
+        loads, extra = asyncio.run(_queue_turns([plane], sizes, endpoint="backlog"))
     finally:
         plane.stop()
-    rows.append({"queued": filled, "where": "same endpoint", "fill_s": 0.0, **row})
-    # The empty queue again, last, on a fresh database: on a shared machine the load of the
-    # first and last minutes differ, so the baseline is the mean of the two.
-    again = tmp / "again"
-    again.mkdir()
-    warm_up(Plane(again, store_again, endpoints))
-    plane = Plane(again, store_again, endpoints)
-    plane.start()
-    try:
-        row = asyncio.run(_queue_case(plane, "work", 8, sizes))
-    finally:
-        plane.stop()
-    rows.append({"queued": 0, "where": "other endpoint, again", "fill_s": 0.0, **row})
+    rows.append(
+        {
+            "queued": sizes.depths[-1],
+            "where": "same endpoint",
+            "fill_s": 0.0,
+            **loads[0],
+            **extra[0],
+        }
+    )
     return rows
 
 
-def warm_up(plane: Plane) -> None:
-    """A first server on a new database, its figures thrown away: the first minutes of a new
-    database file (or PostgreSQL database) are slower than any later ones."""
-    plane.start()
+async def _queue_turns(
+    planes: list[Plane], sizes: Sizes, endpoint: str = "work"
+) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    clients = [plane.client() for plane in planes]
     try:
-
-        async def load() -> None:
-            async with plane.client() as client:
-                await workers_ready(client, 8)
-                await run_load(client, "work", 2.0)
-
-        asyncio.run(load())
+        for client in clients:
+            await workers_ready(client, WORKERS)
+        for client in clients:  # the first seconds of a new database are slower than any later
+            await burst(client, endpoint, 1.0, Load())
+        for client in clients:
+            await client.get("/bench/ticks")
+        loads = [Load() for _ in planes]
+        for turn in range(sizes.rounds):
+            for i in range(len(planes)):
+                at = (i + turn) % len(planes)
+                await burst(clients[at], endpoint, sizes.burst_s, loads[at])
+        extra = []
+        for plane, client in zip(planes, clients, strict=True):
+            ticks = (await client.get("/bench/ticks")).json()["wall"]
+            url = f"/v2/{endpoint}/health"
+            health = await probe(functools.partial(client.get, url), sizes.probes)
+            extra.append(
+                {
+                    "health_p50_ms": health["p50_ms"],
+                    "tick_p99_ms": round(pct(ticks, 99), 2),
+                    "rss_mib": round(plane.rss_kib() / 1024, 1),
+                }
+            )
+        return [load.row() for load in loads], extra
     finally:
-        plane.stop()
+        for client in clients:
+            await client.aclose()
 
 
-async def _queue_case(plane: Plane, endpoint: str, workers: int, sizes: Sizes) -> dict[str, Any]:
-    async with plane.client() as client:
-        await workers_ready(client, workers)
-        load = await run_load(client, endpoint, sizes.load_s)
-        health = await probe(lambda: client.get(f"/v2/{endpoint}/health"), sizes.probes)
-        ticks = (await client.get("/bench/ticks")).json()
-    return {
-        **load,
-        "health_p50_ms": health["p50_ms"],
-        "tick_p99_ms": round(pct(ticks, 99), 2),
-        "rss_mib": round(plane.rss_kib() / 1024, 1),
-    }
-
-
-def fleet_series(store: Callable[[], str], tmp: Path, sizes: Sizes) -> list[dict[str, Any]]:
+def fleet_series(
+    new_store: Callable[[str | None], str], tmp: Path, sizes: Sizes
+) -> list[dict[str, Any]]:
     rows = []
     for n_endpoints, n_workers in sizes.fleet:
         names = [f"e{i:03d}" for i in range(n_endpoints)]
@@ -385,7 +448,7 @@ def fleet_series(store: Callable[[], str], tmp: Path, sizes: Sizes) -> list[dict
         endpoints = {name: (n, max(n, 1)) for name, n in zip(names, share, strict=True)}
         case_dir = tmp / f"fleet-{n_endpoints}-{n_workers}"
         case_dir.mkdir()
-        plane = Plane(case_dir, store(), endpoints)
+        plane = Plane(case_dir, new_store(None), endpoints)
         plane.start()
         try:
             row = asyncio.run(_fleet_case(plane, names[0], n_workers, sizes))
@@ -400,19 +463,23 @@ async def _fleet_case(plane: Plane, first: str, n_workers: int, sizes: Sizes) ->
     async with plane.client() as client, httpx.AsyncClient(base_url=plane.url) as browser:
         await workers_ready(client, n_workers)
         await client.get("/bench/ticks")  # ticks of the ramp-up are not the steady state
+        await client.get("/bench/gc")
         until = time.monotonic() + sizes.tick_s
         while time.monotonic() < until:  # a light stream of jobs, so ticks see work
             await client.post(f"/v2/{first}/run", json={"input": {"n": 1}})
             await asyncio.sleep(0.02)
         ticks = (await client.get("/bench/ticks")).json()
+        full_gcs = (await client.get("/bench/gc")).json()
         health = await probe(lambda: client.get(f"/v2/{first}/health"), sizes.probes)
         metrics = await probe(lambda: client.get("/metrics"), max(5, sizes.probes // 3))
         await browser.get(f"/endpoints/{first}?token={plane.key}")  # a session cookie
         page = await probe(lambda: browser.get(f"/endpoints/{first}"), max(5, sizes.probes // 3))
     return {
-        "tick_p50_ms": round(pct(ticks, 50), 2),
-        "tick_p99_ms": round(pct(ticks, 99), 2),
-        "ticks": len(ticks),
+        "tick_p50_ms": round(pct(ticks["wall"], 50), 2),
+        "tick_p99_ms": round(pct(ticks["wall"], 99), 2),
+        "decide_p99_ms": round(pct(ticks["decide"], 99), 2),
+        "ticks": len(ticks["wall"]),
+        "gc_max_ms": round(max(full_gcs, default=0.0), 1),
         "health_p99_ms": health["p99_ms"],
         "metrics_p99_ms": metrics["p99_ms"],
         "dashboard_p99_ms": page["p99_ms"],
@@ -462,10 +529,11 @@ async def _waiters(plane: Plane, sizes: Sizes) -> list[dict[str, Any]]:
         aiohttp.ClientSession(connector=connector, headers=plane.auth) as session,
     ):
         await workers_ready(client, 4)
-        await sequential_runs(client, "work", 50)  # warm-up
+        await sequential_runs(client, "work", sizes.runs // 2)  # warm-up
+        # Without waiters before and after each case: its baseline is the mean of the two.
+        baseline = await sequential_runs(client, "work", sizes.runs)
         for n in sizes.waiters:
             for kind in ("runsync", "stream"):
-                baseline = await sequential_runs(client, "work", 100)
                 ids = await submit_many(client, "backlog", n) if kind == "stream" else []
                 before = plane.rss_kib()
                 targets = ids or [""] * n
@@ -478,21 +546,25 @@ async def _waiters(plane: Plane, sizes: Sizes) -> list[dict[str, Any]]:
                         raise RuntimeError(f"{n} {kind} waiters did not all arrive")
                     await asyncio.sleep(0.1)
                 held = plane.rss_kib()
-                loaded = await sequential_runs(client, "work", 100)
+                loaded = await sequential_runs(client, "work", sizes.runs)
                 woken = time.perf_counter()
                 await client.post("/v2/backlog/purge-queue")
                 await asyncio.gather(*tasks)
+                wake_ms = (time.perf_counter() - woken) * 1000
+                after = await sequential_runs(client, "work", sizes.runs)
+                without = (baseline + after) / 2
                 rows.append(
                     {
                         "waiters": n,
                         "kind": kind,
                         "kib_per_waiter": round((held - before) / n, 1),
                         "run_p50_ms": round(loaded, 2),
-                        "run_p50_ms_no_waiters": round(baseline, 2),
-                        "run_ratio": round(loaded / baseline, 2),
-                        "wake_all_ms": round((time.perf_counter() - woken) * 1000, 1),
+                        "run_p50_ms_no_waiters": round(without, 2),
+                        "run_ratio": round(loaded / without, 2),
+                        "wake_all_ms": round(wake_ms, 1),
                     }
                 )
+                baseline = after
     return rows
 
 
@@ -514,34 +586,26 @@ def summarise(results: dict[str, dict[str, Any]], sizes: Sizes, quick: bool) -> 
     by_store: dict[str, dict[str, Any]] = {}
     for name, result in results.items():
         queue = result["queue"]
-        empties = [r for r in queue if r["queued"] == 0]
-        empty = {
-            key: statistics.mean(r[key] for r in empties)
-            for key in ("run_p50_ms", "jobs_per_s", "rss_mib")
-        }
-        deep = [r for r in queue if r["queued"] == max(sizes.depths)]
+        empty = next(r for r in queue if r["queued"] == 0)
+        deep = next(
+            r for r in queue if r["queued"] == max(sizes.depths) and r["where"] == "other endpoint"
+        )
         fleet = result["fleet"]
         largest = max(fleet, key=lambda r: (r["workers"], r["endpoints"]))
         smallest = min(fleet, key=lambda r: (r["workers"], r["endpoints"]))
         big_waiters = [r for r in result["waiters"] if r["waiters"] == max(sizes.waiters)]
         by_store[name] = {
-            "run_p50_ratio_1m_vs_empty": round(
-                max(r["run_p50_ms"] for r in deep) / empty["run_p50_ms"], 2
-            ),
-            "jobs_per_s_ratio_1m_vs_empty": round(
-                min(r["jobs_per_s"] for r in deep) / empty["jobs_per_s"], 2
-            ),
+            "run_p50_ratio_1m_vs_empty": round(deep["run_p50_ms"] / empty["run_p50_ms"], 2),
+            "jobs_per_s_ratio_1m_vs_empty": round(deep["jobs_per_s"] / empty["jobs_per_s"], 2),
             "tick_p99_ms_1000_workers": largest["tick_p99_ms"],
+            "tick_decide_p99_ms_1000_workers": largest["decide_p99_ms"],
             "health_metrics_dashboard_p99_ms_max": max(
                 largest["health_p99_ms"], largest["metrics_p99_ms"], largest["dashboard_p99_ms"]
             ),
             "waiter_kib": max(r["kib_per_waiter"] for r in big_waiters),
             "waiter_run_ratio": max(r["run_ratio"] for r in big_waiters),
             "kib_per_queued_job": round(
-                (max(r["rss_mib"] for r in deep) - empties[0]["rss_mib"])
-                * 1024
-                / max(sizes.depths),
-                4,
+                (deep["rss_mib"] - empty["rss_mib"]) * 1024 / max(sizes.depths), 4
             ),
             "kib_per_worker": round(
                 (largest["rss_mib"] - smallest["rss_mib"])
@@ -568,102 +632,8 @@ def summarise(results: dict[str, dict[str, Any]], sizes: Sizes, quick: bool) -> 
     }
 
 
-def plot(summary: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
-    series = summary["series"]
-    ax = axes[0][0]
-    for store, result in series.items():
-        rows = [r for r in result["queue"] if r["where"] == "other endpoint"]
-        ax.plot(
-            [max(r["queued"], 1) for r in rows],
-            [r["run_p50_ms"] for r in rows],
-            "o-",
-            label=f"{store}: /run p50",
-        )
-        ax.plot(
-            [max(r["queued"], 1) for r in rows],
-            [r["run_p99_ms"] for r in rows],
-            "x--",
-            label=f"{store}: /run p99",
-        )
-        same = [r for r in result["queue"] if r["where"] == "same endpoint"]
-        ax.plot(
-            [r["queued"] for r in same],
-            [r["run_p50_ms"] for r in same],
-            "s",
-            label=f"{store}: p50, queue on the same endpoint",
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("jobs queued (1 = empty)")
-    ax.set_ylabel("ms")
-    ax.set_title("/run latency vs queue depth")
-    ax.legend(fontsize=7)
-    ax = axes[0][1]
-    for store, result in series.items():
-        rows = [r for r in result["queue"] if r["where"] == "other endpoint"]
-        ax.plot(
-            [max(r["queued"], 1) for r in rows], [r["jobs_per_s"] for r in rows], "o-", label=store
-        )
-        same = [r for r in result["queue"] if r["where"] == "same endpoint"]
-        ax.plot(
-            [r["queued"] for r in same],
-            [r["jobs_per_s"] for r in same],
-            "s",
-            label=f"{store}, same endpoint",
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("jobs queued (1 = empty)")
-    ax.set_ylabel("completed jobs/s")
-    ax.set_title("throughput vs queue depth")
-    ax.legend(fontsize=7)
-    ax = axes[1][0]
-    for store, result in series.items():
-        for endpoints in sorted({r["endpoints"] for r in result["fleet"]}):
-            rows = [r for r in result["fleet"] if r["endpoints"] == endpoints]
-            ax.plot(
-                [r["workers"] for r in rows],
-                [r["tick_p99_ms"] for r in rows],
-                "o-",
-                label=f"{store}: tick p99, {endpoints} endpoints",
-            )
-        rows = sorted(result["fleet"], key=lambda r: (r["workers"], r["endpoints"]))
-        ax.plot(
-            [r["workers"] for r in rows],
-            [max(r["health_p99_ms"], r["metrics_p99_ms"], r["dashboard_p99_ms"]) for r in rows],
-            "x:",
-            label=f"{store}: slowest of /health, /metrics, dashboard (p99)",
-        )
-    ax.axhline(25, color="grey", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("workers")
-    ax.set_ylabel("ms")
-    ax.set_title("scheduler tick and read paths vs fleet size")
-    ax.legend(fontsize=6)
-    ax = axes[1][1]
-    for store, result in series.items():
-        for kind in ("runsync", "stream"):
-            rows = [r for r in result["waiters"] if r["kind"] == kind]
-            ax.plot(
-                [r["waiters"] for r in rows],
-                [r["kib_per_waiter"] for r in rows],
-                "o-",
-                label=f"{store}: {kind} KiB/waiter",
-            )
-    ax.axhline(50, color="grey", lw=0.8)
-    ax.set_xscale("log")
-    ax.set_xlabel("concurrent waiters")
-    ax.set_ylabel("KiB per waiter (server RSS)")
-    ax.set_title("memory per waiting client")
-    ax.legend(fontsize=7)
-    fig.suptitle("runq: one control plane's cost as the work grows (2 shared cores)")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def main() -> None:
@@ -679,9 +649,10 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     root = Path(tempfile.mkdtemp(prefix="runq-scale-"))
     pg = None
+    began, load_before = time.monotonic(), load_average()
     try:
         for store_name in args.stores.split(","):
-            store: Callable[[], str] = lambda: "sqlite"  # noqa: E731
+            new_store: Callable[[str | None], str] = _sqlite
             if store_name == "postgres":
                 from tests.postgres import PostgresServer, _bindir
 
@@ -690,37 +661,72 @@ def main() -> None:
                     continue
                 pg = PostgresServer()
                 pg.start()
-                store = pg.new_database
+                new_store = _database_maker(pg)
             tmp = root / store_name
             tmp.mkdir()
             started = time.monotonic()
-            result: dict[str, Any] = {}
+            result: dict[str, Any] = {"load_before": load_average()}
             series = args.series.split(",")
             if "queue" in series:
                 (tmp / "queue").mkdir()
-                result["queue"] = queue_series(store(), store(), tmp / "queue", sizes)
+                result["queue"] = queue_series(new_store, tmp / "queue", sizes)
                 table(f"{store_name}: queue depth", result["queue"])
                 shutil.rmtree(tmp / "queue", ignore_errors=True)
             if "fleet" in series:
-                result["fleet"] = fleet_series(store, tmp, sizes)
+                result["fleet"] = fleet_series(new_store, tmp, sizes)
                 table(f"{store_name}: fleet size", result["fleet"])
             if "waiters" in series:
                 (tmp / "waiters").mkdir()
-                result["waiters"] = waiter_series(store(), tmp / "waiters", sizes)
+                result["waiters"] = waiter_series(new_store(None), tmp / "waiters", sizes)
                 table(f"{store_name}: waiting clients", result["waiters"])
             result["seconds"] = round(time.monotonic() - started, 1)
+            result["load_after"] = load_average()
             results[store_name] = result
+            if pg is not None:
+                pg.stop()
+                pg = None
     finally:
         if pg is not None:
             pg.stop()
         shutil.rmtree(root, ignore_errors=True)
+    took = {
+        "seconds": round(time.monotonic() - began, 1),
+        "load_before": load_before,
+        "load_after": load_average(),
+    }
+    print(f"\n{took['seconds']} s; load average {load_before} before, {took['load_after']} after")
     if args.series != "queue,fleet,waiters":
         print(json.dumps({"benchmark": "scale", "partial": args.series, "series": results}))
         return
-    summary = summarise(results, sizes, args.quick)
+    summary = {**summarise(results, sizes, args.quick), "run": took}
     if args.plot:
+        from scale_plot import plot
+
         plot(summary, args.plot)
     print(json.dumps(summary))
+
+
+def _sqlite(template: str | None = None) -> str:
+    return "sqlite"  # a data dir of its own per server: the store is its runq.db
+
+
+def _database_maker(pg: Any) -> Callable[[str | None], str]:
+    """A fresh database, or (given a database's DSN) a copy of it."""
+
+    def make(template: str | None = None) -> str:
+        if template is None:
+            dsn: str = pg.new_database()
+            return dsn
+        import psycopg
+
+        dsn = pg.new_database()
+        name, source = dsn.rsplit("/", 1)[1], template.rsplit("/", 1)[1]
+        with psycopg.connect(pg.dsn(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name}")
+            conn.execute(f"CREATE DATABASE {name} TEMPLATE {source}")
+        return dsn
+
+    return make
 
 
 if __name__ == "__main__":

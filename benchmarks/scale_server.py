@@ -9,8 +9,10 @@ loops speak real HTTP to the real worker API (job-take long-poll, job-done, ping
 control plane cannot tell them from the runpod SDK: 1,000 workers cost one process, not 1,000.
 
 Two more things for the benchmark: every scheduler tick is timed (GET /bench/ticks returns the
-durations since the last call, in ms), and endpoints named `$SCALE_IDLE_PREFIX*` get no loop (their
-worker stays INITIALIZING: a queue nobody takes from).
+durations since the last call, in ms: `wall`, and `decide`, its part after the store
+answered; GET /bench/gc the pauses of Python's full garbage collections), and endpoints named
+`$SCALE_IDLE_PREFIX*` get no loop (their worker stays INITIALIZING: a queue nobody takes
+from).
 
     python benchmarks/scale_server.py DATA_DIR PORT STORE SPEC_DIR
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -43,6 +46,7 @@ from runq.fleet.registry import WorkerRegistry
 from runq.models import ModelCache
 from runq.server.app import create_app
 from runq.server.serve import KEEP_ALIVE_S, build
+from runq.store.base import QueueStats
 
 WORKERS_SCRIPT = Path(__file__).with_name("scale_workers.py")
 # Endpoints whose names start with this get no worker loop: a queue that nobody takes from.
@@ -182,19 +186,51 @@ def main() -> None:
     local = plane.fleet.provisioner
     plane.fleet.provisioner = LoopProvisioner(config, plane.registry, local._on_exit, local.models)  # type: ignore[attr-defined]
 
+    # Each tick's wall time, and its part after the store's answer (deciding and acting, on
+    # the loop): on a shared machine the wall time includes waiting for the CPU and the loop.
     ticks: list[float] = []
+    decides: list[float] = []
     scheduler_tick = plane.scheduler.tick
+    store_read = plane.store.queue_stats_many
+    answered: list[float] = []
+
+    async def timed_read(names: list[str]) -> dict[str, QueueStats]:
+        stats = await store_read(names)
+        answered.append(time.perf_counter())
+        return stats
 
     async def timed_tick() -> None:
+        answered.clear()
         started = time.perf_counter()
         await scheduler_tick()
-        ticks.append((time.perf_counter() - started) * 1000)
+        ended = time.perf_counter()
+        ticks.append((ended - started) * 1000)
+        decides.append((ended - (answered[0] if answered else started)) * 1000)
 
     plane.scheduler.tick = profiled(timed_tick)  # type: ignore[method-assign]
+    plane.store.queue_stats_many = timed_read  # type: ignore[method-assign, assignment]
 
     async def bench_ticks(request: Request) -> JSONResponse:
-        taken = list(ticks)
+        taken = {"wall": list(ticks), "decide": list(decides)}
         ticks.clear()
+        decides.clear()
+        return JSONResponse(taken)
+
+    # Python's collections of its oldest generation, in ms: they stop the loop (ticks too).
+    full_gcs: list[float] = []
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+        elif info["generation"] == 2:
+            full_gcs.append((time.perf_counter() - gc_started[0]) * 1000)
+
+    gc.callbacks.append(on_gc)
+
+    async def bench_gc(request: Request) -> JSONResponse:
+        taken = list(full_gcs)
+        full_gcs.clear()
         return JSONResponse(taken)
 
     async def bench_waiters(request: Request) -> JSONResponse:
@@ -204,6 +240,7 @@ def main() -> None:
     app = create_app(plane, keys, specs)
     app.add_route("/bench/ticks", bench_ticks, methods=["GET"])
     app.add_route("/bench/waiters", bench_waiters, methods=["GET"])
+    app.add_route("/bench/gc", bench_gc, methods=["GET"])
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -212,6 +249,7 @@ def main() -> None:
             log_level="warning",
             access_log=False,
             timeout_keep_alive=KEEP_ALIVE_S,
+            timeout_graceful_shutdown=5,  # as runq serve: held long-polls end with the server
             backlog=4096,
         )
     )

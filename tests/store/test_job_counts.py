@@ -9,10 +9,15 @@ import collections
 import sqlite3
 from pathlib import Path
 
+import psycopg
+
 from runq.core.job import RETENTION_ASYNC_S, Job, JobStatus
 from runq.store.base import JobStore, QueueStats
+from runq.store.postgres import PostgresJobStore
+from runq.store.postgres_schema import MIGRATIONS as PG_MIGRATIONS
 from runq.store.sqlite import SqliteJobStore
 from runq.store.sqlite_schema import MIGRATIONS
+from tests.postgres import PostgresServer
 from tests.store import test_contract
 from tests.store.test_contract import ENDPOINT, FakeClock, make_request, result
 
@@ -174,5 +179,42 @@ async def test_a_version_5_sqlite_database_counts_the_jobs_it_holds(tmp_path: Pa
         assert (stats.in_queue, stats.oldest_queued_at) == (2, 1000)
         await opened.enqueue(make_request())
         assert (await opened.counts("echo"))["IN_QUEUE"] == 3
+    finally:
+        await opened.close()
+
+
+async def test_a_version_4_postgres_database_keeps_its_counts_and_totals(
+    postgres_server: PostgresServer,
+) -> None:
+    dsn = postgres_server.new_database()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE runq_schema (version INTEGER NOT NULL)")
+        for number, script in enumerate(PG_MIGRATIONS[:4], start=1):  # before the slots (5)
+            conn.execute(script.encode())
+            conn.execute("INSERT INTO runq_schema (version) VALUES (%s)", (number,))
+        for i, status in enumerate(["IN_QUEUE", "IN_QUEUE", "IN_PROGRESS", "COMPLETED"]):
+            conn.execute(
+                "INSERT INTO jobs (id, endpoint, status, input, ttl_s, created_at, worker_id) "
+                "VALUES (%s, 'echo', %s, '{}', 86400, %s, 'w1')",
+                (f"old-{i}", status, 1000 + i),
+            )
+        conn.execute(
+            "INSERT INTO counters (endpoint, name, value) "
+            "VALUES ('echo', 'ended:COMPLETED', 7), ('echo', 'retried', 2)"
+        )
+
+    opened = PostgresJobStore(dsn, clock=lambda: 2000.0)
+    await opened.open()
+    try:
+        counts = await opened.counts("echo")
+        assert (counts["IN_QUEUE"], counts["IN_PROGRESS"], counts["COMPLETED"]) == (2, 1, 1)
+        assert counts["retried"] == 2
+        assert (await opened.ended_totals("echo"))[JobStatus.COMPLETED] == 7
+        await opened.finish("old-2", "w1", result({"output": 1}))
+        counts = await opened.counts("echo")
+        assert (counts["IN_PROGRESS"], counts["COMPLETED"]) == (0, 2)
+        assert (await opened.ended_totals("echo"))[JobStatus.COMPLETED] == 8
+        window = await opened.job_window("echo", 1999.0, 2000.0)
+        assert window.completed == 1
     finally:
         await opened.close()

@@ -150,14 +150,19 @@ class Fleet:
         while True:
             if self._closed_to(worker):
                 return []
-            event = self._signals.queue_event(worker.endpoint)
-            jobs = await self._take_now(worker, limit)
-            if jobs:
-                return jobs
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return []
-            await wait_any(remaining, event, self._signals.closed)
+            ticket = self._signals.ticket(worker.endpoint)
+            acted = False  # woken, and about to read the queue again
+            try:
+                jobs = await self._take_now(worker, limit)
+                if jobs:
+                    return jobs
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return []
+                await wait_any(remaining, ticket, self._signals.closed)
+                acted = ticket.is_set() and not self._closed_to(worker)
+            finally:
+                self._signals.leave(worker.endpoint, ticket, acted)
 
     def _closed_to(self, worker: Worker) -> bool:
         """No more jobs for this worker: runq or the worker is shutting down, or it is parked
@@ -398,6 +403,10 @@ class Fleet:
     def _never_ran(self, worker: Worker, reason: str) -> None:
         if self.registry.get(worker.id) is worker and self.provisioner.pid(worker.id) is None:
             self.registry.remove(worker.id, reason)
+
+    def wake_takes(self, endpoint: str, queued: int) -> None:
+        """Up to `queued` held takes of `endpoint` read the queue again (one job, one poll)."""
+        self._signals.job_queued(endpoint, queued)
 
     def retire_takes(self, endpoint: str) -> None:
         """Held takes of `endpoint` answer now (a worker was told to take no more)."""

@@ -105,7 +105,7 @@ class Jobs:
 
     def _arrived(self, job: Job) -> None:
         self.demand.arrived(job)
-        self._signals.work_available(job.endpoint)
+        self._signals.job_queued(job.endpoint)
         self.on_arrival(job)
 
     async def get(self, job_id: str) -> Job | None:
@@ -170,7 +170,7 @@ class Jobs:
     async def retry(self, job_id: str) -> Job | None:
         job = await self._store.retry(job_id)
         if job is not None:
-            self._signals.work_available(job.endpoint)
+            self._signals.job_queued(job.endpoint)
             self._signals.job_changed(job_id)
         return job
 
@@ -270,7 +270,7 @@ class Jobs:
         if decision.action is LostJobAction.REQUEUE:
             if await self._store.requeue(job.id, job.worker_id) is not None:
                 log.info("job %s requeued: %s", job.id, cause)
-                self._signals.work_available(job.endpoint)
+                self._signals.job_queued(job.endpoint)
         elif await self.fail(job.id, job.worker_id, decision.reason) is not None:
             log.warning("job %s failed: %s", job.id, decision.reason)
         self._signals.job_changed(job.id)

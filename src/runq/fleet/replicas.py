@@ -4,7 +4,8 @@ Every replica answers the client API from the store. Only the holder of the sche
 (runq.store.leader) runs the fleet; the others stand by, forward worker calls to it, and take
 over when it dies. What one replica does reaches the others through the store's NOTIFY hints:
 work queued (wake long-polling workers), a running job cancelled (stop it on its worker) and
-an endpoint saved (serve it as stored).
+an endpoint saved (serve it as stored); the clients waiting on a job changed through another
+replica are woken by a sweep over the store (runq.fleet.job_watch).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typing import Any
 
 import httpx
 
+from runq.fleet import job_watch
 from runq.fleet.signals import Signals
 from runq.store.base import SharedStore
 
 log = logging.getLogger("runq")
 
 LEADER_URL_TTL_S = 1.0  # a standby re-reads the leader's URL at most this often
+SHARED_STORE_POLL_S = 0.2  # waited jobs changed through another replica wake within this
 
 
 class Replication:
@@ -55,14 +58,16 @@ class Replication:
     def start(self) -> list[asyncio.Task[None]]:
         """Stand by for the lock, and listen to the other replicas."""
         hints = self._store.listen(
-            self._signals.work_available,
+            self._signals.job_queued,
             self._signals.closed,
             self._stop_if_mine,
             self._endpoint_saved,
         )
+        waits = job_watch.watch(self._store, self._signals, SHARED_STORE_POLL_S)
         return [
             asyncio.create_task(self._stand_by(), name="runq-leader"),
             asyncio.create_task(hints, name="runq-listen"),
+            asyncio.create_task(waits, name="runq-waits"),
         ]
 
     async def close(self) -> None:

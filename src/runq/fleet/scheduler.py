@@ -150,6 +150,9 @@ class Scheduler:
         # Every queue endpoint's stats in one store round trip, not one per endpoint.
         names = [spec.name for spec in specs if spec.type != "load_balancer"]
         stats = await self._jobs.queue_stats_many(names)
+        for name, read in stats.items():
+            # A queued job wakes one held poll; one lost in a race waits at most this tick.
+            self._fleet.wake_takes(name, read.in_queue)
         try:
             for spec in specs:
                 self._scale(spec, stats.get(spec.name))

@@ -22,21 +22,55 @@ class _Gate:
 
 class Signals:
     def __init__(self) -> None:
-        self._queues: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        # Each held job-take poll's ticket, oldest first (a dict: ordered, O(1) removal).
+        self._takers: dict[str, dict[asyncio.Event, None]] = defaultdict(dict)
         self._jobs: dict[str, _Gate] = {}
         self._stops: dict[str, set[str]] = defaultdict(set)
         self._stop_events: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self.closed = asyncio.Event()
 
     # --- queue: workers wait for work -----------------------------------------------------
-    def queue_event(self, endpoint: str) -> asyncio.Event:
-        """The event the next enqueue on `endpoint` sets. Take it before reading the queue."""
-        return self._queues[endpoint]
+    # One queued job wakes one held poll, not all of them: with 1,000 idle workers, waking
+    # every poll of an endpoint for each job was ten takes from the store per job, nine of
+    # them finding nothing. A poll that leaves with a wake it did not act on passes it on
+    # (`leave`), and the scheduler's tick wakes as many polls as jobs it finds queued (a
+    # wake lost in a race costs at most a tick).
+    def ticket(self, endpoint: str) -> asyncio.Event:
+        """A held poll's place in line: set by a `job_queued` (or `work_available`) from now
+        on. Take it before reading the queue, and `leave` with it."""
+        event = asyncio.Event()
+        self._takers[endpoint][event] = None
+        return event
+
+    def leave(self, endpoint: str, ticket: asyncio.Event, acted: bool) -> None:
+        """A poll is done with `ticket`. `acted`: it read the queue after the ticket was set
+        (so it saw the job the wake was for); if not, that wake goes to the next poll."""
+        takers = self._takers.get(endpoint)
+        if takers is not None and takers.pop(ticket, False) is None:
+            if not takers:
+                del self._takers[endpoint]
+            return  # never woken
+        if ticket.is_set() and not acted:
+            self.job_queued(endpoint)
+
+    def job_queued(self, endpoint: str, jobs: int = 1) -> None:
+        """`jobs` more jobs to take on `endpoint`: wakes that many held polls, oldest first."""
+        takers = self._takers.get(endpoint)
+        while takers and jobs > 0:
+            ticket = next(iter(takers))
+            del takers[ticket]
+            ticket.set()
+            jobs -= 1
+        if takers is not None and not takers:
+            del self._takers[endpoint]
+
+    def waiting_polls(self, endpoint: str) -> int:
+        return len(self._takers.get(endpoint, ()))
 
     def work_available(self, endpoint: str) -> None:
-        event = self._queues.pop(endpoint, None)
-        if event is not None:
-            event.set()
+        """Every held poll of `endpoint` re-checks now (it may be closed to jobs now: a drain,
+        a park, an undeploy)."""
+        self.job_queued(endpoint, len(self._takers.get(endpoint, ())))
 
     # --- jobs: clients wait for a change --------------------------------------------------
     def job_gate(self, job_id: str) -> _Gate:
@@ -50,6 +84,10 @@ class Signals:
         gate.waiters -= 1
         if gate.waiters <= 0 and self._jobs.get(job_id) is gate:
             del self._jobs[job_id]
+
+    def waited_jobs(self) -> list[str]:
+        """The jobs that clients wait on now."""
+        return list(self._jobs)
 
     def job_changed(self, job_id: str) -> None:
         gate = self._jobs.pop(job_id, None)
@@ -78,8 +116,9 @@ class Signals:
     # --- shutdown: every held request answers now ----------------------------------------
     def close(self) -> None:
         self.closed.set()
-        for event in self._queues.values():
-            event.set()
+        for takers in self._takers.values():
+            for ticket in takers:
+                ticket.set()
         for gate in self._jobs.values():
             gate.event.set()
         for event in self._stop_events.values():

@@ -49,8 +49,9 @@ ProvisionerFactory = Callable[[ServerConfig, WorkerRegistry, ExitHandler, JobSto
 
 DRAIN_POLL_S = 0.05
 LOG_PRUNE_EVERY_S = 60.0
-SHARED_STORE_POLL_S = 0.2  # waits on a standby replica re-read the shared store this often
-LEADER_POLL_S = 2.0  # ... and on the leader: see Services._wait_slice_s
+# On a shared store each wait re-reads its own job this often, in case the sweep over waited
+# jobs (runq.fleet.job_watch) failed.
+WAIT_RECHECK_S = 30.0
 
 
 class Services:
@@ -127,15 +128,11 @@ class Services:
     def _wait_slice_s(self) -> float:
         """How long a client's wait goes without re-reading its job. Alone on its store: no
         limit, every change wakes it. Replicas share the store, and a change made through
-        another replica sets no event here: a standby, whose jobs the leader's workers run,
-        re-reads every SHARED_STORE_POLL_S. The leader makes every worker's change itself
-        (standbys forward worker calls to it); only a client's cancel or retry on another
-        replica reaches it through the store alone, so it re-reads every LEADER_POLL_S (1,000
-        waiters re-reading every 0.2 s were 5,000 reads a second and starved the workers'
-        heartbeats)."""
-        if not isinstance(self.store, SharedStore):
-            return math.inf
-        return LEADER_POLL_S if self.leading else SHARED_STORE_POLL_S
+        another replica sets no event here: one sweep (runq.fleet.job_watch) re-reads all
+        waited jobs every 0.2 s and wakes the waiters of those that changed, so a wait re-reads
+        on its own only as a fallback (each wait re-reading its job every 0.2 s was 5,000
+        reads a second for 1,000 waiters)."""
+        return WAIT_RECHECK_S if isinstance(self.store, SharedStore) else math.inf
 
     # --- lifecycle ----------------------------------------------------------------------
     async def start(self, specs: list[EndpointSpec]) -> None:

@@ -217,3 +217,8 @@ class SharedStore(Protocol):
         on_stop: Callable[[str, str], None] | None = None,
         on_deploy: Callable[[str], None] | None = None,
     ) -> None: ...
+
+    async def job_marks(self, job_ids: list[str]) -> dict[str, tuple[str, int, int]]:
+        """For each job of `job_ids` in the store, a value that changes whenever a client
+        waiting on it would see a change (its status, a retry, a new stream chunk)."""
+        ...

@@ -12,26 +12,19 @@ runs against both). What PostgreSQL changes:
   worker's long-poll learns of work queued through another replica (`listen`). NOTIFY is only
   a hint (it takes a global lock at commit, and a listener can miss one while reconnecting), so
   long-polls still re-check the queue on their own.
-- Worker operations (take, finish, progress, stream) commit with `synchronous_commit = off`:
-  the same trade as the SQLite store's relaxed sync (a crash can lose the last few tens of
-  milliseconds of them, which costs a re-run of a job, never an accepted job). Client
-  operations wait for the flush.
+- Worker operations (take, finish, progress, stream) commit with `synchronous_commit = off`
+  (`runq.store.postgres_pool`). Client operations wait for the flush.
+- Counts by status, ended-job totals and ended jobs' times are kept by triggers in the
+  transaction of each change (`postgres_schema.py`, migrations 4 and 5).
+
+This module holds the job queue's operations; the reads and records around them (counts,
+windows, endpoints, keys, webhooks, replicas) are `runq.store.postgres_admin`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import logging
-import time
-from collections.abc import AsyncIterator, Callable
 from typing import Any
-
-import psycopg
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
 
 from runq.core.idempotency import KEEP_S, IdempotencyKey, Submission
 from runq.core.job import (
@@ -42,73 +35,31 @@ from runq.core.job import (
     JobStatus,
     WorkerResult,
 )
-from runq.core.keys import ApiKey, new_key_id
 from runq.errors import Conflict, QueueFull
 from runq.store import postgres_queries as q
 from runq.store import window
-from runq.store.base import FinishOutcome, JobTiming, JobWindow, QueueStats, StreamRead, Webhook
-from runq.store.leader import LeaderLock
-from runq.store.postgres_listen import DEPLOY_CHANNEL, STOP_CHANNEL, WORK_CHANNEL, listen
-from runq.store.rows import dumps, job_timing, new_job_id, row_to_job, row_to_key
-from runq.store.window import ENDED
+from runq.store.base import FinishOutcome, StreamRead
+from runq.store.postgres_admin import PostgresAdmin
+from runq.store.postgres_listen import STOP_CHANNEL, WORK_CHANNEL
+from runq.store.rows import dumps, new_job_id, row_to_job
 
-log = logging.getLogger(__name__)
-
-Clock = Callable[[], float]
 Conn = q.Conn
 
 
-class PostgresJobStore:
+class PostgresJobStore(PostgresAdmin):
     """JobStore on PostgreSQL. See `runq.store.base.JobStore` for each method's contract.
 
     `dsn` is a libpq connection string or URL (postgresql://user@host:5432/db).
     """
 
-    def __init__(self, dsn: str, clock: Clock = time.time, pool_size: int = 8) -> None:
-        self.dsn = dsn
-        self._clock = clock
-        self._pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
-            dsn,
-            min_size=1,
-            max_size=pool_size,
-            open=False,
-            kwargs={"row_factory": dict_row, "autocommit": True},
-            connection_class=AsyncConnection[DictRow],
-        )
-
-    async def open(self) -> None:
-        try:
-            await self._pool.open(wait=True, timeout=15)
-        except psycopg.Error as exc:
-            raise ConnectionError(f"cannot connect to PostgreSQL at {self.dsn}: {exc}") from exc
-        async with self._tx() as conn:
-            await q.migrate(conn)
-
-    async def close(self) -> None:
-        await self._pool.close()
-
-    @contextlib.asynccontextmanager
-    async def _tx(self, durable: bool = True) -> AsyncIterator[Conn]:
-        async with self._pool.connection() as conn, conn.transaction():
-            if not durable:
-                await conn.execute("SET LOCAL synchronous_commit = off")
-            yield conn
-
-    async def _one(self, sql: str, params: Any = None) -> DictRow | None:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(sql, params)
-            return await cursor.fetchone()
-
-    async def _all(self, sql: str, params: Any = None) -> list[DictRow]:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(sql, params)
-            return await cursor.fetchall()
-
     # --- clients ------------------------------------------------------------------------
     async def enqueue(self, request: JobRequest, max_queue: int = 0) -> Job:
         job_id = request.id or new_job_id(request.sync)
-        async with self._tx() as conn:
-            return await self._insert(conn, request, job_id, self._clock(), max_queue)
+        if max_queue > 0:
+            async with self._tx() as conn:
+                return await self._insert(conn, request, job_id, self._clock(), max_queue)
+        async with self._autocommit() as conn:  # insert and hint in one statement
+            return await self._insert(conn, request, job_id, self._clock(), 0)
 
     async def enqueue_once(
         self, request: JobRequest, key: IdempotencyKey, max_queue: int = 0
@@ -137,10 +88,10 @@ class PostgresJobStore:
                     f"endpoint '{request.endpoint}' has {max_queue} jobs queued, its "
                     "max_queue: try again later"
                 )
-        inserted = await conn.execute(q.INSERT, q.insert_params(request, job_id, now))
-        if inserted.rowcount == 1:
-            await q.notify(conn, WORK_CHANNEL, request.endpoint)
-        row = await q.one(conn, "SELECT * FROM jobs WHERE id = %s", (job_id,))
+        params = (*q.insert_params(request, job_id, now), WORK_CHANNEL)
+        row = await q.one(conn, q.INSERT_AND_NOTIFY, params)
+        if row is None:  # a job with this id exists (the client chose it): that job, as it is
+            row = await q.one(conn, "SELECT * FROM jobs WHERE id = %s", (job_id,))
         assert row is not None
         return row_to_job(row)
 
@@ -200,7 +151,6 @@ class PostgresJobStore:
                     "endpoint": endpoint,
                 },
             )
-            await q.count_ended(conn, rows)
             return [row_to_job(row) for row in rows]
 
     async def keep_async(self, job_id: str) -> None:
@@ -227,84 +177,10 @@ class PostgresJobStore:
                 )
             return StreamRead(row_to_job(row), [json.loads(c["output"]) for c in chunks])
 
-    async def counts(self, endpoint: str) -> dict[str, int]:
-        result = {status.value: 0 for status in JobStatus}
-        for row in await self._all(
-            "SELECT status, n FROM job_counts WHERE endpoint = %s", (endpoint,)
-        ):
-            result[row["status"]] = int(row["n"])
-        retried = await self._one(
-            "SELECT value FROM counters WHERE endpoint = %s AND name = 'retried'", (endpoint,)
-        )
-        result["retried"] = retried["value"] if retried else 0
-        return result
-
-    async def queue_depth(self, endpoint: str) -> int:
-        return (await self.queue_stats(endpoint)).in_queue
-
-    async def queue_stats(self, endpoint: str) -> QueueStats:
-        row = await self._one(q.QUEUE_STATS, {"endpoint": endpoint})
-        assert row is not None
-        return QueueStats(int(row["queued"]), int(row["running"]), row["oldest"])
-
-    async def queue_stats_many(self, endpoints: list[str]) -> dict[str, QueueStats]:
-        stats = dict.fromkeys(endpoints, QueueStats(0, 0, None))
-        if endpoints:
-            for row in await self._all(q.QUEUE_STATS_MANY, {"endpoints": list(endpoints)}):
-                stats[row["endpoint"]] = QueueStats(
-                    int(row["queued"]), int(row["running"]), row["oldest"]
-                )
-        return stats
-
-    async def job_window(self, endpoint: str, since: float, until: float) -> JobWindow:
-        rows = await self._all(
-            "SELECT status, created_at, started_at, finished_at FROM job_times "
-            "WHERE endpoint = %s AND finished_at > %s AND finished_at <= %s",
-            (endpoint, since, until),
-        )
-        return window.summarise(rows, since, until)
-
-    async def ended_totals(self, endpoint: str) -> dict[JobStatus, int]:
-        result = dict.fromkeys(window.ENDED_STATUSES, 0)
-        for row in await self._all(
-            "SELECT name, value FROM counters WHERE endpoint = %s AND name LIKE 'ended:%%'",
-            (endpoint,),
-        ):
-            result[JobStatus(row["name"].removeprefix(ENDED))] = int(row["value"])
-        return result
-
-    async def ended_totals_many(self, endpoints: list[str]) -> dict[str, dict[JobStatus, int]]:
-        result = {name: dict.fromkeys(window.ENDED_STATUSES, 0) for name in endpoints}
-        if endpoints:
-            for row in await self._all(
-                "SELECT endpoint, name, value FROM counters "
-                "WHERE endpoint = ANY(%s) AND name LIKE 'ended:%%'",
-                (list(endpoints),),
-            ):
-                status = JobStatus(row["name"].removeprefix(ENDED))
-                result[row["endpoint"]][status] = int(row["value"])
-        return result
-
-    async def job_timings(self, endpoint: str, limit: int) -> list[JobTiming]:
-        rows = await self._all(
-            "SELECT id, status, created_at, started_at, finished_at FROM jobs "
-            "WHERE endpoint = %s AND status IN ('COMPLETED', 'FAILED') AND started_at IS NOT NULL "
-            "ORDER BY finished_at DESC LIMIT %s",
-            (endpoint, max(0, limit)),
-        )
-        return [job_timing(row) for row in rows]
-
-    async def recent_jobs(self, endpoint: str, limit: int) -> list[Job]:
-        rows = await self._all(
-            "SELECT * FROM jobs WHERE endpoint = %s ORDER BY created_at DESC, seq DESC LIMIT %s",
-            (endpoint, max(0, limit)),
-        )
-        return [row_to_job(row) for row in rows]
-
     # --- workers ------------------------------------------------------------------------
     async def take(self, endpoint: str, worker_id: str, limit: int) -> list[Job]:
         now = self._clock()
-        async with self._tx(durable=False) as conn:
+        async with self._autocommit(durable=False) as conn:
             return await q.take(conn, endpoint, worker_id, limit, now)
 
     async def finish(
@@ -327,13 +203,12 @@ class PostgresJobStore:
             if row is None:
                 return FinishOutcome(await q.get(conn, job_id), applied=False)
             job = row_to_job(row)
-            await q.count_ended(conn, [row])
             await q.queue_webhook(conn, job, now)
             taken = await q.take(conn, job.endpoint, worker_id, then_take, now) if then_take else []
             return FinishOutcome(job, applied=True, taken=taken)
 
     async def progress(self, job_id: str, worker_id: str, output: Any) -> bool:
-        async with self._tx(durable=False) as conn:
+        async with self._autocommit(durable=False) as conn:
             cursor = await conn.execute(
                 "UPDATE jobs SET has_output = TRUE, output = %s "
                 "WHERE id = %s AND status = 'IN_PROGRESS' AND worker_id = %s",
@@ -411,7 +286,6 @@ class PostgresJobStore:
                 "AND created_at + ttl_s <= %(now)s) RETURNING *",
                 {"now": now, "sync_keep": RETENTION_SYNC_S, "async_keep": RETENTION_ASYNC_S},
             )
-            await q.count_ended(conn, rows)
             return [row_to_job(row) for row in rows]
 
     async def delete_expired(self, now: float) -> int:
@@ -431,98 +305,3 @@ class PostgresJobStore:
                 "DELETE FROM idempotency_keys WHERE created_at <= %s", (now - KEEP_S,)
             )
             return cursor.rowcount
-
-    # --- hosts --------------------------------------------------------------------------
-    async def record_host_model(self, host: str, source: str) -> None:
-        async with self._tx(durable=False) as conn:
-            await conn.execute(
-                "INSERT INTO host_models (host, source) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (host, source),
-            )
-
-    async def host_models(self) -> dict[str, tuple[str, ...]]:
-        found: dict[str, list[str]] = {}
-        for row in await self._all("SELECT host, source FROM host_models ORDER BY host, source"):
-            found.setdefault(row["host"], []).append(row["source"])
-        return {host: tuple(sources) for host, sources in found.items()}
-
-    # --- webhooks -----------------------------------------------------------------------
-    async def due_webhooks(self, now: float, limit: int) -> list[Webhook]:
-        rows = await self._all(
-            "SELECT id, job_id, url, body, attempts FROM webhook_outbox WHERE next_at <= %s "
-            "ORDER BY next_at, id LIMIT %s",
-            (now, limit),
-        )
-        return [Webhook(r["id"], r["job_id"], r["url"], r["body"], r["attempts"]) for r in rows]
-
-    async def webhook_result(self, hook_id: int, delivered: bool, next_at: float | None) -> None:
-        async with self._tx() as conn:
-            if delivered or next_at is None:
-                await conn.execute("DELETE FROM webhook_outbox WHERE id = %s", (hook_id,))
-            else:
-                await conn.execute(
-                    "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = %s WHERE id = %s",
-                    (next_at, hook_id),
-                )
-
-    # --- endpoints ----------------------------------------------------------------------
-    async def save_endpoint(self, name: str, path: str, toml: str) -> None:
-        async with self._tx() as conn:
-            await conn.execute(
-                "INSERT INTO endpoints (name, path, toml) VALUES (%s, %s, %s) "
-                "ON CONFLICT (name) DO UPDATE SET path = excluded.path, toml = excluded.toml",
-                (name, path, toml),
-            )
-            await q.notify(conn, DEPLOY_CHANNEL, name)
-
-    async def endpoints(self) -> list[tuple[str, str, str]]:
-        rows = await self._all("SELECT name, path, toml FROM endpoints ORDER BY name")
-        return [(r["name"], r["path"], r["toml"]) for r in rows]
-
-    async def delete_endpoint(self, name: str) -> bool:
-        async with self._tx() as conn:
-            cursor = await conn.execute("DELETE FROM endpoints WHERE name = %s", (name,))
-            await q.notify(conn, DEPLOY_CHANNEL, name)  # the other replicas stop serving it
-            return cursor.rowcount == 1
-
-    # --- API keys -----------------------------------------------------------------------
-    async def create_key(self, name: str, key_hash: str, scopes: tuple[str, ...]) -> ApiKey:
-        key = ApiKey(new_key_id(), name, key_hash, tuple(scopes), self._clock())
-        async with self._tx() as conn:
-            cursor = await conn.execute(
-                "INSERT INTO api_keys (id, name, hash, scopes, created_at) "
-                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                (key.id, key.name, key.hash, dumps(list(key.scopes)), key.created_at),
-            )
-            if cursor.rowcount != 1:
-                raise Conflict("an API key with that hash (or id) exists already")
-        return key
-
-    async def api_keys(self) -> list[ApiKey]:
-        rows = await self._all("SELECT * FROM api_keys ORDER BY created_at, seq")
-        return [row_to_key(row) for row in rows]
-
-    async def revoke_key(self, key_id: str) -> ApiKey | None:
-        now = self._clock()
-        async with self._tx() as conn:
-            await conn.execute(
-                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
-                (now, key_id),
-            )
-            row = await q.one(conn, "SELECT * FROM api_keys WHERE id = %s", (key_id,))
-            return row_to_key(row) if row is not None else None
-
-    # --- replicas -----------------------------------------------------------------------
-    def leader_lock(self) -> LeaderLock:
-        """The lock whose holder runs the fleet (see runq.store.leader)."""
-        return LeaderLock(self.dsn)
-
-    async def listen(
-        self,
-        on_work: Callable[[str], None],
-        stop: asyncio.Event,
-        on_stop: Callable[[str, str], None] | None = None,
-        on_deploy: Callable[[str], None] | None = None,
-    ) -> None:
-        """What the other replicas did, as hints: see runq.store.postgres_listen."""
-        await listen(self.dsn, stop, on_work, on_stop, on_deploy)

@@ -2,7 +2,7 @@
 
 NOTIFY is only a hint: it takes a global lock at commit, and a listener misses what was sent
 while it reconnected. So every receiver re-reads the store anyway (long-polls re-check the
-queue, waits re-read their job at least every 0.2 s).
+queue, waited jobs are re-read every 0.2 s by runq.fleet.job_watch).
 """
 
 from __future__ import annotations

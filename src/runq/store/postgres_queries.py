@@ -4,7 +4,6 @@ sqlite_queries.py does for SQLite)."""
 
 from __future__ import annotations
 
-import collections
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -22,7 +21,6 @@ from runq.core.job import (
 from runq.errors import IdempotencyMismatch
 from runq.store.postgres_schema import MIGRATIONS
 from runq.store.rows import dumps, row_to_job
-from runq.store.window import ENDED
 
 Conn = AsyncConnection[DictRow]
 
@@ -79,14 +77,14 @@ UPDATE jobs SET status = 'IN_QUEUE', started_at = NULL, finished_at = NULL, work
 WHERE id = %(id)s AND status IN ('FAILED', 'TIMED_OUT')
 RETURNING *
 """
-# Counts kept by triggers (postgres_schema.py, migration 3); the oldest queued job is the
-# older of the heads of the two priority lanes (FIFO order by seq is creation order: a retry
-# takes a new seq).
+# Counts kept by triggers (postgres_schema.py, migrations 4 and 5: summed over their slots);
+# the oldest queued job is the older of the heads of the two priority lanes (FIFO order by seq
+# is creation order: a retry takes a new seq).
 QUEUE_STATS = """
 SELECT
-    coalesce((SELECT n FROM job_counts
+    coalesce((SELECT sum(n) FROM job_counts
               WHERE endpoint = %(endpoint)s AND status = 'IN_QUEUE'), 0) AS queued,
-    coalesce((SELECT n FROM job_counts
+    coalesce((SELECT sum(n) FROM job_counts
               WHERE endpoint = %(endpoint)s AND status = 'IN_PROGRESS'), 0) AS running,
     least(
         (SELECT created_at FROM jobs
@@ -99,9 +97,9 @@ SELECT
 # QUEUE_STATS for many endpoints in one statement.
 QUEUE_STATS_MANY = """
 SELECT e.endpoint,
-    coalesce((SELECT n FROM job_counts
+    coalesce((SELECT sum(n) FROM job_counts
               WHERE endpoint = e.endpoint AND status = 'IN_QUEUE'), 0) AS queued,
-    coalesce((SELECT n FROM job_counts
+    coalesce((SELECT sum(n) FROM job_counts
               WHERE endpoint = e.endpoint AND status = 'IN_PROGRESS'), 0) AS running,
     least(
         (SELECT created_at FROM jobs
@@ -112,11 +110,22 @@ SELECT e.endpoint,
          ORDER BY seq LIMIT 1)) AS oldest
 FROM unnest(%(endpoints)s::text[]) AS e(endpoint)
 """
-INSERT = """
-INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
-                  execution_timeout_s, ttl_s, sync, created_at)
-VALUES (%s, %s, 'IN_QUEUE', %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (id) DO NOTHING
+# A new job, and the hint to the other replicas (sent at commit), in one statement; no row
+# if the id exists already.
+INSERT_AND_NOTIFY = """
+WITH inserted AS (
+    INSERT INTO jobs (id, endpoint, status, input, webhook, s3_config, low_priority,
+                      execution_timeout_s, ttl_s, sync, created_at)
+    VALUES (%s, %s, 'IN_QUEUE', %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING *)
+SELECT inserted.*, pg_notify(%s, inserted.endpoint)::text AS notified FROM inserted
+"""
+# What a waiting client would notice of each job (PostgresAdmin.job_marks).
+JOB_MARKS = """
+SELECT j.id, j.status, j.seq,
+    coalesce((SELECT max(c.seq) FROM stream_chunks c WHERE c.job_id = j.id), 0) AS chunks
+FROM jobs j WHERE j.id = ANY(%s)
 """
 
 
@@ -199,44 +208,15 @@ async def end(
         "sync_keep": RETENTION_SYNC_S,
         "async_keep": RETENTION_ASYNC_S,
     }
-    row = await (await conn.execute(END, params)).fetchone()
-    if row is not None:
-        await count_ended(conn, [row])
-    return row
+    return await (await conn.execute(END, params)).fetchone()
 
 
 async def bump(conn: Conn, endpoint: str, name: str, by: int = 1) -> None:
     await conn.execute(
-        "INSERT INTO counters (endpoint, name, value) VALUES (%s, %s, %s) "
-        "ON CONFLICT (endpoint, name) DO UPDATE SET value = counters.value + excluded.value",
+        "INSERT INTO counters (endpoint, name, slot, value) VALUES (%s, %s, runq_slot(), %s) "
+        "ON CONFLICT (endpoint, name, slot) DO UPDATE SET value = counters.value + excluded.value",
         (endpoint, name, by),
     )
-
-
-async def count_ended(conn: Conn, rows: list[DictRow]) -> None:
-    """Jobs that just ended (rows after the change), in the same transaction: counted by final
-    status for ever (retention deletes jobs, not these counts), and their times kept for
-    metrics windows (`window.TIMES_KEEP_S`)."""
-    tally = collections.Counter((row["endpoint"], row["status"]) for row in rows)
-    for (endpoint, status), n in tally.items():
-        await bump(conn, endpoint, ENDED + status, n)
-    if rows:
-        async with conn.cursor() as cursor:
-            await cursor.executemany(
-                "INSERT INTO job_times (endpoint, finished_at, job_id, status, created_at, "
-                "started_at) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                [
-                    (
-                        r["endpoint"],
-                        r["finished_at"],
-                        r["id"],
-                        r["status"],
-                        r["created_at"],
-                        r["started_at"],
-                    )
-                    for r in rows
-                ],
-            )
 
 
 async def queue_webhook(conn: Conn, job: Job, now: float) -> None:

@@ -162,4 +162,76 @@ MIGRATIONS: tuple[str, ...] = (
         FOR EACH STATEMENT EXECUTE FUNCTION runq_count_jobs();
     CREATE INDEX jobs_queue_deadline ON jobs ((created_at + ttl_s)) WHERE status = 'IN_QUEUE';
     """,
+    # 5: the counts spread over 16 slots per (endpoint, status), one per database backend
+    # (`runq_slot()`): every take, finish and enqueue changes a count, and a count row stays
+    # locked until its transaction commits, so with one row per (endpoint, status) every
+    # worker's finish waited for the one before it (8 workers: 20 ms a finish, waiting). A
+    # backend runs one transaction at a time, so transactions on different backends no longer
+    # share a row; readers sum the slots. `counters` likewise, and the trigger now also counts
+    # the jobs that end and keeps their times (the store did, a round trip each per finish).
+    # And the indexes that grew with the queue and served nothing: jobs by (endpoint, status)
+    # is replaced by jobs by (endpoint, created_at, seq), which the dashboard's recent jobs
+    # read (a sequential scan of a million-job table before), and ended jobs by finish time no
+    # longer index the NULL finish time of every queued job.
+    """
+    LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE;
+    CREATE FUNCTION runq_slot() RETURNS SMALLINT LANGUAGE sql STABLE PARALLEL RESTRICTED
+        AS 'SELECT (pg_backend_pid() % 16)::smallint';
+    ALTER TABLE job_counts ADD COLUMN slot SMALLINT NOT NULL DEFAULT 0;
+    ALTER TABLE job_counts DROP CONSTRAINT job_counts_pkey;
+    ALTER TABLE job_counts ADD PRIMARY KEY (endpoint, status, slot);
+    ALTER TABLE counters ADD COLUMN slot SMALLINT NOT NULL DEFAULT 0;
+    ALTER TABLE counters DROP CONSTRAINT counters_pkey;
+    ALTER TABLE counters ADD PRIMARY KEY (endpoint, name, slot);
+    CREATE OR REPLACE FUNCTION runq_count_jobs() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        mine SMALLINT := runq_slot();
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO job_counts (endpoint, status, slot, n)
+                SELECT endpoint, status, mine, count(*) FROM new_rows GROUP BY endpoint, status
+                ORDER BY endpoint, status
+                ON CONFLICT (endpoint, status, slot) DO UPDATE SET n = job_counts.n + excluded.n;
+        ELSIF TG_OP = 'DELETE' THEN
+            INSERT INTO job_counts (endpoint, status, slot, n)
+                SELECT endpoint, status, mine, -count(*) FROM old_rows GROUP BY endpoint, status
+                ORDER BY endpoint, status
+                ON CONFLICT (endpoint, status, slot) DO UPDATE SET n = job_counts.n + excluded.n;
+        ELSE
+            INSERT INTO job_counts (endpoint, status, slot, n)
+                SELECT endpoint, status, mine, sum(delta) FROM (
+                    SELECT o.endpoint, o.status, -1 AS delta
+                    FROM old_rows o JOIN new_rows c ON c.id = o.id WHERE o.status <> c.status
+                    UNION ALL
+                    SELECT c.endpoint, c.status, 1
+                    FROM old_rows o JOIN new_rows c ON c.id = o.id WHERE o.status <> c.status
+                ) AS changes
+                GROUP BY endpoint, status HAVING sum(delta) <> 0
+                ORDER BY endpoint, status
+                ON CONFLICT (endpoint, status, slot) DO UPDATE SET n = job_counts.n + excluded.n;
+            -- Jobs that just ended: counted by final status for ever (retention deletes jobs,
+            -- not these counts), and their times kept for metrics windows.
+            INSERT INTO counters (endpoint, name, slot, value)
+                SELECT c.endpoint, 'ended:' || c.status, mine, count(*)
+                FROM old_rows o JOIN new_rows c ON c.id = o.id
+                WHERE o.status <> c.status
+                    AND c.status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')
+                GROUP BY c.endpoint, c.status
+                ORDER BY c.endpoint, c.status
+                ON CONFLICT (endpoint, name, slot) DO UPDATE
+                    SET value = counters.value + excluded.value;
+            INSERT INTO job_times (endpoint, finished_at, job_id, status, created_at, started_at)
+                SELECT c.endpoint, c.finished_at, c.id, c.status, c.created_at, c.started_at
+                FROM old_rows o JOIN new_rows c ON c.id = o.id
+                WHERE o.status <> c.status
+                    AND c.status IN ('COMPLETED', 'FAILED', 'CANCELLED', 'TIMED_OUT')
+                ON CONFLICT DO NOTHING;
+        END IF;
+        RETURN NULL;
+    END $$;
+    DROP INDEX jobs_by_status;
+    DROP INDEX jobs_finished;
+    CREATE INDEX jobs_finished ON jobs (endpoint, finished_at) WHERE finished_at IS NOT NULL;
+    CREATE INDEX jobs_recent ON jobs (endpoint, created_at, seq);
+    """,
 )

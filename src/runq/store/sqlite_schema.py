@@ -135,4 +135,10 @@ MIGRATIONS: tuple[str, ...] = (
     END;
     CREATE INDEX jobs_queue_deadline ON jobs (created_at + ttl_s) WHERE status = 'IN_QUEUE';
     """,
+    # 7: jobs by endpoint and creation time (the rowid breaks ties), newest first for the
+    # dashboard's recent jobs: they sorted every job of the endpoint (1.7 s for a million
+    # queued, on the store's one thread).
+    """
+    CREATE INDEX jobs_recent ON jobs (endpoint, created_at);
+    """,
 )
