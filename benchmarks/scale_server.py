@@ -45,7 +45,7 @@ from runq.fleet.provisioner import ExitHandler
 from runq.fleet.registry import WorkerRegistry
 from runq.models import ModelCache
 from runq.server.app import create_app
-from runq.server.serve import KEEP_ALIVE_S, build
+from runq.server.serve import KEEP_ALIVE_S, build, tune_gc
 from runq.store.base import QueueStats
 
 WORKERS_SCRIPT = Path(__file__).with_name("scale_workers.py")
@@ -253,6 +253,8 @@ def main() -> None:
             backlog=4096,
         )
     )
+    if os.environ.get("RUNQ_SCALE_GC", "tuned") == "tuned":  # "default": Python's own, for A/B
+        tune_gc()  # as runq serve does
     server.run()
 
 

@@ -18,7 +18,6 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.exposition import choose_encoder
@@ -27,12 +26,12 @@ from starlette.responses import Response
 
 from runq.api.auth import ApiKeys
 from runq.api.coldstart_metrics import ColdStartTally
+from runq.api.family_text import HistogramFamilyText
 from runq.core.job import JobStatus
 from runq.core.reads import QueueStats
 from runq.core.worker import WorkerState
 from runq.fleet.endpoints import Endpoints
 from runq.fleet.fleet import Fleet
-from runq.fleet.job_timing import Histogram
 from runq.fleet.jobs import Jobs
 from runq.fleet.ledger import Ledger
 from runq.fleet.usage_tally import UsageTally
@@ -118,16 +117,6 @@ class RunqCollector(Collector):
                 workers.add_metric([name, state.value], states.count(state))
         yield workers
         yield from self._usage_metrics(names)
-        yield self._histogram(
-            "runq_job_delay_seconds",
-            "Time from submission until a worker took the job.",
-            sources.jobs.timings.delay,
-        )
-        yield self._histogram(
-            "runq_job_execution_seconds",
-            "Time from a worker taking the job until it reported the result.",
-            sources.jobs.timings.execution,
-        )
 
     def _usage_metrics(self, names: list[str]) -> Iterator[Metric]:
         usage = self._usage.update(_lifetimes(self._sources))
@@ -161,17 +150,6 @@ class RunqCollector(Collector):
             cost.add_metric([name], used.cost)
         yield from (cold, revivals, seconds, cost)
 
-    @staticmethod
-    def _histogram(name: str, documentation: str, by: dict[str, Histogram]) -> Metric:
-        family = HistogramMetricFamily(name, documentation, labels=["endpoint"])
-        for endpoint, histogram in sorted(by.items()):
-            buckets = [
-                ("+Inf" if le == float("inf") else repr(le), float(n))
-                for le, n in histogram.cumulative()
-            ]
-            family.add_metric([endpoint], buckets, histogram.sum)
-        return family
-
 
 class _ColdStartCollector(Collector):
     def __init__(self, tally: ColdStartTally) -> None:
@@ -187,7 +165,8 @@ class _ColdStartCollector(Collector):
 class MetricsExporter:
     """The app's registry and its collectors. The cold-start histograms (an endpoint x phase x
     bucket each: three quarters of a scrape with 100 endpoints, 100 ms to encode) change only
-    when a worker is first seen ready, so their text is kept between scrapes until then."""
+    when a worker is first seen ready, so their text is kept between scrapes until then; the
+    job histograms' text is kept per endpoint until that endpoint runs a job."""
 
     def __init__(self, sources: MetricSources) -> None:
         self._fleet = sources.fleet
@@ -198,6 +177,15 @@ class MetricsExporter:
         self._cold_registry = CollectorRegistry(auto_describe=False)
         self._cold_registry.register(_ColdStartCollector(self._cold_starts))
         self._cold_text: dict[str, bytes] = {}  # by content type
+        self._timings = sources.jobs.timings
+        # The job histograms: each endpoint's lines kept until it runs a job (family_text).
+        self._delay = HistogramFamilyText(
+            "runq_job_delay_seconds", "Time from submission until a worker took the job."
+        )
+        self._execution = HistogramFamilyText(
+            "runq_job_execution_seconds",
+            "Time from a worker taking the job until it reported the result.",
+        )
 
     async def render(self, accept: str) -> tuple[bytes, str]:
         """The body and its content type: Prometheus text, or OpenMetrics when `accept` (the
@@ -212,7 +200,9 @@ class MetricsExporter:
         live = encode(self.registry)
         if live.endswith(_OPENMETRICS_END):  # one exposition: a single end marker, last
             live = live[: -len(_OPENMETRICS_END)]
-        return live + cold, content_type
+        delay = self._delay.render(self._timings.delay, encode, content_type)
+        execution = self._execution.render(self._timings.execution, encode, content_type)
+        return live + delay + execution + cold, content_type
 
 
 _OPENMETRICS_END = b"# EOF\n"

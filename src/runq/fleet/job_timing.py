@@ -28,8 +28,10 @@ class Histogram:
 
     counts: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS_S) + 1))
     sum: float = 0.0
+    version: int = 0  # one more at each observation: /metrics keeps its text until it moves
 
     def observe(self, seconds: float) -> None:
+        self.version += 1
         seconds = max(0.0, seconds)
         # bisect_left: a value equal to a bound belongs to that bucket (le means <=).
         self.counts[bisect.bisect_left(BUCKETS_S, seconds)] += 1

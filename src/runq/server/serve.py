@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import resource
@@ -25,6 +26,23 @@ KEEP_ALIVE_S = 75
 # bundles are left as they are: what workers read, not what clients sent).
 _PRIVATE_TREES = ("logs", "workers")
 FD_LIMIT_WANTED = 65536  # connections, log files and the store, with room to spare
+
+
+# A young collection every GC_YOUNG allocations instead of Python's 700: with a thousand workers
+# the server allocates quickly (pings, polls), and each collection's cost grows with the heap.
+GC_YOUNG = 10_000
+
+
+def tune_gc() -> None:
+    """Keep Python's garbage collector out of the way of requests: what exists once the app is
+    built (modules, routes, schemas: most of the heap, and never garbage) is frozen, so full
+    collections no longer walk it, and young collections run less often. Measured with 1,000
+    workers (benchmarks/scale.py): full collections of 95-150 ms were the p99 of `/metrics`
+    and of the scheduler's tick."""
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, older, oldest)
 
 
 def raise_fd_limit(wanted: int = FD_LIMIT_WANTED) -> int:
@@ -130,4 +148,5 @@ def serve(config: ServerConfig, specs: list[EndpointSpec], log_level: str = "inf
     )
     server = _Server(uv_config)
     server.plane = plane
+    tune_gc()
     server.run()
