@@ -7,8 +7,6 @@ workers, and a histogram rebuilt from it would go down when old workers drop out
 
 from __future__ import annotations
 
-from prometheus_client.core import HistogramMetricFamily, Metric
-
 from runq.fleet.fleet import Fleet
 from runq.fleet.job_timing import Histogram
 from runq.policy.coldstart import cold_start
@@ -38,22 +36,7 @@ class ColdStartTally:
         self._seen &= {worker.id for worker in known}  # a worker gone from history never returns
         return changed
 
-    def family(self) -> Metric:
-        family = HistogramMetricFamily(
-            "runq_worker_cold_start_seconds",
-            "Workers' cold starts by phase: init (environment, model fetch), image_pull and "
-            "container_start (image workers), import, load (the handler's init), ready (to the "
-            "first call), total.",
-            labels=["endpoint", "phase"],
-        )
-        for (endpoint, phase), histogram in sorted(self._by.items()):
-            buckets = [
-                ("+Inf" if le == float("inf") else repr(le), float(n))
-                for le, n in histogram.cumulative()
-            ]
-            family.add_metric([endpoint, phase], buckets, histogram.sum)
-        return family
-
-    def collect(self, fleet: Fleet) -> Metric:
-        self.update(fleet)
-        return self.family()
+    @property
+    def series(self) -> dict[tuple[str, ...], Histogram]:
+        """(endpoint, phase) -> its histogram."""
+        return {key: histogram for key, histogram in self._by.items()}

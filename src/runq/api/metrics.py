@@ -32,6 +32,7 @@ from runq.core.reads import QueueStats
 from runq.core.worker import WorkerState
 from runq.fleet.endpoints import Endpoints
 from runq.fleet.fleet import Fleet
+from runq.fleet.job_timing import Histogram
 from runq.fleet.jobs import Jobs
 from runq.fleet.ledger import Ledger
 from runq.fleet.usage_tally import UsageTally
@@ -151,22 +152,11 @@ class RunqCollector(Collector):
         yield from (cold, revivals, seconds, cost)
 
 
-class _ColdStartCollector(Collector):
-    def __init__(self, tally: ColdStartTally) -> None:
-        self._tally = tally
-
-    def describe(self) -> list[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        yield self._tally.family()
-
-
 class MetricsExporter:
-    """The app's registry and its collectors. The cold-start histograms (an endpoint x phase x
-    bucket each: three quarters of a scrape with 100 endpoints, 100 ms to encode) change only
-    when a worker is first seen ready, so their text is kept between scrapes until then; the
-    job histograms' text is kept per endpoint until that endpoint runs a job."""
+    """The app's registry and its collectors, and the histograms, whose text is kept per series
+    until it moves (runq.api.family_text): the cold starts (endpoint x phase: three quarters
+    of a scrape with 100 endpoints, 100 ms to encode in full) change only when a worker is
+    first seen ready, an endpoint's job histograms only when it runs a job."""
 
     def __init__(self, sources: MetricSources) -> None:
         self._fleet = sources.fleet
@@ -174,9 +164,13 @@ class MetricsExporter:
         self.collector = RunqCollector(sources)
         self.registry.register(self.collector)
         self._cold_starts = ColdStartTally()
-        self._cold_registry = CollectorRegistry(auto_describe=False)
-        self._cold_registry.register(_ColdStartCollector(self._cold_starts))
-        self._cold_text: dict[str, bytes] = {}  # by content type
+        self._cold_family = HistogramFamilyText(
+            "runq_worker_cold_start_seconds",
+            "Workers' cold starts by phase: init (environment, model fetch), image_pull and "
+            "container_start (image workers), import, load (the handler's init), ready (to the "
+            "first call), total.",
+            labels=("endpoint", "phase"),
+        )
         self._timings = sources.jobs.timings
         # The job histograms: each endpoint's lines kept until it runs a job (family_text).
         self._delay = HistogramFamilyText(
@@ -192,17 +186,21 @@ class MetricsExporter:
         scraper's Accept header) asks for it."""
         await self.collector.refresh()
         encode, content_type = choose_encoder(accept)
-        if self._cold_starts.update(self._fleet):
-            self._cold_text.clear()
-        cold = self._cold_text.get(content_type)
-        if cold is None:
-            cold = self._cold_text[content_type] = encode(self._cold_registry)
+        self._cold_starts.update(self._fleet)
+        cold = self._cold_family.render(self._cold_starts.series, encode, content_type)
         live = encode(self.registry)
+        end = b""
         if live.endswith(_OPENMETRICS_END):  # one exposition: a single end marker, last
-            live = live[: -len(_OPENMETRICS_END)]
-        delay = self._delay.render(self._timings.delay, encode, content_type)
-        execution = self._execution.render(self._timings.execution, encode, content_type)
-        return live + delay + execution + cold, content_type
+            live, end = live[: -len(_OPENMETRICS_END)], _OPENMETRICS_END
+        delay = self._delay.render(_by_endpoint(self._timings.delay), encode, content_type)
+        execution = self._execution.render(
+            _by_endpoint(self._timings.execution), encode, content_type
+        )
+        return live + delay + execution + cold + end, content_type
+
+
+def _by_endpoint(by: dict[str, Histogram]) -> dict[tuple[str, ...], Histogram]:
+    return {(endpoint,): histogram for endpoint, histogram in by.items()}
 
 
 _OPENMETRICS_END = b"# EOF\n"
