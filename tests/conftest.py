@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -207,19 +208,28 @@ class Server:
         kill_leftovers(self.data_dir)
 
 
-@pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[Callable[[], Server]]:
+@contextlib.contextmanager
+def servers_under(root: Path) -> Iterator[Callable[[], Server]]:
+    """Makes servers in folders of `root` and stops every one of them at the end."""
     made: list[Server] = []
 
     def make() -> Server:
-        server = Server(root=tmp_path / f"s{len(made)}", port=free_port())
+        server = Server(root=root / f"s{len(made)}", port=free_port())
         server.root.mkdir()
         made.append(server)
         return server
 
-    yield make
-    for server in made:
-        server.stop()
+    try:
+        yield make
+    finally:
+        for server in made:
+            server.stop()
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[[], Server]]:
+    with servers_under(tmp_path) as make:
+        yield make
 
 
 @pytest.fixture(scope="module")
@@ -229,18 +239,8 @@ def module_server_factory(
     """`server_factory` for a server that a test file's tests share: for tests that each use
     jobs of their own and leave no job queued (a test file runs in one process: --dist
     loadfile). Starting a server with workers costs seconds; most API tests need no more."""
-    root = tmp_path_factory.mktemp("shared")
-    made: list[Server] = []
-
-    def make() -> Server:
-        server = Server(root=root / f"s{len(made)}", port=free_port())
-        server.root.mkdir()
-        made.append(server)
-        return server
-
-    yield make
-    for server in made:
-        server.stop()
+    with servers_under(tmp_path_factory.mktemp("shared")) as make:
+        yield make
 
 
 @pytest.fixture(scope="session")

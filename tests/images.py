@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -46,6 +47,60 @@ _BUILDER_VERSION = "2"  # bump when the rootfs recipe changes
 def find_engine(state_dir: Path) -> Engine:
     """The engine tests use (podman first), with runq's containers.conf in `state_dir`."""
     return detect_engine(ContainersConfig(), state_dir)
+
+
+def unavailable(reason: str) -> None:
+    """A container test without what it needs here is skipped, except in CI (`CI=true`),
+    where it fails: CI must run the container tests."""
+    if os.environ.get("CI", "").lower() in ("1", "true"):
+        pytest.fail(f"CI must run the container tests: {reason}")
+    pytest.skip(reason)
+
+
+def engine_or_skip(state_dir: Path) -> Engine:
+    """The container engine for a test (see `unavailable` when there is none)."""
+    try:
+        return find_engine(state_dir)
+    except EngineUnavailable as exc:
+        unavailable(f"no container engine: {exc}")
+        raise
+
+
+FAKE_CDI = """cdiVersion: "0.5.0"
+kind: "nvidia.com/gpu"
+devices:
+  - name: "0"
+    containerEdits:
+      env: ["RUNQ_FAKE_GPU_0=granted"]
+  - name: "1"
+    containerEdits:
+      env: ["RUNQ_FAKE_GPU_1=granted"]
+  - name: "2"
+    containerEdits:
+      env: ["RUNQ_FAKE_GPU_2=granted"]
+containerEdits:
+  env: ["RUNQ_FAKE_CDI=yes"]
+"""
+
+
+@contextlib.contextmanager
+def fake_cdi_gpus(name: str) -> Iterator[Path]:
+    """A CDI spec for three fake GPUs in /var/run/cdi (podman 4.3 reads cdiVersion <= 0.5.0),
+    removed at the end. Skipped where a real nvidia.com/gpu spec exists: two specs of one
+    kind would clash."""
+    for folder in (Path("/etc/cdi"), Path("/var/run/cdi")):
+        if any("nvidia.com/gpu" in p.read_text() for p in folder.glob("*.y*ml")):
+            pytest.skip(f"a real nvidia.com/gpu CDI spec is in {folder}")
+    path = Path(f"/var/run/cdi/{name}.yaml")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(FAKE_CDI)
+    except PermissionError:
+        pytest.skip("cannot write /var/run/cdi (not root)")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _closure(root: str) -> list[metadata.Distribution]:

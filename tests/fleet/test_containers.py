@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,21 +17,16 @@ import pytest
 import runpod
 
 from runq.fleet.container_host import LABEL_PLANE, container_name, freezer_of, plane_id
-from runq.fleet.engine import Engine, EngineUnavailable
+from runq.fleet.engine import Engine
 from tests.conftest import Server, free_port, wait_until
-from tests.images import ensure_runpod_image, find_engine
+from tests.images import engine_or_skip, ensure_runpod_image, fake_cdi_gpus
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
 @pytest.fixture(scope="session")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    try:
-        return find_engine(tmp_path_factory.mktemp("engine"))
-    except EngineUnavailable as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true"):
-            pytest.fail(f"CI must run the container tests: {exc}")
-        pytest.skip(f"no container engine: {exc}")
+    return engine_or_skip(tmp_path_factory.mktemp("engine"))
 
 
 @pytest.fixture(scope="session")
@@ -210,38 +204,10 @@ def test_kill_9_of_runq_then_restart_then_stop_leaves_no_container(
     wait_until(lambda: containers(podman, server) == [], timeout=30)
 
 
-FAKE_CDI = """cdiVersion: "0.5.0"
-kind: "nvidia.com/gpu"
-devices:
-  - name: "0"
-    containerEdits:
-      env: ["RUNQ_FAKE_GPU_0=granted"]
-  - name: "1"
-    containerEdits:
-      env: ["RUNQ_FAKE_GPU_1=granted"]
-  - name: "2"
-    containerEdits:
-      env: ["RUNQ_FAKE_GPU_2=granted"]
-containerEdits:
-  env: ["RUNQ_FAKE_CDI=yes"]
-"""
-
-
 @pytest.fixture
 def fake_cdi() -> Iterator[Path]:
-    """A CDI spec for three fake GPUs in /var/run/cdi (podman 4.3 reads cdiVersion <= 0.5.0).
-    Skipped where a real nvidia.com/gpu spec exists: two specs of one kind would clash."""
-    for folder in (Path("/etc/cdi"), Path("/var/run/cdi")):
-        if any("nvidia.com/gpu" in p.read_text() for p in folder.glob("*.y*ml")):
-            pytest.skip(f"a real nvidia.com/gpu CDI spec is in {folder}")
-    path = Path("/var/run/cdi/runq-test-fake-gpu.yaml")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(FAKE_CDI)
-    except PermissionError:
-        pytest.skip("cannot write /var/run/cdi (not root)")
-    yield path
-    path.unlink(missing_ok=True)
+    with fake_cdi_gpus("runq-test-fake-gpu") as path:
+        yield path
 
 
 def test_gpus_are_granted_by_cdi_and_renumbered_from_zero(

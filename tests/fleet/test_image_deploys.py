@@ -16,28 +16,18 @@ from typing import Any
 import httpx
 import pytest
 
-from runq.fleet.engine import Engine, EngineUnavailable
+from runq.fleet.engine import Engine
 from tests.conftest import Server, wait_until
-from tests.images import ensure_runpod_image, find_engine, loopback_registry
+from tests.images import engine_or_skip, ensure_runpod_image, loopback_registry, unavailable
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 BLOB_BYTES = 24 * 2**20  # a layer of its own, random: its pull takes a while (unpacked, hashed)
 
 
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true"):
-        pytest.fail(f"CI must run the image tests: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    try:
-        return find_engine(tmp_path_factory.mktemp("engine"))
-    except EngineUnavailable as exc:
-        unavailable(str(exc))
-        raise
+    return engine_or_skip(tmp_path_factory.mktemp("engine"))
 
 
 def run(engine: Engine, *args: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -15,26 +14,16 @@ from pathlib import Path
 import pytest
 
 from runq.core.containers_config import RegistryLogin
-from runq.fleet.engine import Engine, EngineUnavailable
+from runq.fleet.engine import Engine
 from runq.fleet.images import Acquired, ImageError, ImageStore
-from tests.images import busybox_image, find_engine, loopback_registry
+from tests.images import busybox_image, engine_or_skip, loopback_registry, unavailable
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("1", "true"):
-        pytest.fail(f"CI must run the image tests: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    try:
-        return find_engine(tmp_path_factory.mktemp("engine"))
-    except EngineUnavailable as exc:
-        unavailable(str(exc))
-        raise
+    return engine_or_skip(tmp_path_factory.mktemp("engine"))
 
 
 @pytest.fixture(scope="module")

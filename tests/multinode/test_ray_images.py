@@ -9,7 +9,6 @@ and a fake CDI spec stands for their GPUs (as in tests/fleet/test_containers.py)
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,10 +18,9 @@ import httpx
 import pytest
 
 from runq.fleet.container_host import LABEL_PLANE, container_name, freezer_of, plane_id
-from runq.fleet.engine import Engine, EngineUnavailable
+from runq.fleet.engine import Engine
 from tests.conftest import Server, wait_until
-from tests.fleet.test_containers import FAKE_CDI
-from tests.images import ensure_runpod_image, find_engine
+from tests.images import engine_or_skip, ensure_runpod_image, fake_cdi_gpus
 from tests.multinode.conftest import RayCluster
 from tests.multinode.test_ray import endpoint, live, ray_server
 
@@ -31,28 +29,14 @@ pytestmark = [pytest.mark.multinode, pytest.mark.slow, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def podman(tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    try:
-        return find_engine(tmp_path_factory.mktemp("engine"))
-    except EngineUnavailable as exc:
-        if os.environ.get("CI", "").lower() in ("1", "true"):
-            pytest.fail(f"CI must run the container tests: {exc}")
-        pytest.skip(f"no container engine: {exc}")
+    return engine_or_skip(tmp_path_factory.mktemp("engine"))
 
 
 @pytest.fixture
 def fake_gpus() -> Iterator[Path]:
     """Fake CDI devices 0-2 in /var/run/cdi, for the nodes' `gpu:L4` resources."""
-    for folder in (Path("/etc/cdi"), Path("/var/run/cdi")):
-        if any("nvidia.com/gpu" in p.read_text() for p in folder.glob("*.y*ml")):
-            pytest.skip(f"a real nvidia.com/gpu CDI spec is in {folder}")
-    path = Path("/var/run/cdi/runq-test-fake-gpu-ray.yaml")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(FAKE_CDI)
-    except PermissionError:
-        pytest.skip("cannot write /var/run/cdi (not root)")
-    yield path
-    path.unlink(missing_ok=True)
+    with fake_cdi_gpus("runq-test-fake-gpu-ray") as path:
+        yield path
 
 
 def containers(podman: Engine, server: Server) -> list[dict[str, Any]]:

@@ -83,10 +83,6 @@ class Endpoints:
         spec = self._specs.get(endpoint)
         return spec.jobs.max_retries if spec is not None else 0
 
-    async def stored(self) -> list[tuple[str, str, str]]:
-        """(name, path, text) of every endpoint file the store holds."""
-        return await self._files.endpoints()
-
     async def stored_text(self, name: str) -> str | None:
         for stored, _, toml in await self._files.endpoints():
             if stored == name:

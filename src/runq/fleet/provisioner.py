@@ -1,11 +1,14 @@
 """What the scheduler drives: something that starts, parks, revives and stops workers.
 
 Two kinds: `LocalProvisioner` (processes on this machine, the default) and `RayProvisioner`
-(Ray actors on a cluster, with `[server] ray_address`). The scheduler and control plane only
-use the methods below. `connect()` is called once, in a thread (joining a cluster takes
-seconds); `load_index()` is awaited once, before the first start (what a cluster provisioner
-knows from the store); `hosts()` is a cluster's nodes as hosts, re-read every few seconds, or
-None on one machine (the scheduler then uses the config's hosts or this machine's).
+(Ray actors on a cluster, with `[server] ray_address`); the composition root
+(runq.server.services) chooses. This module is the interface alone: it imports neither.
+
+The fleet and the scheduler use only the methods below. `connect()` is called once, in a
+thread (joining a cluster takes seconds); `load_index()` is awaited once, before the first
+start (what a cluster provisioner knows from the store); `hosts()` is a cluster's nodes as
+hosts, re-read every few seconds, or None on one machine (the scheduler then uses the
+config's hosts or this machine's).
 """
 
 from __future__ import annotations
@@ -13,13 +16,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from runq.core.config import ServerConfig
 from runq.core.hosts import Host
 from runq.core.spec import EndpointSpec
 from runq.core.worker import Worker
-from runq.fleet.registry import WorkerRegistry
 from runq.models import ModelCache
-from runq.store.base import JobStore
 
 # The worker, its exit code, whether the exit was asked for, and why it ended (for its
 # timeline): the fleet (runq.fleet.fleet) takes it out of the registry.
@@ -65,16 +65,3 @@ class Provisioner(Protocol):
     def images_held(self) -> tuple[str, ...]: ...
 
     def release_image(self, endpoint: str) -> None: ...
-
-
-def make_provisioner(
-    config: ServerConfig, registry: WorkerRegistry, on_exit: ExitHandler, store: JobStore
-) -> Provisioner:
-    """Ray when the config names a cluster, else worker processes on this machine."""
-    if config.ray_address:
-        from runq.fleet.ray import RayProvisioner
-
-        return RayProvisioner(config, registry, on_exit, config.ray_address, store)
-    from runq.fleet.local import LocalProvisioner
-
-    return LocalProvisioner(config, registry, on_exit)

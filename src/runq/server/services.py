@@ -28,10 +28,10 @@ from runq.fleet.diskguard import DiskGuard
 from runq.fleet.endpoints import Endpoints
 from runq.fleet.fleet import Fleet
 from runq.fleet.jobs import Jobs
-from runq.fleet.lb import HOLD_LIMIT_S, LoadBalancer
+from runq.fleet.lb import LoadBalancer
 from runq.fleet.ledger import Ledger
 from runq.fleet.local import kill_leftovers
-from runq.fleet.provisioner import ExitHandler, Provisioner, make_provisioner
+from runq.fleet.provisioner import ExitHandler, Provisioner
 from runq.fleet.reaper import Reaper
 from runq.fleet.registry import WorkerRegistry
 from runq.fleet.replicas import Replication
@@ -52,6 +52,19 @@ LOG_PRUNE_EVERY_S = 60.0
 # On a shared store each wait re-reads its own job this often, in case the sweep over waited
 # jobs (runq.fleet.job_watch) failed.
 WAIT_RECHECK_S = 30.0
+
+
+def make_provisioner(
+    config: ServerConfig, registry: WorkerRegistry, on_exit: ExitHandler, store: JobStore
+) -> Provisioner:
+    """Ray when the config names a cluster, else worker processes on this machine."""
+    if config.ray_address:
+        from runq.fleet.ray import RayProvisioner  # Ray is imported only when a cluster is used
+
+        return RayProvisioner(config, registry, on_exit, config.ray_address, store)
+    from runq.fleet.local import LocalProvisioner
+
+    return LocalProvisioner(config, registry, on_exit)
 
 
 class Services:
@@ -96,7 +109,6 @@ class Services:
             self.jobs,
         )
         self.lb = LoadBalancer(self.registry, clock)
-        self.lb_hold_s = HOLD_LIMIT_S
         self.scheduler = Scheduler(config, clock, self.endpoints, self.jobs, self.fleet, self.lb)
         self.reaper = Reaper(self.jobs, self.fleet, clock, config.tick_s)
         self.undeployer = Undeployer(
